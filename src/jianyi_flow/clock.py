@@ -1,0 +1,90 @@
+"""Injected time.  Nothing in the engine asks the operating system what time it is.
+
+Every datetime the library accepts or returns is timezone-aware.  Calendar questions
+("which day is it?") are answered in Asia/Shanghai, the campaign's timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from .errors import ValidationError
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+"""The timezone of every campaign calendar day (UTC+8, no daylight saving)."""
+
+
+def require_aware(value: object, field: str = "time") -> dt.datetime:
+    """Return ``value`` if it is an aware datetime, else raise :class:`ValidationError`."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError(field, "must be a datetime")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
+    return value
+
+
+def local_date(value: dt.datetime) -> dt.date:
+    """The Asia/Shanghai calendar day of an aware datetime.
+
+    2024-09-30T17:00Z is 2024-10-01 in Shanghai: converting first matters.
+    """
+    return require_aware(value).astimezone(SHANGHAI).date()
+
+
+def end_of_local_day(day: dt.date) -> dt.datetime:
+    """The last microsecond of ``day`` in Asia/Shanghai (a deadline is the end of its day)."""
+    return dt.datetime.combine(day, dt.time(23, 59, 59, 999999), tzinfo=SHANGHAI)
+
+
+def start_of_local_day(day: dt.date) -> dt.datetime:
+    """Midnight at the start of ``day`` in Asia/Shanghai."""
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=SHANGHAI)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Something that says what time it is now (always aware)."""
+
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    """The real clock, in Asia/Shanghai.  Use it in production, never in tests."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(SHANGHAI)
+
+
+class FakeClock:
+    """A clock that stands still until a test sets or advances it.
+
+    >>> clock = FakeClock(dt.datetime(2024, 8, 1, 9, tzinfo=SHANGHAI))
+    >>> clock.advance(days=1).date()
+    datetime.date(2024, 8, 2)
+    """
+
+    def __init__(self, start: dt.datetime) -> None:
+        self._now = require_aware(start, "start")
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def set(self, value: dt.datetime) -> dt.datetime:
+        """Jump to ``value`` (forwards or backwards)."""
+        value = require_aware(value, "value")
+        with self._lock:
+            self._now = value
+        return value
+
+    def advance(self, delta: dt.timedelta | None = None, **kwargs: float) -> dt.datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; never backwards."""
+        step = delta if delta is not None else dt.timedelta(**kwargs)
+        if step < dt.timedelta(0):
+            raise ValidationError("delta", "a FakeClock only advances; use set() to go back")
+        with self._lock:
+            self._now = self._now + step
+            return self._now

@@ -1,0 +1,629 @@
+"""``Flow``: the service portals call.  One method per command.
+
+Each command loads the suggestion, asks the guards (campaign phase, permissions), checks
+its inputs, asks the workflow machine where the command leads, computes the new due
+time, and commits the new row together with exactly one event (and any outbox
+messages) through the store.  It returns the new suggestion.  If anything fails,
+nothing is written.
+
+Data flows one way: portal → ``Flow`` → workflow (``transitions``) → ``Store``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from . import validation as v
+from .calendar import BusinessCalendar, default_calendar
+from .clock import Clock, local_date
+from .deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step
+from .deadlines import extend as extend_due
+from .errors import ConcurrencyConflict, IdempotencyKeyReused, InvalidTransition, ValidationError
+from .guards import CommandContext, Guard
+from .history import HistoryProblem, seal, verify_events
+from .model import (
+    SYSTEM_ACTOR,
+    Actor,
+    Event,
+    Outcome,
+    Rating,
+    State,
+    Suggestion,
+    SuggestionDraft,
+    encode_changes,
+    replay,
+)
+from .store import Change, OutboxMessage, Query, Store
+from .workflow import fire
+
+OPEN_STATES = frozenset(
+    {
+        State.RECEIVED,
+        State.REGISTERED,
+        State.TRANSFERRED,
+        State.RESEARCHED,
+        State.RETURNED,
+        State.ADOPTED,
+        State.PARTIALLY_ADOPTED,
+        State.DECLINED,
+        State.REPLIED,
+    }
+)
+"""States in which something is due."""
+
+_DECIDE = {
+    Outcome.ADOPTED: "adopt",
+    Outcome.PARTIALLY_ADOPTED: "adopt_partially",
+    Outcome.DECLINED: "decline",
+}
+
+OFFICE = "office"
+"""Outbox recipient meaning the collection office (区征集办)."""
+
+
+def proposer_recipient(suggestion_id: str) -> str:
+    return f"proposer:{suggestion_id}"
+
+
+def unit_recipient(unit: str) -> str:
+    return f"unit:{unit}"
+
+
+def default_registration_number(s: Suggestion, at: dt.datetime) -> str:
+    """``<campaign>-<yyyymmdd>-<id>``: unique because ids are, readable by date."""
+    return f"{s.campaign or 'JY'}-{local_date(at):%Y%m%d}-{s.id}"
+
+
+class Flow:
+    """Runs commands on suggestions against a store, with time from an injected clock.
+
+    ``guards`` run before every command (see :mod:`jianyi_flow.guards`); a campaign's
+    phase rules and a permission table are guards.  ``policy`` and ``calendar`` decide
+    due times.  ``ids`` makes new suggestion ids (uuid4 hex by default; a simulation
+    passes a seeded one).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        campaign: str | None = None,
+        policy: DeadlinePolicy | None = None,
+        calendar: BusinessCalendar | None = None,
+        guards: Sequence[Guard] = (),
+        ids: Callable[[], str] | None = None,
+        registration_number: Callable[[Suggestion, dt.datetime], str] = default_registration_number,
+        known_areas: Iterable[str] | None = None,
+        known_topics: Iterable[str] | None = None,
+        known_units: Iterable[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.campaign = campaign
+        self.policy = policy or DEFAULT_POLICY
+        self.calendar = calendar or default_calendar()
+        self.guards = tuple(guards)
+        self._ids = ids or (lambda: uuid.uuid4().hex)
+        self._registration_number = registration_number
+        self.known_areas = None if known_areas is None else frozenset(known_areas)
+        self.known_topics = None if known_topics is None else frozenset(known_topics)
+        self.known_units = None if known_units is None else frozenset(known_units)
+
+    # --- reading -------------------------------------------------------------------------
+    def get(self, suggestion_id: str) -> Suggestion:
+        """The current suggestion; :class:`~jianyi_flow.errors.NotFound` if unknown."""
+        return self.store.load(suggestion_id)
+
+    def history(self, suggestion_id: str) -> list[Event]:
+        """The suggestion's events in order; the suggestion equals their replay."""
+        return self.store.history(suggestion_id)
+
+    def query(self, query: Query | None = None, **filters: Any) -> list[Suggestion]:
+        """Suggestions matching a :class:`~jianyi_flow.store.Query` (or its fields as keywords)."""
+        return self.store.query(query or Query(**filters))
+
+    def overdue(
+        self,
+        now: dt.datetime | None = None,
+        *,
+        unit: str | None = None,
+        area: str | None = None,
+        states: Iterable[State] | None = None,
+        limit: int | None = None,
+    ) -> list[Suggestion]:
+        """Open suggestions whose current step is past its due time, most overdue first."""
+        at = v.aware("now", now or self.clock.now())
+        return self.store.query(
+            Query(states=frozenset(states or OPEN_STATES), unit=unit, area=area, due_before=at, limit=limit,
+                  campaign=self.campaign)
+        )
+
+    def due_soon(
+        self,
+        within: dt.timedelta,
+        now: dt.datetime | None = None,
+        *,
+        unit: str | None = None,
+        area: str | None = None,
+        states: Iterable[State] | None = None,
+        limit: int | None = None,
+    ) -> list[Suggestion]:
+        """Open suggestions not yet overdue but due within ``within`` of ``now``, soonest first."""
+        at = v.aware("now", now or self.clock.now())
+        if within < dt.timedelta(0):
+            raise ValidationError("within", "must not be negative")
+        return self.store.query(
+            Query(states=frozenset(states or OPEN_STATES), unit=unit, area=area, due_after=at,
+                  due_before=at + within, limit=limit, campaign=self.campaign)
+        )
+
+    def verify_history(self, suggestion_id: str) -> list[HistoryProblem]:
+        """Problems found in one suggestion's stored history (empty when it is intact)."""
+        return verify_events(suggestion_id, self.store.history(suggestion_id), self.store.load(suggestion_id))
+
+    # --- commands ------------------------------------------------------------------------
+    def receive(
+        self,
+        draft: SuggestionDraft,
+        actor: Actor,
+        *,
+        suggestion_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Take in a new suggestion (state ``received``); registration is due per Art. 22."""
+        if idempotency_key is not None:
+            done = self._already_done(idempotency_key, "receive", suggestion_id)
+            if done is not None:
+                return done
+        now = self._now()
+        self._check_draft(draft)
+        sid = suggestion_id if suggestion_id is not None else self._ids()
+        v.code("suggestion_id", sid)
+        if self.guards:
+            self._guard(CommandContext("receive", actor, now, draft=draft))
+        due = self.policy.due_for(Step.REGISTER, now, self.calendar)
+        changes: dict[str, Any] = {
+            "campaign": self.campaign,
+            "title": draft.title,
+            "subject": draft.subject,
+            "problem": draft.problem,
+            "measures": draft.measures,
+            "area": draft.area,
+            "topic": draft.topic,
+            "channel": draft.channel,
+            "proposer": draft.proposer,
+            "recommending_unit": draft.recommending_unit,
+            "accused_units": tuple(draft.accused_units),
+            "received_at": now,
+            "due_step": Step.REGISTER.value,
+            "due_at": due,
+        }
+        event = seal(
+            Event(
+                suggestion_id=sid,
+                version=1,
+                kind="receive",
+                from_state=None,
+                to_state=State.RECEIVED,
+                actor=actor,
+                at=now,
+                changes=encode_changes(changes),
+            )
+        )
+        suggestion = Suggestion(
+            id=sid, state=State.RECEIVED, version=1, updated_at=now, event_hash=event.hash, **changes
+        )
+        notice = OutboxMessage(topic="receive", suggestion_id=sid, version=1, recipient=OFFICE, created_at=now,
+                               payload={"state": State.RECEIVED.value})
+        return self._commit(suggestion, event, 0, idempotency_key, (notice,))
+
+    def register(
+        self,
+        suggestion_id: str,
+        actor: Actor,
+        *,
+        registration_number: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """The collection office registers it (登记); routing stays due within the same 15 days."""
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            number = registration_number or self._registration_number(s, now)
+            v.required_text("registration_number", number, max_len=64)
+            return {"registration_number": number}
+
+        return self._run("register", "register", suggestion_id, actor, changes, idempotency_key=idempotency_key,
+                         notify=lambda s: [proposer_recipient(s.id)])
+
+    def not_accept(
+        self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """Not accepted at registration (不予受理), e.g. a personal complaint; needs a reason."""
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+        return self._run("not_accept", "not_accept", suggestion_id, actor, _closing, reason=reason,
+                         idempotency_key=idempotency_key, notify=lambda s: [proposer_recipient(s.id)])
+
+    def transfer(
+        self,
+        suggestion_id: str,
+        actor: Actor,
+        *,
+        lead_unit: str,
+        co_units: Sequence[str] = (),
+        note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Transfer to a lead handling unit (and co-handling units) (转送交办).
+
+        Opens the lead unit's 5-working-day objection window (Art. 23) and its research deadline.
+        """
+        v.code("lead_unit", lead_unit, self.known_units)
+        co = tuple(co_units)
+        for unit in co:
+            v.code("co_units", unit, self.known_units)
+        if lead_unit in co or len(set(co)) != len(co):
+            raise ValidationError("co_units", "must not repeat the lead unit or each other")
+        v.text("note", note, max_len=v.REASON_MAX, required=False)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            return {
+                "lead_unit": lead_unit,
+                "co_units": co,
+                "transferred_at": now,
+                "due_step": Step.RESEARCH.value,
+                "due_at": self.policy.due_for(Step.RESEARCH, now, self.calendar),
+                "objection_due_at": self.policy.due_for(Step.OBJECT_TRANSFER, now, self.calendar),
+                "extended": False,
+            }
+
+        return self._run("transfer", "transfer", suggestion_id, actor, changes, reason=note,
+                         args={"lead_unit": lead_unit, "co_units": co}, idempotency_key=idempotency_key,
+                         notify=lambda s: [unit_recipient(u) for u in (lead_unit, *co)])
+
+    def return_transfer(
+        self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """The lead unit sends a misrouted transfer back (退回), within its objection window.
+
+        The office must route it again; that is due like a fresh routing (15 days).
+        """
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.objection_due_at is not None and now > s.objection_due_at:
+                raise ValidationError(
+                    "return_transfer",
+                    f"the objection window closed at {s.objection_due_at.isoformat()} "
+                    "(5 working days, 信访工作条例 Art. 23)",
+                )
+            return {
+                "lead_unit": None,
+                "co_units": (),
+                "objection_due_at": None,
+                "return_count": s.return_count + 1,
+                "due_step": Step.REGISTER.value,
+                "due_at": self.policy.due_for(Step.REGISTER, now, self.calendar),
+                "extended": False,
+            }
+
+        return self._run("return_transfer", "return_transfer", suggestion_id, actor, changes, reason=reason,
+                         idempotency_key=idempotency_key, notify=lambda s: [OFFICE])
+
+    def research(
+        self, suggestion_id: str, actor: Actor, *, findings: str, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """The lead unit records its research and discussion (调研论证); the decision stays due."""
+        v.required_text("findings", findings, max_len=v.BODY_MAX)
+        return self._run("research", "research", suggestion_id, actor,
+                         lambda s, now: {"research_notes": findings, "objection_due_at": None},
+                         idempotency_key=idempotency_key)
+
+    def decide(
+        self,
+        suggestion_id: str,
+        actor: Actor,
+        *,
+        outcome: Outcome,
+        reason: str | None = None,
+        adopted_part: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Adopt, partially adopt (say which part) or decline (say why); the reply becomes due."""
+        if not isinstance(outcome, Outcome):
+            try:
+                outcome = Outcome(outcome)
+            except ValueError:
+                raise ValidationError("outcome", f"must be one of {[o.value for o in Outcome]}") from None
+        v.text("reason", reason, max_len=v.REASON_MAX, required=outcome is Outcome.DECLINED)
+        v.text("adopted_part", adopted_part, max_len=v.REASON_MAX,
+               required=outcome is Outcome.PARTIALLY_ADOPTED)
+        if outcome is not Outcome.PARTIALLY_ADOPTED and adopted_part is not None:
+            raise ValidationError("adopted_part", "only a partial adoption names an adopted part")
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            return {
+                "outcome": outcome,
+                "outcome_reason": reason,
+                "adopted_part": adopted_part,
+                "due_step": Step.REPLY.value,
+                "due_at": self.policy.due_for(Step.REPLY, now, self.calendar),
+                "extended": False,
+            }
+
+        return self._run("decide", _DECIDE[outcome], suggestion_id, actor, changes, reason=reason,
+                         args={"outcome": outcome}, idempotency_key=idempotency_key)
+
+    def reply(self, suggestion_id: str, actor: Actor, *, text: str, idempotency_key: str | None = None) -> Suggestion:
+        """Reply to the proposer (答复); the proposer's rating window opens."""
+        v.required_text("text", text, max_len=v.REPLY_MAX)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            return {
+                "reply": text,
+                "replied_at": now,
+                "due_step": Step.RATE.value,
+                "due_at": self.policy.due_for(Step.RATE, now, self.calendar),
+                "extended": False,
+            }
+
+        return self._run("reply", "reply", suggestion_id, actor, changes, idempotency_key=idempotency_key,
+                         notify=lambda s: [proposer_recipient(s.id)])
+
+    def rate(
+        self,
+        suggestion_id: str,
+        actor: Actor,
+        *,
+        rating: Rating,
+        comment: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """The proposer rates the reply (评价).  'dissatisfied' allows one :meth:`reopen`."""
+        if not isinstance(rating, Rating):
+            try:
+                rating = Rating(rating)
+            except ValueError:
+                raise ValidationError("rating", f"must be one of {[r.value for r in Rating]}") from None
+        v.text("comment", comment, max_len=v.REASON_MAX, required=False)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            return {"rating": rating, "rating_comment": comment, **_closing(s, now)}
+
+        notify = (lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE]) \
+            if rating is Rating.DISSATISFIED else None
+        return self._run("rate", "rate", suggestion_id, actor, changes, args={"rating": rating},
+                         idempotency_key=idempotency_key, notify=notify)
+
+    def withdraw(
+        self, suggestion_id: str, actor: Actor, *, reason: str | None = None, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """The proposer withdraws the suggestion before a decision (撤回)."""
+        v.text("reason", reason, max_len=v.REASON_MAX, required=False)
+        return self._run("withdraw", "withdraw", suggestion_id, actor, _closing, reason=reason,
+                         idempotency_key=idempotency_key,
+                         notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])
+
+    def reopen(
+        self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """After a 'dissatisfied' rating, hand the suggestion back to its lead unit once (重新办理)."""
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.rating is not Rating.DISSATISFIED or s.reopen_count >= 1:
+                raise InvalidTransition(
+                    "reopen", s.state.value, detail="only once, and only after a 'dissatisfied' rating"
+                )
+            return {
+                "reopen_count": s.reopen_count + 1,
+                "rating": None,
+                "rating_comment": None,
+                "outcome": None,
+                "outcome_reason": None,
+                "adopted_part": None,
+                "reply": None,
+                "replied_at": None,
+                "closed_at": None,
+                "due_step": Step.RESEARCH.value,
+                "due_at": self.policy.due_for(Step.RESEARCH, now, self.calendar),
+                "extended": False,
+            }
+
+        return self._run("reopen", "reopen", suggestion_id, actor, changes, reason=reason,
+                         idempotency_key=idempotency_key,
+                         notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])
+
+    def extend(
+        self,
+        suggestion_id: str,
+        actor: Actor,
+        *,
+        days: int,
+        approver: str,
+        reason: str,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Extend the current deadline once per step, by at most 30 days, with an approver (延期)."""
+        v.required_text("approver", approver, max_len=v.NAME_MAX)
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise ValidationError("days", "must be a whole number of days, at least 1")
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.extended:
+                raise InvalidTransition("extend", s.state.value, detail="this step was already extended once")
+            if s.due_at is None:
+                raise InvalidTransition("extend", s.state.value, detail="nothing is due")
+            return {"due_at": extend_due(s.due_at, CalendarDays(days), self.calendar), "extended": True}
+
+        return self._run("extend", "extend", suggestion_id, actor, changes, reason=reason,
+                         payload={"days": days, "approver": approver}, idempotency_key=idempotency_key)
+
+    # --- time-driven work ----------------------------------------------------------------
+    def tick(self, now: dt.datetime | None = None, *, batch: int = 500) -> list[Event]:
+        """Do what is due by ``now``; running it twice changes nothing the second time.
+
+        - a reply whose rating window closed unrated becomes ``unrated`` (not 'satisfied');
+        - any other open step past its due time gets one ``flag_overdue`` event per due time
+          (which notifies the responsible unit through the outbox).
+        Returns the events written.
+        """
+        at = v.aware("now", now or self.clock.now())
+        written: list[Event] = []
+        after: dt.datetime | None = None
+        while True:
+            rows = self.store.query(
+                Query(states=OPEN_STATES, due_before=at, due_after=after, limit=batch, campaign=self.campaign)
+            )
+            for row in rows:
+                try:
+                    if row.state is State.REPLIED and row.due_step == Step.RATE.value:
+                        done = self._run("close_unrated", "close_unrated", row.id, SYSTEM_ACTOR, _closing,
+                                         at=at, expected=row)
+                    elif row.overdue_flagged_at != row.due_at:
+                        done = self._run(
+                            "flag_overdue", "flag_overdue", row.id, SYSTEM_ACTOR,
+                            lambda s, now: {"overdue_flagged_at": s.due_at},
+                            at=at, expected=row, payload={"due_step": row.due_step},
+                            notify=_responsible,
+                        )
+                    else:
+                        continue
+                except ConcurrencyConflict:
+                    continue  # someone acted on it meanwhile: the next tick looks again
+                written.extend(self.store.history(done.id)[-1:])
+            if len(rows) < batch:
+                return written
+            last = rows[-1].due_at
+            assert last is not None
+            after = last
+
+    # --- machinery -----------------------------------------------------------------------
+    def _now(self) -> dt.datetime:
+        return v.aware("clock.now()", self.clock.now())
+
+    def _check_draft(self, draft: SuggestionDraft) -> None:
+        if not isinstance(draft, SuggestionDraft):
+            raise ValidationError("draft", "must be a SuggestionDraft")
+        v.required_text("title", draft.title, max_len=v.TITLE_MAX)
+        v.required_text("subject", draft.subject, max_len=v.SUBJECT_MAX)
+        v.required_text("problem", draft.problem, max_len=v.BODY_MAX)
+        v.required_text("measures", draft.measures, max_len=v.BODY_MAX)
+        v.code("area", draft.area, self.known_areas)
+        v.code("topic", draft.topic, self.known_topics, required=False)
+        v.code("recommending_unit", draft.recommending_unit, self.known_units, required=False)
+        for unit in draft.accused_units:
+            v.code("accused_units", unit, self.known_units)
+        p = draft.proposer
+        v.required_text("proposer.name", p.name, max_len=v.NAME_MAX)
+        v.phone("proposer.phone", p.phone)
+        v.text("proposer.address", p.address, max_len=v.ADDRESS_MAX, required=False)
+        v.text("proposer.account", p.account, max_len=v.NAME_MAX, required=False)
+
+    def _guard(self, ctx: CommandContext) -> None:
+        for guard in self.guards:
+            guard.check(ctx)
+
+    def _already_done(self, key: str, command: str, suggestion_id: str | None) -> Suggestion | None:
+        v.required_text("idempotency_key", key, max_len=128)
+        record = self.store.idempotency(key)
+        if record is None:
+            return None
+        if record.command != command or (suggestion_id is not None and record.suggestion_id != suggestion_id):
+            raise IdempotencyKeyReused(key, f"{record.command} on suggestion {record.suggestion_id}")
+        events = [e for e in self.store.history(record.suggestion_id) if e.version <= record.version]
+        result = replay(events)
+        assert result is not None
+        return result
+
+    def _run(
+        self,
+        command: str,
+        trigger: str,
+        suggestion_id: str,
+        actor: Actor,
+        changes: Callable[[Suggestion, dt.datetime], Mapping[str, Any]],
+        *,
+        reason: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        args: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        notify: Callable[[Suggestion], list[str]] | None = None,
+        at: dt.datetime | None = None,
+        expected: Suggestion | None = None,
+    ) -> Suggestion:
+        if idempotency_key is not None:
+            done = self._already_done(idempotency_key, command, suggestion_id)
+            if done is not None:
+                return done
+        now = at or self._now()
+        current = self.store.load(suggestion_id)
+        if expected is not None and current.version != expected.version:
+            raise ConcurrencyConflict(suggestion_id, expected.version, current.version)
+        if self.guards:
+            self._guard(CommandContext(command, actor, now, suggestion=current, args=args or {}))
+        to_state = fire(trigger, current.state, command)
+        changed = dict(changes(current, now))
+        version = current.version + 1
+        event = seal(
+            Event(
+                suggestion_id=suggestion_id,
+                version=version,
+                kind=command,
+                from_state=current.state,
+                to_state=to_state,
+                actor=actor,
+                at=now,
+                reason=reason,
+                changes=encode_changes(changed),
+                payload=payload or {},
+                prev_hash=current.event_hash,
+            )
+        )
+        new = attrs.evolve(current, state=to_state, version=version, updated_at=now, event_hash=event.hash, **changed)
+        messages: tuple[OutboxMessage, ...] = ()
+        if notify is not None:
+            messages = tuple(
+                OutboxMessage(topic=command, suggestion_id=suggestion_id, version=version, recipient=r, created_at=now,
+                              payload={"state": to_state.value})
+                for r in notify(new)
+            )
+        return self._commit(new, event, current.version, idempotency_key, messages)
+
+    def _commit(
+        self,
+        new: Suggestion,
+        event: Event,
+        expected_version: int,
+        idempotency_key: str | None,
+        messages: tuple[OutboxMessage, ...],
+    ) -> Suggestion:
+        try:
+            self.store.commit(Change(new, event, expected_version, messages, idempotency_key))
+        except (ConcurrencyConflict, IdempotencyKeyReused):
+            if idempotency_key is not None:
+                # a concurrent retry of the same command may have won: give its result
+                done = self._already_done(idempotency_key, event.kind, new.id)
+                if done is not None:
+                    return done
+            raise
+        return new
+
+
+def _closing(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+    """Fields set when a suggestion leaves the open states: nothing is due any more."""
+    return {"due_step": None, "due_at": None, "objection_due_at": None, "closed_at": now}
+
+
+def _responsible(s: Suggestion) -> list[str]:
+    """Who hears of an overdue step: the lead unit while it holds the suggestion, else the office."""
+    if s.lead_unit and s.state in (State.TRANSFERRED, State.RESEARCHED, State.ADOPTED, State.PARTIALLY_ADOPTED,
+                                   State.DECLINED):
+        return [unit_recipient(s.lead_unit)]
+    return [OFFICE]

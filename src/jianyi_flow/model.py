@@ -1,0 +1,388 @@
+"""The domain model: suggestions, proposers, actors and events, as attrs classes.
+
+Every object here is immutable.  A command never edits a suggestion in place: it produces
+an :class:`Event` whose ``changes`` say which fields took which values, and
+:func:`apply_event` folds that event into the previous suggestion.  Replaying a
+suggestion's events from nothing therefore rebuilds it exactly (``replay``), which is
+what makes the history trustworthy and what the tests check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from .clock import SHANGHAI
+
+
+class State(enum.StrEnum):
+    """Where a suggestion is in its handling (办理状态)."""
+
+    RECEIVED = "received"  # 已收到
+    REGISTERED = "registered"  # 已登记
+    TRANSFERRED = "transferred"  # 已转送交办
+    RESEARCHED = "researched"  # 已调研论证
+    ADOPTED = "adopted"  # 采纳
+    PARTIALLY_ADOPTED = "partially_adopted"  # 部分采纳
+    DECLINED = "declined"  # 不予采纳
+    REPLIED = "replied"  # 已回复
+    RATED = "rated"  # 已评价
+    NOT_ACCEPTED = "not_accepted"  # 不予受理 (not a suggestion, e.g. a personal complaint)
+    WITHDRAWN = "withdrawn"  # 建议人撤回
+    RETURNED = "returned"  # 承办单位退回 (misrouted transfer sent back to the office)
+    UNRATED = "unrated"  # 评价期满未评价 (rating window closed, never rated)
+
+
+TERMINAL_STATES = frozenset({State.NOT_ACCEPTED, State.WITHDRAWN, State.UNRATED})
+"""States no command leaves (RATED is final too, except for one reopen after 'dissatisfied')."""
+
+
+class Channel(enum.StrEnum):
+    """How the suggestion arrived (征集渠道)."""
+
+    ONLINE_PORTAL = "online_portal"  # 门户网站
+    WECHAT = "wechat"  # 微信公众号
+    DOUYIN = "douyin"  # 抖音
+    EMAIL = "email"  # 电子邮箱
+    LETTER = "letter"  # 书信
+    ON_SITE = "on_site"  # 现场征集
+    CIRCUIT_VISIT = "circuit_visit"  # 巡回接访
+    PHONE = "phone"  # 电话
+
+
+class ProposerKind(enum.StrEnum):
+    """Who the proposer is (建议人身份)."""
+
+    CITIZEN = "citizen"  # 市民
+    INFORMATION_OFFICER = "information_officer"  # 人民建议信息员
+    PARTY_MEMBER_OR_CADRE = "party_member_or_cadre"  # 党员干部
+    PARTY_CONGRESS_DEPUTY = "party_congress_deputy"  # 党代表
+    PEOPLES_CONGRESS_DEPUTY = "peoples_congress_deputy"  # 人大代表
+    CPPCC_MEMBER = "cppcc_member"  # 政协委员
+
+
+class Outcome(enum.StrEnum):
+    """The handling unit's decision (办理结果)."""
+
+    ADOPTED = "adopted"  # 采纳
+    PARTIALLY_ADOPTED = "partially_adopted"  # 部分采纳
+    DECLINED = "declined"  # 不予采纳
+
+
+class Rating(enum.StrEnum):
+    """The proposer's rating of the reply (满意度评价)."""
+
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+
+
+class Role(enum.StrEnum):
+    """What an actor acts as.  Permission rules are written in terms of these."""
+
+    PROPOSER = "proposer"  # 建议人
+    INFORMATION_OFFICER = "information_officer"  # 人民建议信息员
+    RECOMMENDING_UNIT = "recommending_unit"  # 推荐单位 (town/street or department)
+    COLLECTION_OFFICE = "collection_office"  # 区征集办
+    HANDLING_UNIT = "handling_unit"  # 承办单位 (lead or co-handling)
+    LEADERSHIP = "leadership"  # 党委政府
+    MUNICIPAL_OFFICE = "municipal_office"  # 市信访办 (市政府人民建议征集办公室)
+    EVALUATOR = "evaluator"  # 评比人
+    SYSTEM = "system"  # the engine itself (tick)
+
+
+def _mask_middle(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 5) + value[-2:]
+
+
+def mask_name(name: str) -> str:
+    """张三丰 → 张**: keeps the family name only."""
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else name
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """13812345678 → 138******78."""
+    return _mask_middle(phone)
+
+
+def _masked_repr(value: object) -> str:
+    return "'***'" if value else repr(value)
+
+
+@attrs.frozen
+class Proposer:
+    """The person who made the suggestion (建议人).
+
+    ``phone`` and ``address`` never appear in ``repr``; a ``confidential`` proposer asked
+    for name and privacy to be kept: handling units see a masked view (:meth:`masked`).
+    """
+
+    name: str
+    kind: ProposerKind = ProposerKind.CITIZEN
+    phone: str | None = attrs.field(default=None, repr=_masked_repr)
+    address: str | None = attrs.field(default=None, repr=_masked_repr)
+    confidential: bool = False
+    account: str | None = None
+    """The portal account that speaks for the proposer (used to check who may rate)."""
+
+    def masked(self) -> Proposer:
+        """The view for someone who may not see personal data."""
+        return attrs.evolve(
+            self,
+            name=mask_name(self.name) if self.confidential else self.name,
+            phone=mask_phone(self.phone),
+            address=None if self.address is None else "***",
+        )
+
+
+@attrs.frozen
+class Actor:
+    """Who runs a command: an id, a role, and the unit they act for where it applies."""
+
+    id: str
+    role: Role
+    unit: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = f"@{self.unit}" if self.unit else ""
+        return f"{self.role.value}:{self.id}{where}"
+
+
+SYSTEM_ACTOR = Actor(id="jianyi_flow", role=Role.SYSTEM)
+
+
+@attrs.frozen
+class SuggestionDraft:
+    """What a proposer or portal submits; :meth:`jianyi_flow.Flow.receive` turns it into a suggestion.
+
+    The three parts a suggestion has: ``subject`` (建议事项), ``problem`` (存在问题)
+    and ``measures`` (意见建议/具体措施).
+    """
+
+    title: str
+    subject: str
+    problem: str
+    measures: str
+    area: str
+    proposer: Proposer
+    channel: Channel = Channel.ONLINE_PORTAL
+    topic: str | None = None
+    recommending_unit: str | None = None
+    accused_units: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """Units the material accuses: it is never transferred to them (信访工作条例 Art. 30)."""
+
+
+@attrs.frozen
+class Suggestion:
+    """One suggestion and everything decided about it so far (one row in a store)."""
+
+    id: str
+    campaign: str | None
+    title: str
+    subject: str
+    problem: str
+    measures: str
+    area: str
+    topic: str | None
+    channel: Channel
+    proposer: Proposer
+    recommending_unit: str | None
+    accused_units: tuple[str, ...]
+    state: State
+    version: int
+    received_at: dt.datetime
+    updated_at: dt.datetime
+    registration_number: str | None = None
+    lead_unit: str | None = None
+    """The lead handling unit (主办单位)."""
+    co_units: tuple[str, ...] = ()
+    """Co-handling units (协办单位)."""
+    transferred_at: dt.datetime | None = None
+    research_notes: str | None = None
+    outcome: Outcome | None = None
+    outcome_reason: str | None = None
+    adopted_part: str | None = None
+    reply: str | None = None
+    replied_at: dt.datetime | None = None
+    rating: Rating | None = None
+    rating_comment: str | None = None
+    reopen_count: int = 0
+    return_count: int = 0
+    due_step: str | None = None
+    """Which step the current deadline is for (see :class:`jianyi_flow.deadlines.Step`)."""
+    due_at: dt.datetime | None = None
+    """When the current step is due (end of its Asia/Shanghai day); ``None`` when nothing is due."""
+    objection_due_at: dt.datetime | None = None
+    """Until when the lead unit may return a misrouted transfer (信访工作条例 Art. 23)."""
+    extended: bool = False
+    overdue_flagged_at: dt.datetime | None = None
+    """The due time for which an overdue notice was last recorded (keeps ``tick`` idempotent)."""
+    closed_at: dt.datetime | None = None
+    tags: frozenset[str] = frozenset()
+    """Summary-phase marks (reported upward, typical case...); see the summary commands."""
+    event_hash: str = ""
+    """Hash of the latest event: the head of the suggestion's tamper-evident chain."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def units(self) -> tuple[str, ...]:
+        """Every unit involved: recommending, lead and co-handling (for visibility rules)."""
+        found = [u for u in (self.recommending_unit, self.lead_unit) if u]
+        return tuple(dict.fromkeys([*found, *self.co_units]))
+
+
+@attrs.frozen
+class Event:
+    """One command's record in a suggestion's history.
+
+    ``changes`` maps each field of :class:`Suggestion` the command set to its new value,
+    encoded as JSON-ready data (see :func:`encode_changes`).  ``payload`` holds the rest
+    of what was said (notes, approver...).  ``prev_hash``/``hash`` chain the events of a
+    suggestion so an edited, deleted or reordered event is detected.
+    """
+
+    suggestion_id: str
+    version: int
+    kind: str
+    from_state: State | None
+    to_state: State
+    actor: Actor
+    at: dt.datetime
+    reason: str | None = None
+    changes: Mapping[str, Any] = attrs.field(factory=dict)
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
+
+
+# --- encoding of field values inside events -------------------------------------------------
+
+_DATETIME_FIELDS = frozenset(
+    {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "objection_due_at",
+     "overdue_flagged_at", "closed_at"}
+)
+_ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
+    "channel": Channel,
+    "state": State,
+    "outcome": Outcome,
+    "rating": Rating,
+}
+_TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
+
+
+def encode_datetime(value: dt.datetime) -> str:
+    """Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally)."""
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def decode_datetime(text: str) -> dt.datetime:
+    """ISO text → aware datetime shown in Asia/Shanghai."""
+    return dt.datetime.fromisoformat(text).astimezone(SHANGHAI)
+
+
+def encode_proposer(p: Proposer) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "kind": p.kind.value,
+        "phone": p.phone,
+        "address": p.address,
+        "confidential": p.confidential,
+        "account": p.account,
+    }
+
+
+def decode_proposer(data: Mapping[str, Any]) -> Proposer:
+    return Proposer(
+        name=data["name"],
+        kind=ProposerKind(data["kind"]),
+        phone=data.get("phone"),
+        address=data.get("address"),
+        confidential=bool(data.get("confidential", False)),
+        account=data.get("account"),
+    )
+
+
+def encode_value(name: str, value: Any) -> Any:
+    """Encode one Suggestion field value as JSON-ready data."""
+    if value is None:
+        return None
+    if name in _DATETIME_FIELDS:
+        return encode_datetime(value)
+    if name in _ENUM_FIELDS:
+        return value.value
+    if name in _TUPLE_FIELDS:
+        return list(value)
+    if name == "tags":
+        return sorted(value)
+    if name == "proposer":
+        return encode_proposer(value)
+    return value
+
+
+def decode_value(name: str, value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if value is None:
+        return None
+    if name in _DATETIME_FIELDS:
+        return decode_datetime(value)
+    if name in _ENUM_FIELDS:
+        return _ENUM_FIELDS[name](value)
+    if name in _TUPLE_FIELDS:
+        return tuple(value)
+    if name == "tags":
+        return frozenset(value)
+    if name == "proposer":
+        return decode_proposer(value)
+    return value
+
+
+def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: encode_value(name, value) for name, value in changes.items()}
+
+
+SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
+_REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
+
+
+def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
+    """Fold one event into the suggestion it follows (``None`` before the first event)."""
+    decoded = {name: decode_value(name, value) for name, value in event.changes.items()}
+    unknown = decoded.keys() - _REPLAYED_FIELDS
+    if unknown:
+        raise ValueError(f"event {event.kind!r} changes unknown fields {sorted(unknown)}")
+    if previous is None:
+        return Suggestion(
+            id=event.suggestion_id,
+            state=event.to_state,
+            version=event.version,
+            updated_at=event.at,
+            event_hash=event.hash,
+            **decoded,
+        )
+    return attrs.evolve(
+        previous,
+        state=event.to_state,
+        version=event.version,
+        updated_at=event.at,
+        event_hash=event.hash,
+        **decoded,
+    )
+
+
+def replay(events: Iterable[Event]) -> Suggestion | None:
+    """Rebuild a suggestion from its history; ``None`` for an empty history."""
+    current: Suggestion | None = None
+    for event in events:
+        current = apply_event(current, event)
+    return current

@@ -1,0 +1,172 @@
+"""The storage boundary: the one interface every backend implements.
+
+A store keeps the current row of each suggestion, its append-only history, an outbox
+of messages to deliver, and the idempotency keys of commands already done.  It has one
+write method, :meth:`Store.commit`, which applies a :class:`Change` — the new suggestion
+row, its event, its outbox messages and its idempotency key — all together or not at
+all.  Everything else reads.
+
+Writing an adapter: implement these methods, then subclass
+:class:`jianyi_flow.testing.StoreContract` in your tests (see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .model import Event, State, Suggestion
+
+
+@attrs.frozen
+class OutboxMessage:
+    """A notice someone must hear about (proposer or unit), delivered at least once.
+
+    ``id`` is assigned by the store; it is ``None`` on a message not yet committed.
+    """
+
+    topic: str
+    suggestion_id: str
+    version: int
+    recipient: str
+    created_at: dt.datetime
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+    id: int | None = None
+    attempts: int = 0
+
+
+@attrs.frozen
+class Change:
+    """One command's effect: written by :meth:`Store.commit` atomically.
+
+    ``expected_version`` is the version the command read (``0`` creates the suggestion);
+    the new row carries ``expected_version + 1``, as does ``event``.
+    """
+
+    suggestion: Suggestion
+    event: Event
+    expected_version: int
+    messages: tuple[OutboxMessage, ...] = ()
+    idempotency_key: str | None = None
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """What a command done under an idempotency key produced."""
+
+    key: str
+    suggestion_id: str
+    version: int
+    command: str
+
+
+@attrs.frozen
+class Query:
+    """A filter over current suggestion rows.  Every field set narrows the result.
+
+    ``unit`` matches the lead handling unit, a co-handling unit or the recommending unit.
+    ``due_before``/``due_after`` select by the current due time (only rows with one);
+    results are ordered by due time then id when a due bound is set, else by id.
+    ``after_id`` pages by keyset (ids greater than it) for bulk export.
+    """
+
+    states: frozenset[State] | None = attrs.field(default=None, converter=attrs.converters.optional(frozenset))
+    unit: str | None = None
+    area: str | None = None
+    topic: str | None = None
+    campaign: str | None = None
+    due_before: dt.datetime | None = None
+    due_after: dt.datetime | None = None
+    after_id: str | None = None
+    limit: int | None = None
+
+    @property
+    def by_due(self) -> bool:
+        return self.due_before is not None or self.due_after is not None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for suggestions.  All methods are thread-safe in every shipped store.
+
+    Errors: :class:`~jianyi_flow.errors.DuplicateSuggestion` (create of an existing id),
+    :class:`~jianyi_flow.errors.ConcurrencyConflict` (stale ``expected_version``),
+    :class:`~jianyi_flow.errors.IdempotencyKeyReused` (key already stored),
+    :class:`~jianyi_flow.errors.NotFound`, :class:`~jianyi_flow.errors.StoreError`.
+    """
+
+    def commit(self, change: Change) -> None:
+        """Write the row, the event, the messages and the key, all or nothing.
+
+        ``expected_version == 0`` inserts a new suggestion; otherwise the stored row must
+        have exactly ``expected_version`` or nothing is written.
+        """
+        ...
+
+    def load(self, suggestion_id: str) -> Suggestion:
+        """The current row; :class:`NotFound` if there is none."""
+        ...
+
+    def history(self, suggestion_id: str) -> list[Event]:
+        """Every event of the suggestion in version order (empty if unknown)."""
+        ...
+
+    def query(self, query: Query) -> list[Suggestion]:
+        """Current rows matching ``query`` (see :class:`Query` for order and paging)."""
+        ...
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        """What the command done under ``key`` produced, or ``None``."""
+        ...
+
+    def claim(self, limit: int, now: dt.datetime, lease: dt.timedelta) -> list[OutboxMessage]:
+        """Take up to ``limit`` unsent messages not leased to another worker, oldest first.
+
+        A claimed message is leased until ``now + lease``; if it is not marked sent by
+        then it can be claimed again (at-least-once delivery).
+        """
+        ...
+
+    def mark_sent(self, ids: Iterable[int]) -> None:
+        """Mark messages delivered; they are never claimed again."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (a no-op for stores that hold none)."""
+        ...
+
+
+def matches(query: Query, s: Suggestion) -> bool:
+    """Whether ``s`` passes ``query``'s filters (for stores that filter in Python)."""
+    if query.states is not None and s.state not in query.states:
+        return False
+    if query.unit is not None and query.unit not in s.units():
+        return False
+    if query.area is not None and s.area != query.area:
+        return False
+    if query.topic is not None and s.topic != query.topic:
+        return False
+    if query.campaign is not None and s.campaign != query.campaign:
+        return False
+    if query.by_due:
+        if s.due_at is None:
+            return False
+        if query.due_before is not None and not s.due_at < query.due_before:
+            return False
+        if query.due_after is not None and not s.due_at >= query.due_after:
+            return False
+    if query.after_id is not None and not s.id > query.after_id:
+        return False
+    return True
+
+
+def order(query: Query, rows: Iterable[Suggestion]) -> Sequence[Suggestion]:
+    """Sort and cut ``rows`` as :class:`Query` documents."""
+    if query.by_due:
+        ordered = sorted(rows, key=lambda s: (s.due_at, s.id))
+    else:
+        ordered = sorted(rows, key=lambda s: s.id)
+    return ordered if query.limit is None else ordered[: query.limit]

@@ -1,0 +1,84 @@
+"""Input limits, checked before anything is written.  Each failure names the field and the rule.
+
+Text is stored byte-exact (SQL fragments and markup are data, never executed), but
+characters that only serve to confuse a reader or break storage are refused: control
+characters other than tab and newlines, lone surrogates, and bidirectional overrides
+(U+202A–U+202E, U+2066–U+2069), which can make a text read differently from what it says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Collection
+
+from .clock import require_aware
+from .errors import ValidationError
+
+TITLE_MAX = 100
+SUBJECT_MAX = 200
+BODY_MAX = 10_000
+"""``problem`` and ``measures``: about five pages of Chinese text."""
+REASON_MAX = 2_000
+NAME_MAX = 50
+ADDRESS_MAX = 200
+CODE_MAX = 32
+REPLY_MAX = 10_000
+
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}(-\d{1,6})?")
+_CODE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def text(field: str, value: object, *, max_len: int, required: bool = True) -> str | None:
+    """A text field: a ``str`` of at most ``max_len`` characters with no forbidden characters."""
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be text, not {type(value).__name__}")
+    if required and not value.strip():
+        raise ValidationError(field, "must not be blank")
+    if len(value) > max_len:
+        raise ValidationError(field, f"must be at most {max_len} characters (got {len(value)})")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise ValidationError(
+            field, f"contains a forbidden character U+{ord(bad.group()):04X} (control, lone surrogate or bidi override)"
+        )
+    return value
+
+
+def required_text(field: str, value: object, *, max_len: int) -> str:
+    result = text(field, value, max_len=max_len)
+    assert result is not None
+    return result
+
+
+def phone(field: str, value: object) -> str | None:
+    """A mainland mobile (11 digits, 1[3-9]…) or landline with area code (023-49299053)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not (_MOBILE.fullmatch(value) or _LANDLINE.fullmatch(value)):
+        raise ValidationError(field, "must be a mainland mobile (1[3-9] + 9 digits) or a landline like 023-49299053")
+    return value
+
+
+def code(field: str, value: object, known: Collection[str] | None = None, *, required: bool = True) -> str | None:
+    """A code (area, topic, unit...): short ASCII, and one of ``known`` when a list is given."""
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > CODE_MAX or not _CODE.fullmatch(value):
+        raise ValidationError(field, f"must be a code of 1-{CODE_MAX} letters, digits, '_', '.' or '-'")
+    if known is not None and value not in known:
+        raise ValidationError(field, f"unknown code {value!r}")
+    return value
+
+
+def aware(field: str, value: object) -> dt.datetime:
+    """An aware datetime (naive ones are ambiguous and refused)."""
+    return require_aware(value, field)
