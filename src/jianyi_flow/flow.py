@@ -25,7 +25,7 @@ from .deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step
 from .deadlines import extend as extend_due
 from .errors import ConcurrencyConflict, IdempotencyKeyReused, InvalidTransition, ValidationError
 from .guards import CommandContext, Guard
-from .history import HistoryProblem, seal, verify_events
+from .history import HistoryProblem, seal_new, verify_events
 from .model import (
     SYSTEM_ACTOR,
     Actor,
@@ -36,6 +36,7 @@ from .model import (
     Suggestion,
     SuggestionDraft,
     encode_changes,
+    replace,
     replay,
 )
 from .store import Change, OutboxMessage, Query, Store
@@ -114,6 +115,18 @@ class Flow:
         self.known_areas = None if known_areas is None else frozenset(known_areas)
         self.known_topics = None if known_topics is None else frozenset(known_topics)
         self.known_units = None if known_units is None else frozenset(known_units)
+        self._due_cache: dict[tuple[Step, dt.date], dt.datetime] = {}
+
+    def due_for(self, step: Step, start: dt.datetime) -> dt.datetime:
+        """When ``step`` started at ``start`` is due, by this flow's policy and calendar.
+
+        A due time depends only on the step and the local start day, so it is cached.
+        """
+        key = (step, local_date(start))
+        found = self._due_cache.get(key)
+        if found is None:
+            found = self._due_cache[key] = self.policy.due_for(step, start, self.calendar)
+        return found
 
     # --- reading -------------------------------------------------------------------------
     def get(self, suggestion_id: str) -> Suggestion:
@@ -187,7 +200,7 @@ class Flow:
         v.code("suggestion_id", sid)
         if self.guards:
             self._guard(CommandContext("receive", actor, now, draft=draft))
-        due = self.policy.due_for(Step.REGISTER, now, self.calendar)
+        due = self.due_for(Step.REGISTER, now)
         changes: dict[str, Any] = {
             "campaign": self.campaign,
             "title": draft.title,
@@ -204,7 +217,7 @@ class Flow:
             "due_step": Step.REGISTER.value,
             "due_at": due,
         }
-        event = seal(
+        event = seal_new(
             Event(
                 suggestion_id=sid,
                 version=1,
@@ -277,8 +290,8 @@ class Flow:
                 "co_units": co,
                 "transferred_at": now,
                 "due_step": Step.RESEARCH.value,
-                "due_at": self.policy.due_for(Step.RESEARCH, now, self.calendar),
-                "objection_due_at": self.policy.due_for(Step.OBJECT_TRANSFER, now, self.calendar),
+                "due_at": self.due_for(Step.RESEARCH, now),
+                "objection_due_at": self.due_for(Step.OBJECT_TRANSFER, now),
                 "extended": False,
             }
 
@@ -308,7 +321,7 @@ class Flow:
                 "objection_due_at": None,
                 "return_count": s.return_count + 1,
                 "due_step": Step.REGISTER.value,
-                "due_at": self.policy.due_for(Step.REGISTER, now, self.calendar),
+                "due_at": self.due_for(Step.REGISTER, now),
                 "extended": False,
             }
 
@@ -352,7 +365,7 @@ class Flow:
                 "outcome_reason": reason,
                 "adopted_part": adopted_part,
                 "due_step": Step.REPLY.value,
-                "due_at": self.policy.due_for(Step.REPLY, now, self.calendar),
+                "due_at": self.due_for(Step.REPLY, now),
                 "extended": False,
             }
 
@@ -368,7 +381,7 @@ class Flow:
                 "reply": text,
                 "replied_at": now,
                 "due_step": Step.RATE.value,
-                "due_at": self.policy.due_for(Step.RATE, now, self.calendar),
+                "due_at": self.due_for(Step.RATE, now),
                 "extended": False,
             }
 
@@ -431,7 +444,7 @@ class Flow:
                 "replied_at": None,
                 "closed_at": None,
                 "due_step": Step.RESEARCH.value,
-                "due_at": self.policy.due_for(Step.RESEARCH, now, self.calendar),
+                "due_at": self.due_for(Step.RESEARCH, now),
                 "extended": False,
             }
 
@@ -571,7 +584,7 @@ class Flow:
         to_state = fire(trigger, current.state, command)
         changed = dict(changes(current, now))
         version = current.version + 1
-        event = seal(
+        event = seal_new(
             Event(
                 suggestion_id=suggestion_id,
                 version=version,
@@ -586,7 +599,8 @@ class Flow:
                 prev_hash=current.event_hash,
             )
         )
-        new = attrs.evolve(current, state=to_state, version=version, updated_at=now, event_hash=event.hash, **changed)
+        changed.update(state=to_state, version=version, updated_at=now, event_hash=event.hash)
+        new = replace(current, changed)
         messages: tuple[OutboxMessage, ...] = ()
         if notify is not None:
             messages = tuple(

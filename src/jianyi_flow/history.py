@@ -36,15 +36,24 @@ def canonical(event: Event) -> dict[str, Any]:
     }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def event_hash(event: Event) -> str:
     """The SHA-256 (hex) of the event's canonical content, which includes ``prev_hash``."""
-    text = json.dumps(canonical(event), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = _ENCODER.encode(canonical(event))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def seal(event: Event) -> Event:
     """The event with its ``hash`` filled in."""
     return attrs.evolve(event, hash=event_hash(event))
+
+
+def seal_new(event: Event) -> Event:
+    """Fill in the ``hash`` of an event just built and not yet shared (no copy: hot path)."""
+    object.__setattr__(event, "hash", event_hash(event))
+    return event
 
 
 @attrs.frozen

@@ -22,6 +22,7 @@ from .store import Change, IdempotencyRecord, OutboxMessage, Query, matches, ord
 @attrs.define
 class _Lease:
     message: OutboxMessage
+    attempts: int = 0
     leased_until: dt.datetime | None = None
     sent: bool = False
 
@@ -33,7 +34,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._rows: dict[str, Suggestion] = {}
         self._events: dict[str, list[Event]] = {}
-        self._due: list[tuple[dt.datetime, str]] = []
+        self._due: list[tuple[float, str]] = []  # (UTC timestamp, id): floats compare fast
         self._outbox: dict[int, _Lease] = {}
         self._next_message = 1
         self._keys: dict[str, IdempotencyRecord] = {}
@@ -61,19 +62,19 @@ class MemoryStore:
                 self._drop_due(current)
             self._rows[s.id] = s
             if s.due_at is not None:
-                bisect.insort(self._due, (s.due_at, s.id))
+                bisect.insort(self._due, (s.due_at.timestamp(), s.id))
             self._events.setdefault(s.id, []).append(event)
             for message in change.messages:
-                mid = self._next_message
+                self._outbox[self._next_message] = _Lease(message)
                 self._next_message += 1
-                self._outbox[mid] = _Lease(attrs.evolve(message, id=mid))
             if key is not None:
                 self._keys[key] = IdempotencyRecord(key, s.id, s.version, event.kind)
 
     def _drop_due(self, row: Suggestion) -> None:
         assert row.due_at is not None
-        i = bisect.bisect_left(self._due, (row.due_at, row.id))
-        if i < len(self._due) and self._due[i] == (row.due_at, row.id):
+        key = (row.due_at.timestamp(), row.id)
+        i = bisect.bisect_left(self._due, key)
+        if i < len(self._due) and self._due[i] == key:
             del self._due[i]
 
     # --- reading -------------------------------------------------------------------------
@@ -90,9 +91,9 @@ class MemoryStore:
     def query(self, query: Query) -> list[Suggestion]:
         with self._lock:
             if query.by_due:
-                lo = 0 if query.due_after is None else bisect.bisect_left(self._due, (query.due_after, ""))
+                lo = 0 if query.due_after is None else bisect.bisect_left(self._due, (query.due_after.timestamp(), ""))
                 hi = len(self._due) if query.due_before is None else bisect.bisect_left(
-                    self._due, (query.due_before, "")
+                    self._due, (query.due_before.timestamp(), "")
                 )
                 out: list[Suggestion] = []
                 for _, sid in self._due[lo:hi]:
@@ -117,8 +118,8 @@ class MemoryStore:
                 if entry.sent or (entry.leased_until is not None and entry.leased_until > now):
                     continue
                 entry.leased_until = now + lease
-                entry.message = attrs.evolve(entry.message, attempts=entry.message.attempts + 1)
-                out.append(entry.message)
+                entry.attempts += 1
+                out.append(attrs.evolve(entry.message, id=mid, attempts=entry.attempts))
                 if len(out) >= limit:
                     break
         return out

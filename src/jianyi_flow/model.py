@@ -352,7 +352,24 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
+_ALL_FIELDS = frozenset(SUGGESTION_FIELDS)
+_set = object.__setattr__
 _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
+
+
+def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
+    """``attrs.evolve`` for the hot path: a copy of ``s`` with ``changes`` applied.
+
+    ``Suggestion`` has no validators or converters, so copying the slots directly gives the
+    same object as ``evolve`` at a fraction of the cost (~2 µs instead of ~7 µs for 40 fields).
+    """
+    unknown = changes.keys() - _ALL_FIELDS
+    if unknown:
+        raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
+    new = object.__new__(Suggestion)
+    for name in SUGGESTION_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(s, name))
+    return new
 
 
 def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:

@@ -1,0 +1,276 @@
+"""Statutory deadlines: how long each step of handling a suggestion may take.
+
+Two kinds of duration exist and are never interchangeable:
+
+* :class:`CalendarDays` — counted as the Civil Code (民法典) counts periods: the start
+  day is not counted (Art. 201), and if the last day is a statutory holiday or rest day
+  the period ends on the day after that holiday ends (Art. 203), i.e. on the next
+  working day of the business calendar.
+* :class:`WorkingDays` — the ``n``-th working day after the start day (工作日), where
+  working days include the weekend days declared working days by the State Council's
+  调休 arrangement.
+
+Days are Asia/Shanghai days, and a deadline is the *end* of its last day (Art. 203:
+期间的最后一日的截止时间为二十四时), returned as an aware datetime.
+
+The default periods per step are in :data:`DEFAULT_POLICY`; docs/calendar.md explains
+where each comes from and which ones are our choice by analogy.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from .calendar import BusinessCalendar
+from .clock import end_of_local_day, local_date, require_aware
+from .errors import ValidationError
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "MAX_EXTENSION",
+    "CalendarDays",
+    "DeadlinePolicy",
+    "Duration",
+    "Step",
+    "StepRule",
+    "WorkingDays",
+    "due",
+    "extend",
+]
+
+
+def _check_days(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("duration", f"{type(instance).__name__} needs an integer >= 0, got {value!r}")
+
+
+@attrs.frozen
+class CalendarDays:
+    """``n`` calendar days (日), counted per 民法典 Art. 201-203; see :func:`due`."""
+
+    n: int = attrs.field(validator=_check_days)
+
+    def __str__(self) -> str:
+        return f"{self.n} calendar day{'s' if self.n != 1 else ''}"
+
+    @property
+    def zh(self) -> str:
+        """The duration as the regulations write it, e.g. ``15日``."""
+        return f"{self.n}日"
+
+
+@attrs.frozen
+class WorkingDays:
+    """``n`` working days (工作日) per the business calendar; see :func:`due`."""
+
+    n: int = attrs.field(validator=_check_days)
+
+    def __str__(self) -> str:
+        return f"{self.n} working day{'s' if self.n != 1 else ''}"
+
+    @property
+    def zh(self) -> str:
+        """The duration as the regulations write it, e.g. ``5个工作日``."""
+        return f"{self.n}个工作日"
+
+
+Duration = CalendarDays | WorkingDays
+"""A period of either kind.  There is deliberately no conversion between the two."""
+
+
+def _deadline_day(start_day: date, duration: Duration, calendar: BusinessCalendar) -> date:
+    if isinstance(duration, CalendarDays):
+        # Art. 201: the start day is not counted, so day n is start + n.  Art. 203: a last day
+        # that is a holiday or rest day moves to the day after the holiday ends, which is the
+        # next working day (with 调休 that may be a Saturday declared a working day).
+        return calendar.next_working_day(start_day + timedelta(days=duration.n))
+    if isinstance(duration, WorkingDays):
+        return calendar.add_working_days(start_day, duration.n)
+    raise ValidationError("duration", f"must be CalendarDays or WorkingDays, got {duration!r}")
+
+
+def due(start: datetime, duration: Duration, calendar: BusinessCalendar) -> datetime:
+    """The deadline of a period of ``duration`` starting at the aware instant ``start``.
+
+    ``start`` is converted to its Asia/Shanghai day first (an event at 2024-09-30T17:00Z
+    happened on 1 October).  The result is the last microsecond of the deadline day in
+    Asia/Shanghai.  ``CalendarDays(0)`` and ``WorkingDays(0)`` mean "by the end of the start
+    day, or of the next working day if the start day is not one".
+
+    Raises :class:`ValidationError` for a naive ``start`` or a duration of another type, and
+    :class:`~jianyi_flow.errors.CalendarNotCovered` when the period touches a year the
+    calendar has no schedule for.
+    """
+    start_day = local_date(require_aware(start, "start"))
+    return end_of_local_day(_deadline_day(start_day, duration, calendar))
+
+
+class Step(enum.StrEnum):
+    """The steps of handling a suggestion that have a deadline."""
+
+    REGISTER = "register"
+    """Register the suggestion and route it to the unit with authority, counted from receipt."""
+    OBJECT_TRANSFER = "object_transfer"
+    """A unit objects to a suggestion transferred to it that is not within its remit."""
+    RESEARCH = "research"
+    """The responsible unit studies the suggestion and decides whether to adopt it."""
+    REPLY = "reply"
+    """The decision is written up and sent to the proposer."""
+    RATE = "rate"
+    """The proposer may rate the handling (满意度评价)."""
+
+
+@attrs.frozen
+class StepRule:
+    """One row of a policy: how long ``step`` may take and where that number comes from."""
+
+    step: Step
+    duration: Duration
+    source: str
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.step, Step):
+            raise ValidationError("step", f"must be a Step, got {self.step!r}")
+        if not isinstance(self.duration, CalendarDays | WorkingDays):
+            raise ValidationError("duration", f"must be CalendarDays or WorkingDays, got {self.duration!r}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ValidationError("source", "must say where the period comes from")
+
+
+def _rules_in_step_order(rules: Iterable[StepRule]) -> tuple[StepRule, ...]:
+    by_step: dict[Step, StepRule] = {}
+    for rule in rules:
+        if not isinstance(rule, StepRule):
+            raise ValidationError("rules", f"must be StepRule values, got {rule!r}")
+        if rule.step in by_step:
+            raise ValidationError("rules", f"step {rule.step.value!r} is given twice")
+        by_step[rule.step] = rule
+    missing = [step.value for step in Step if step not in by_step]
+    if missing:
+        raise ValidationError("rules", f"every step needs a period; missing: {', '.join(missing)}")
+    return tuple(by_step[step] for step in Step)
+
+
+@attrs.frozen
+class DeadlinePolicy:
+    """How long each :class:`Step` may take.  Immutable: :meth:`with_step` returns a new policy.
+
+    Every step always has a rule, so :meth:`due_for` cannot fail for want of one; the rules
+    are kept in :class:`Step` order so :meth:`describe` prints a stable table.
+    """
+
+    rules: tuple[StepRule, ...] = attrs.field(converter=_rules_in_step_order)
+
+    def rule(self, step: Step) -> StepRule:
+        """The rule for ``step``."""
+        for rule in self.rules:
+            if rule.step == step:
+                return rule
+        raise ValidationError("step", f"unknown step {step!r}")
+
+    def duration(self, step: Step) -> Duration:
+        """How long ``step`` may take."""
+        return self.rule(step).duration
+
+    def due_for(self, step: Step, start: datetime, calendar: BusinessCalendar) -> datetime:
+        """The deadline of ``step`` when it starts at ``start`` (see :func:`due`)."""
+        return due(start, self.duration(step), calendar)
+
+    def with_step(self, step: Step, duration: Duration, source: str | None = None) -> DeadlinePolicy:
+        """A copy of this policy in which ``step`` takes ``duration``.
+
+        ``source`` should say who decided it (a local rule, a campaign notice); without one the
+        row is marked as an operator override so reports never present it as statutory.
+        """
+        try:
+            step = Step(step)
+        except ValueError:
+            raise ValidationError("step", f"unknown step {step!r}") from None
+        new = StepRule(step, duration, source if source is not None else "operator override")
+        return DeadlinePolicy(tuple(new if rule.step == step else rule for rule in self.rules))
+
+    def describe(self) -> list[tuple[Step, Duration, str]]:
+        """Rows ``(step, duration, source)`` in step order, for documentation and reports."""
+        return [(rule.step, rule.duration, rule.source) for rule in self.rules]
+
+    def as_mapping(self) -> Mapping[Step, Duration]:
+        """``{step: duration}``, e.g. to store alongside a campaign."""
+        return {rule.step: rule.duration for rule in self.rules}
+
+
+DEFAULT_POLICY = DeadlinePolicy(
+    (
+        StepRule(
+            Step.REGISTER,
+            CalendarDays(15),
+            "信访工作条例 (2022) Art. 22 para. 1: petition departments register and, within 15 days, "
+            "route the matter (在15日内分别按照下列方式处理); Art. 23 para. 2 likewise gives other "
+            "units 15 days to notify the proposer in writing",
+        ),
+        StepRule(
+            Step.OBJECT_TRANSFER,
+            WorkingDays(5),
+            "信访工作条例 (2022) Art. 23 para. 3: a unit that receives a transferred matter outside its "
+            "remit objects within 5 working days of receipt (自收到之日起5个工作日内提出异议)",
+        ),
+        StepRule(
+            Step.RESEARCH,
+            CalendarDays(60),
+            "our choice by analogy: 信访工作条例 (2022) sets no period for studying a suggestion; its "
+            "chapter 4 gives 60 days from acceptance to conclude a 信访事项 (60日内办结; article number "
+            "not verified here, see docs/calendar.md)",
+        ),
+        StepRule(
+            Step.REPLY,
+            CalendarDays(15),
+            "our choice by analogy: no period is set for replying to a suggestion; "
+            "信访工作条例 (2022) Art. 23 gives 15 days for written notice to the proposer",
+        ),
+        StepRule(
+            Step.RATE,
+            CalendarDays(30),
+            "our choice by analogy: 信访工作条例 (2022) gives a proposer 30 days from receipt of the "
+            "written reply to request review (30日内请求复查; article number not verified here, see "
+            "docs/calendar.md)",
+        ),
+    )
+)
+"""The default periods.  Only REGISTER and OBJECT_TRANSFER are set by the regulations for
+these steps; the others are our choices by analogy, marked as such in their ``source``."""
+
+
+MAX_EXTENSION = CalendarDays(30)
+"""The longest extension of a handling period: 延长期限不得超过30日, the sentence that follows
+the 60-day rule in 信访工作条例 (2022) chapter 4.  Granting it only once, with a reason, is
+the workflow engine's job."""
+
+
+def extend(due: datetime, duration: Duration, calendar: BusinessCalendar) -> datetime:
+    """The deadline ``due`` extended by ``duration``, counted from the old deadline's day.
+
+    The extension may not reach past what :data:`MAX_EXTENSION` (30 calendar days) would
+    give: ``CalendarDays(n)`` needs ``n <= 30``; ``WorkingDays(n)`` is allowed when its end is
+    no later than the 30-calendar-day end (both rolled forward per Art. 203).  Anything
+    longer raises :class:`ValidationError` with field ``extension``.
+    """
+    require_aware(due, "due")
+    old_day = local_date(due)
+    if isinstance(duration, CalendarDays):
+        if duration.n > MAX_EXTENSION.n:
+            raise ValidationError("extension", f"{duration} exceeds the maximum of {MAX_EXTENSION}")
+        return end_of_local_day(_deadline_day(old_day, duration, calendar))
+    if isinstance(duration, WorkingDays):
+        new_day = _deadline_day(old_day, duration, calendar)
+        limit = _deadline_day(old_day, MAX_EXTENSION, calendar)
+        if new_day > limit:
+            raise ValidationError(
+                "extension",
+                f"{duration} from {old_day.isoformat()} ends {new_day.isoformat()}, after the "
+                f"{MAX_EXTENSION} limit ({limit.isoformat()})",
+            )
+        return end_of_local_day(new_day)
+    raise ValidationError("extension", f"must be CalendarDays or WorkingDays, got {duration!r}")
