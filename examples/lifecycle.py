@@ -49,7 +49,9 @@ def main() -> None:
     s = flow.transfer(s.id, office, lead_unit="JTJ", co_units=["CGJ"])
     clock.advance(days=10)
     s = flow.research(s.id, unit, findings="实地调研高峰客流，线路运力不足属实。")
-    s = flow.decide(s.id, unit, outcome=Outcome.PARTIALLY_ADOPTED, adopted_part="增开高峰班次", reason="换乘指引已在建设中")
+    s = flow.decide(
+        s.id, unit, outcome=Outcome.PARTIALLY_ADOPTED, adopted_part="增开高峰班次", reason="换乘指引已在建设中"
+    )
     clock.advance(days=2)
     s = flow.reply(s.id, unit, text="感谢您的建议，我局已于10月起增开高峰时段班次。")
     clock.advance(days=3)

@@ -52,10 +52,11 @@ def commands_table() -> str:
             + DESCRIPTIONS["receive"] + " |"]
     by_trigger: dict[str, tuple[list[str], str]] = {}
     for source, trigger, dest in edges():
-        sources, _ = by_trigger.setdefault(trigger, ([], "(unchanged)" if dest is None else dest.value))
+        target = "(unchanged)" if dest is None else dest.value
+        sources, _ = by_trigger.setdefault(trigger, ([], target))
         sources.append(source.value)
-    for trigger, (sources, dest) in by_trigger.items():
-        rows.append(f"| {trigger} | {', '.join(sources)} | {dest} | {DESCRIPTIONS[trigger]} |")
+    for trigger, (sources, to) in by_trigger.items():
+        rows.append(f"| {trigger} | {', '.join(sources)} | {to} | {DESCRIPTIONS[trigger]} |")
     return "\n".join(rows) + "\n"
 
 

@@ -12,11 +12,10 @@ Data flows one way: portal → ``Flow`` → workflow (``transitions``) → ``Sto
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-import attrs
+from typing import Any, TypeVar
 
 from . import validation as v
 from .calendar import BusinessCalendar, default_calendar
@@ -27,11 +26,16 @@ from .errors import ConcurrencyConflict, IdempotencyKeyReused, InvalidTransition
 from .guards import CommandContext, Guard
 from .history import HistoryProblem, seal_new, verify_events
 from .model import (
+    SCORE_MAX,
+    SCORE_MIN,
     SYSTEM_ACTOR,
     Actor,
+    Evaluation,
     Event,
     Outcome,
     Rating,
+    ReportForm,
+    RewardTier,
     State,
     Suggestion,
     SuggestionDraft,
@@ -65,6 +69,22 @@ _DECIDE = {
 
 OFFICE = "office"
 """Outbox recipient meaning the collection office (区征集办)."""
+LEADERSHIP = "leadership"
+"""Outbox recipient meaning the party committee and government (党委政府)."""
+MUNICIPAL_OFFICE = "municipal_office"
+"""Outbox recipient meaning the municipal office (市信访办)."""
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _enum(kind: type[_E], value: object, field: str) -> _E:
+    """``value`` as a member of ``kind`` (members and their values both accepted)."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValidationError(field, f"must be one of {[m.value for m in kind]}") from None
 
 
 def proposer_recipient(suggestion_id: str) -> str:
@@ -153,7 +173,7 @@ class Flow:
         """Open suggestions whose current step is past its due time, most overdue first."""
         at = v.aware("now", now or self.clock.now())
         return self.store.query(
-            Query(states=frozenset(states or OPEN_STATES), unit=unit, area=area, due_before=at, limit=limit,
+            Query(states=_states(states), unit=unit, area=area, due_before=at, limit=limit,
                   campaign=self.campaign)
         )
 
@@ -172,7 +192,7 @@ class Flow:
         if within < dt.timedelta(0):
             raise ValidationError("within", "must not be negative")
         return self.store.query(
-            Query(states=frozenset(states or OPEN_STATES), unit=unit, area=area, due_after=at,
+            Query(states=_states(states), unit=unit, area=area, due_after=at,
                   due_before=at + within, limit=limit, campaign=self.campaign)
         )
 
@@ -348,11 +368,7 @@ class Flow:
         idempotency_key: str | None = None,
     ) -> Suggestion:
         """Adopt, partially adopt (say which part) or decline (say why); the reply becomes due."""
-        if not isinstance(outcome, Outcome):
-            try:
-                outcome = Outcome(outcome)
-            except ValueError:
-                raise ValidationError("outcome", f"must be one of {[o.value for o in Outcome]}") from None
+        outcome = _enum(Outcome, outcome, "outcome")
         v.text("reason", reason, max_len=v.REASON_MAX, required=outcome is Outcome.DECLINED)
         v.text("adopted_part", adopted_part, max_len=v.REASON_MAX,
                required=outcome is Outcome.PARTIALLY_ADOPTED)
@@ -398,11 +414,7 @@ class Flow:
         idempotency_key: str | None = None,
     ) -> Suggestion:
         """The proposer rates the reply (评价).  'dissatisfied' allows one :meth:`reopen`."""
-        if not isinstance(rating, Rating):
-            try:
-                rating = Rating(rating)
-            except ValueError:
-                raise ValidationError("rating", f"must be one of {[r.value for r in Rating]}") from None
+        rating = _enum(Rating, rating, "rating")
         v.text("comment", comment, max_len=v.REASON_MAX, required=False)
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
@@ -477,6 +489,97 @@ class Flow:
 
         return self._run("extend", "extend", suggestion_id, actor, changes, reason=reason,
                          payload={"days": days, "approver": approver}, idempotency_key=idempotency_key)
+
+    # --- summary phase (总结运用阶段) ------------------------------------------------------
+    def report_upward(
+        self, suggestion_id: str, actor: Actor, *, form: ReportForm, note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Report to the party committee and government as original, excerpt or analysis (呈报)."""
+        form = _enum(ReportForm, form, "form")
+        v.text("note", note, max_len=v.REASON_MAX, required=False)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if form in s.upward_reports:
+                raise ValidationError("form", f"already reported upward as {form.value!r}")
+            return {"upward_reports": (*s.upward_reports, form)}
+
+        return self._run("report_upward", "report_upward", suggestion_id, actor, changes, reason=note,
+                         payload={"form": form.value}, idempotency_key=idempotency_key,
+                         notify=lambda s: [LEADERSHIP])
+
+    def forward_to_city(
+        self, suggestion_id: str, actor: Actor, *, note: str | None = None, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """Forward to the municipal office (呈送市信访办); once."""
+        v.text("note", note, max_len=v.REASON_MAX, required=False)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.forwarded_to_city_at is not None:
+                raise ValidationError("forward_to_city", "already forwarded to the municipal office")
+            return {"forwarded_to_city_at": now}
+
+        return self._run("forward_to_city", "forward_to_city", suggestion_id, actor, changes, reason=note,
+                         idempotency_key=idempotency_key, notify=lambda s: [MUNICIPAL_OFFICE])
+
+    def evaluate(
+        self, suggestion_id: str, actor: Actor, *, quality: int, value: int, effect: int, evaluator: str,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Score quality, value and effect (质量、价值、效果), each 0–10, by a named evaluator.
+
+        A later evaluation replaces an earlier one; both stay in the history.
+        """
+        for name, score in (("quality", quality), ("value", value), ("effect", effect)):
+            if not isinstance(score, int) or isinstance(score, bool) or not SCORE_MIN <= score <= SCORE_MAX:
+                raise ValidationError(name, f"must be a whole number from {SCORE_MIN} to {SCORE_MAX}")
+        v.required_text("evaluator", evaluator, max_len=v.NAME_MAX)
+        evaluation = Evaluation(quality, value, effect, evaluator)
+        return self._run("evaluate", "evaluate", suggestion_id, actor, lambda s, now: {"evaluation": evaluation},
+                         idempotency_key=idempotency_key)
+
+    def nominate_reward(
+        self, suggestion_id: str, actor: Actor, *, tier: RewardTier, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """Place an evaluated suggestion among reward candidates with a tier (特等…鼓励)."""
+        tier = _enum(RewardTier, tier, "tier")
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.evaluation is None:
+                raise ValidationError("tier", "a suggestion is evaluated before it is nominated for a reward")
+            return {"reward_tier": tier}
+
+        return self._run("nominate_reward", "nominate_reward", suggestion_id, actor, changes,
+                         payload={"tier": tier.value}, idempotency_key=idempotency_key)
+
+    def record_adoption(
+        self, suggestion_id: str, actor: Actor, *, adopted_into: str, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """Record the measure or document an adopted suggestion became (吸纳转化运用)."""
+        v.required_text("adopted_into", adopted_into, max_len=v.REASON_MAX)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.outcome not in (Outcome.ADOPTED, Outcome.PARTIALLY_ADOPTED):
+                raise ValidationError("adopted_into", "only an adopted or partially adopted suggestion is turned "
+                                                      "into a measure")
+            return {"adopted_into": adopted_into}
+
+        return self._run("record_adoption", "record_adoption", suggestion_id, actor, changes,
+                         idempotency_key=idempotency_key)
+
+    def mark_typical(
+        self, suggestion_id: str, actor: Actor, *, note: str | None = None, idempotency_key: str | None = None
+    ) -> Suggestion:
+        """Mark as a typical case (典型案例) for publicity and the summary report."""
+        v.text("note", note, max_len=v.REASON_MAX, required=False)
+
+        def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            if s.typical_case:
+                raise ValidationError("typical_case", "already marked as a typical case")
+            return {"typical_case": True}
+
+        return self._run("mark_typical", "mark_typical", suggestion_id, actor, changes, reason=note,
+                         idempotency_key=idempotency_key)
 
     # --- time-driven work ----------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None, *, batch: int = 500) -> list[Event]:
@@ -628,6 +731,10 @@ class Flow:
                     return done
             raise
         return new
+
+
+def _states(states: Iterable[State] | None) -> frozenset[State]:
+    return OPEN_STATES if states is None else frozenset(states)
 
 
 def _closing(s: Suggestion, now: dt.datetime) -> dict[str, Any]:

@@ -95,6 +95,46 @@ class Role(enum.StrEnum):
     SYSTEM = "system"  # the engine itself (tick)
 
 
+class ReportForm(enum.StrEnum):
+    """How a suggestion is reported upward to the party committee and government (呈报方式)."""
+
+    ORIGINAL = "original"  # 原件
+    EXCERPT = "excerpt"  # 摘报
+    ANALYSIS = "analysis"  # 分析报告
+
+
+class RewardTier(enum.StrEnum):
+    """Reward candidate tiers (奖励等次), after the Chongqing people's-suggestion reward rules."""
+
+    SPECIAL = "special"  # 特等
+    FIRST = "first"  # 一等
+    SECOND = "second"  # 二等
+    THIRD = "third"  # 三等
+    ENCOURAGEMENT = "encouragement"  # 鼓励
+
+
+SCORE_MIN = 0
+SCORE_MAX = 10
+
+
+@attrs.frozen
+class Evaluation:
+    """A summary-phase evaluation on quality, value and effect (质量、价值、效果).
+
+    Each dimension is scored 0–10 by a named evaluator; ``total`` is their sum (0–30).
+    The notice names the three dimensions but no scale: 0–10 is our documented choice.
+    """
+
+    quality: int
+    value: int
+    effect: int
+    evaluator: str
+
+    @property
+    def total(self) -> int:
+        return self.quality + self.value + self.effect
+
+
 def _mask_middle(value: str | None) -> str | None:
     if value is None:
         return None
@@ -227,8 +267,17 @@ class Suggestion:
     overdue_flagged_at: dt.datetime | None = None
     """The due time for which an overdue notice was last recorded (keeps ``tick`` idempotent)."""
     closed_at: dt.datetime | None = None
-    tags: frozenset[str] = frozenset()
-    """Summary-phase marks (reported upward, typical case...); see the summary commands."""
+    upward_reports: tuple[ReportForm, ...] = ()
+    """Forms in which it was reported to the party committee and government (呈报)."""
+    forwarded_to_city_at: dt.datetime | None = None
+    """When it was forwarded to the municipal office (呈送市信访办)."""
+    evaluation: Evaluation | None = None
+    reward_tier: RewardTier | None = None
+    """Reward candidate tier (纳入奖励备选范围), if nominated."""
+    adopted_into: str | None = None
+    """The measure or document it was turned into (吸纳转化运用)."""
+    typical_case: bool = False
+    """Marked as a typical case (典型案例)."""
     event_hash: str = ""
     """Hash of the latest event: the head of the suggestion's tamper-evident chain."""
 
@@ -270,13 +319,14 @@ class Event:
 
 _DATETIME_FIELDS = frozenset(
     {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "objection_due_at",
-     "overdue_flagged_at", "closed_at"}
+     "overdue_flagged_at", "closed_at", "forwarded_to_city_at"}
 )
 _ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
     "channel": Channel,
     "state": State,
     "outcome": Outcome,
     "rating": Rating,
+    "reward_tier": RewardTier,
 }
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
 
@@ -323,8 +373,10 @@ def encode_value(name: str, value: Any) -> Any:
         return value.value
     if name in _TUPLE_FIELDS:
         return list(value)
-    if name == "tags":
-        return sorted(value)
+    if name == "upward_reports":
+        return [form.value for form in value]
+    if name == "evaluation":
+        return {"quality": value.quality, "value": value.value, "effect": value.effect, "evaluator": value.evaluator}
     if name == "proposer":
         return encode_proposer(value)
     return value
@@ -340,8 +392,10 @@ def decode_value(name: str, value: Any) -> Any:
         return _ENUM_FIELDS[name](value)
     if name in _TUPLE_FIELDS:
         return tuple(value)
-    if name == "tags":
-        return frozenset(value)
+    if name == "upward_reports":
+        return tuple(ReportForm(form) for form in value)
+    if name == "evaluation":
+        return Evaluation(value["quality"], value["value"], value["effect"], value["evaluator"])
     if name == "proposer":
         return decode_proposer(value)
     return value

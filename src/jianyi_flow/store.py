@@ -63,6 +63,10 @@ class IdempotencyRecord:
     command: str
 
 
+def _optional_states(states: Iterable[State] | None) -> frozenset[State] | None:
+    return None if states is None else frozenset(State(s) for s in states)
+
+
 @attrs.frozen
 class Query:
     """A filter over current suggestion rows.  Every field set narrows the result.
@@ -73,7 +77,7 @@ class Query:
     ``after_id`` pages by keyset (ids greater than it) for bulk export.
     """
 
-    states: frozenset[State] | None = attrs.field(default=None, converter=attrs.converters.optional(frozenset))
+    states: frozenset[State] | None = attrs.field(default=None, converter=_optional_states)
     unit: str | None = None
     area: str | None = None
     topic: str | None = None

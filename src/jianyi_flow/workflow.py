@@ -27,6 +27,8 @@ S = State
 _HANDLING = [S.RECEIVED, S.REGISTERED, S.TRANSFERRED, S.RESEARCHED, S.RETURNED]
 _DECIDED = [S.ADOPTED, S.PARTIALLY_ADOPTED, S.DECLINED]
 _OPEN = [*_HANDLING, *_DECIDED, S.REPLIED]
+_HANDLED = [*_DECIDED, S.REPLIED, S.RATED, S.UNRATED]
+_REPORTABLE = [S.REGISTERED, S.TRANSFERRED, S.RESEARCHED, S.RETURNED, *_HANDLED]
 
 TRANSITIONS: Sequence[Mapping[str, Any]] = (
     # the main line
@@ -47,6 +49,13 @@ TRANSITIONS: Sequence[Mapping[str, Any]] = (
     # internal: an event, no change of state
     {"trigger": "extend", "source": _OPEN, "dest": None},
     {"trigger": "flag_overdue", "source": _OPEN, "dest": None},
+    # summary phase (总结运用阶段): internal, on suggestions that were accepted for handling
+    {"trigger": "report_upward", "source": _REPORTABLE, "dest": None},
+    {"trigger": "forward_to_city", "source": _REPORTABLE, "dest": None},
+    {"trigger": "evaluate", "source": _HANDLED, "dest": None},
+    {"trigger": "nominate_reward", "source": _HANDLED, "dest": None},
+    {"trigger": "record_adoption", "source": _HANDLED, "dest": None},
+    {"trigger": "mark_typical", "source": _HANDLED, "dest": None},
 )
 """Every edge of the workflow: the single source of truth for the engine and the diagram."""
 
@@ -67,6 +76,12 @@ DESCRIPTIONS: Mapping[str, str] = {
     "close_unrated": "the rating window closed without a rating (评价期满未评价)",
     "extend": "the current deadline is extended once, by at most 30 days, with an approver (延期)",
     "flag_overdue": "the current step passed its deadline; recorded once per deadline (超期)",
+    "report_upward": "reported to the party committee and government as original, excerpt or analysis (呈报)",
+    "forward_to_city": "forwarded to the municipal office (呈送市信访办)",
+    "evaluate": "scored on quality, value and effect by a named evaluator (评比)",
+    "nominate_reward": "placed among reward candidates with a tier (纳入奖励备选)",
+    "record_adoption": "records the measure or document it became (吸纳转化运用)",
+    "mark_typical": "marked as a typical case (典型案例)",
 }
 
 _DECIDE_TRIGGERS = frozenset({"adopt", "adopt_partially", "decline"})
