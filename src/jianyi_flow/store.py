@@ -13,7 +13,7 @@ Writing an adapter: implement these methods, then subclass
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -174,3 +174,38 @@ def order(query: Query, rows: Iterable[Suggestion]) -> Sequence[Suggestion]:
     else:
         ordered = sorted(rows, key=lambda s: s.id)
     return ordered if query.limit is None else ordered[: query.limit]
+
+
+def iter_suggestions(store: Store, query: Query | None = None, page: int = 1000) -> Iterator[Suggestion]:
+    """Every suggestion matching ``query`` (by id), fetched ``page`` rows at a time (bulk export)."""
+    base = query or Query()
+    if base.by_due:
+        raise ValueError("iter_suggestions pages by id; due-time queries page with Query.due_after")
+    after = base.after_id
+    while True:
+        rows = store.query(attrs.evolve(base, after_id=after, limit=page))
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1].id
+
+
+def iter_events(store: Store, query: Query | None = None, page: int = 1000) -> Iterator[Event]:
+    """Every event of every suggestion matching ``query``, by suggestion id then version.
+
+    Stores that can export events in bulk provide ``export_events(after_id, limit)``
+    (events of the next ``limit`` suggestions with ids greater than ``after_id``); the
+    others are read one history at a time.
+    """
+    export = getattr(store, "export_events", None)
+    if export is not None and (query is None or query == Query()):
+        after: str | None = None
+        while True:
+            events: list[Event] = export(after, page)
+            yield from events
+            if not events:
+                return
+            after = events[-1].suggestion_id
+    else:
+        for s in iter_suggestions(store, query, page):
+            yield from store.history(s.id)
