@@ -305,6 +305,13 @@ class Flow:
         v.text("note", note, max_len=v.REASON_MAX, required=False)
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+            accused = sorted({lead_unit, *co} & set(s.accused_units))
+            if accused:
+                field = "lead_unit" if lead_unit in accused else "co_units"
+                raise ValidationError(
+                    field, f"{', '.join(accused)} is accused in this suggestion and may not handle it "
+                           "(信访工作条例 Art. 30)"
+                )
             return {
                 "lead_unit": lead_unit,
                 "co_units": co,
@@ -593,32 +600,45 @@ class Flow:
         at = v.aware("now", now or self.clock.now())
         written: list[Event] = []
         after: dt.datetime | None = None
+        seen: set[str] = set()
+        limit = batch
         while True:
             rows = self.store.query(
-                Query(states=OPEN_STATES, due_before=at, due_after=after, limit=batch, campaign=self.campaign)
+                Query(states=OPEN_STATES, due_before=at, due_after=after, limit=limit, campaign=self.campaign)
             )
-            for row in rows:
-                try:
-                    if row.state is State.REPLIED and row.due_step == Step.RATE.value:
-                        done = self._run("close_unrated", "close_unrated", row.id, SYSTEM_ACTOR, _closing,
-                                         at=at, expected=row)
-                    elif row.overdue_flagged_at != row.due_at:
-                        done = self._run(
-                            "flag_overdue", "flag_overdue", row.id, SYSTEM_ACTOR,
-                            lambda s, now: {"overdue_flagged_at": s.due_at},
-                            at=at, expected=row, payload={"due_step": row.due_step},
-                            notify=_responsible,
-                        )
-                    else:
-                        continue
-                except ConcurrencyConflict:
-                    continue  # someone acted on it meanwhile: the next tick looks again
-                written.extend(self.store.history(done.id)[-1:])
-            if len(rows) < batch:
+            fresh = [row for row in rows if row.id not in seen]
+            for row in fresh:
+                seen.add(row.id)
+                event = self._tick_one(row, at)
+                if event is not None:
+                    written.append(event)
+            if len(rows) < limit:
                 return written
-            last = rows[-1].due_at
-            assert last is not None
-            after = last
+            if fresh:
+                last = rows[-1].due_at
+                assert last is not None
+                after = last
+            else:
+                limit *= 2  # a run of equal due times longer than a page: widen the page
+
+    def _tick_one(self, row: Suggestion, at: dt.datetime) -> Event | None:
+        """What ``tick`` does to one row that is past due; ``None`` if nothing (already done)."""
+        try:
+            if row.state is State.REPLIED and row.due_step == Step.RATE.value:
+                _, event = self._execute("close_unrated", "close_unrated", row.id, SYSTEM_ACTOR, _closing,
+                                         at=at, expected=row)
+            elif row.overdue_flagged_at != row.due_at:
+                _, event = self._execute(
+                    "flag_overdue", "flag_overdue", row.id, SYSTEM_ACTOR,
+                    lambda s, now: {"overdue_flagged_at": s.due_at},
+                    at=at, expected=row, payload={"due_step": row.due_step},
+                    notify=_responsible,
+                )
+            else:
+                return None
+        except ConcurrencyConflict:
+            return None  # someone acted on it meanwhile: the next tick looks again
+        return event
 
     # --- machinery -----------------------------------------------------------------------
     def _now(self) -> dt.datetime:
@@ -658,7 +678,11 @@ class Flow:
         assert result is not None
         return result
 
-    def _run(
+    def _run(self, *args: Any, **kwargs: Any) -> Suggestion:
+        """Run one command (see :meth:`_execute`) and return the new suggestion."""
+        return self._execute(*args, **kwargs)[0]
+
+    def _execute(
         self,
         command: str,
         trigger: str,
@@ -673,11 +697,11 @@ class Flow:
         notify: Callable[[Suggestion], list[str]] | None = None,
         at: dt.datetime | None = None,
         expected: Suggestion | None = None,
-    ) -> Suggestion:
+    ) -> tuple[Suggestion, Event | None]:
         if idempotency_key is not None:
             done = self._already_done(idempotency_key, command, suggestion_id)
             if done is not None:
-                return done
+                return done, None
         now = at or self._now()
         current = self.store.load(suggestion_id)
         if expected is not None and current.version != expected.version:
@@ -711,7 +735,8 @@ class Flow:
                               payload={"state": to_state.value})
                 for r in notify(new)
             )
-        return self._commit(new, event, current.version, idempotency_key, messages)
+        result = self._commit(new, event, current.version, idempotency_key, messages)
+        return result, (event if result is new else None)
 
     def _commit(
         self,

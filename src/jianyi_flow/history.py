@@ -1,7 +1,7 @@
 """Tamper-evident history: each event is hashed together with the hash before it.
 
-``hash = sha256(canonical(event) + prev_hash)``, where ``canonical`` is compact JSON with
-sorted keys of every field except ``hash`` itself, times in UTC.  Editing an event
+``hash = sha256(canonical(event))``, where ``canonical`` is compact JSON (objects with sorted
+keys) of every field except ``hash`` itself — including ``prev_hash`` — with times in UTC.  Editing an event
 changes its hash; deleting or reordering events breaks the chain of ``prev_hash``
 links; either way :func:`verify_history` says which version is wrong.
 """
@@ -18,22 +18,30 @@ import attrs
 from .model import Event, Suggestion, encode_datetime, replay
 
 
-def canonical(event: Event) -> dict[str, Any]:
-    """The JSON-ready content of an event that its hash covers."""
+def canonical(event: Event) -> list[Any]:
+    """The JSON-ready content of an event that its hash covers, as a fixed-order list.
+
+    Order: suggestion id, version, kind, from-state, to-state, actor (id, role, unit,
+    name), time (UTC ISO), reason, changes, payload, prev_hash.  A list rather than an
+    object: the field order is part of the format, and encoding it is faster.
+    """
     actor = event.actor
-    return {
-        "suggestion_id": event.suggestion_id,
-        "version": event.version,
-        "kind": event.kind,
-        "from_state": None if event.from_state is None else event.from_state.value,
-        "to_state": event.to_state.value,
-        "actor": [actor.id, actor.role.value, actor.unit, actor.name],
-        "at": encode_datetime(event.at),
-        "reason": event.reason,
-        "changes": event.changes,
-        "payload": event.payload,
-        "prev_hash": event.prev_hash,
-    }
+    return [
+        event.suggestion_id,
+        event.version,
+        event.kind,
+        None if event.from_state is None else event.from_state.value,
+        event.to_state.value,
+        actor.id,
+        actor.role.value,
+        actor.unit,
+        actor.name,
+        encode_datetime(event.at),
+        event.reason,
+        event.changes,
+        event.payload,
+        event.prev_hash,
+    ]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -83,8 +91,16 @@ def verify_events(suggestion_id: str, events: Sequence[Event], row: Suggestion |
     if row is not None:
         if not events:
             problems.append(HistoryProblem(suggestion_id, row.version, "row has no history"))
-        elif replay(events) != row:
-            problems.append(HistoryProblem(suggestion_id, row.version, "row differs from the replay of its history"))
+        else:
+            try:
+                replayed = replay(events)
+            except (TypeError, ValueError, KeyError) as e:
+                problems.append(HistoryProblem(suggestion_id, row.version, f"history cannot be replayed: {e}"))
+            else:
+                if replayed != row:
+                    problems.append(
+                        HistoryProblem(suggestion_id, row.version, "row differs from the replay of its history")
+                    )
     return problems
 
 

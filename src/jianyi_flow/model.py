@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -331,9 +331,21 @@ _ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
 
 
+_ENCODED: dict[dt.datetime, str] = {}
+
+
 def encode_datetime(value: dt.datetime) -> str:
-    """Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally)."""
-    return value.astimezone(dt.UTC).isoformat()
+    """Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally).
+
+    Deadlines repeat (every suggestion due on a day shares its end-of-day), so results are
+    memoised in a small table that is emptied when it grows past 4096 entries.
+    """
+    text = _ENCODED.get(value)
+    if text is None:
+        if len(_ENCODED) > 4096:
+            _ENCODED.clear()
+        text = _ENCODED[value] = value.astimezone(dt.UTC).isoformat()
+    return text
 
 
 def decode_datetime(text: str) -> dt.datetime:
@@ -407,23 +419,33 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
 _ALL_FIELDS = frozenset(SUGGESTION_FIELDS)
-_set = object.__setattr__
 _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
+
+
+def _compile_replace() -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
+    """Generate the body of :func:`replace` once: one line per field, no loop, no getattr."""
+    lines = ["def replace(s, c):", "    new = _new(Suggestion)", "    get = c.get"]
+    for name in SUGGESTION_FIELDS:
+        lines.append(f"    _set(new, {name!r}, get({name!r}, s.{name}))")
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "Suggestion": Suggestion}
+    exec("\n".join(lines), namespace)  # noqa: S102 - generated from the class's own field names
+    fn: Callable[[Suggestion, Mapping[str, Any]], Suggestion] = namespace["replace"]
+    return fn
+
+
+_replace = _compile_replace()
 
 
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
     """``attrs.evolve`` for the hot path: a copy of ``s`` with ``changes`` applied.
 
-    ``Suggestion`` has no validators or converters, so copying the slots directly gives the
-    same object as ``evolve`` at a fraction of the cost (~2 µs instead of ~7 µs for 40 fields).
+    ``Suggestion`` has no validators or converters, so setting its slots directly gives the
+    same object as ``evolve`` at about a third of the cost (it has ~45 fields).
     """
-    unknown = changes.keys() - _ALL_FIELDS
-    if unknown:
-        raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
-    new = object.__new__(Suggestion)
-    for name in SUGGESTION_FIELDS:
-        _set(new, name, changes[name] if name in changes else getattr(s, name))
-    return new
+    if not changes.keys() <= _ALL_FIELDS:
+        raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - _ALL_FIELDS)}")
+    return _replace(s, changes)
 
 
 def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
