@@ -429,7 +429,7 @@ def _compile_replace() -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
         lines.append(f"    _set(new, {name!r}, get({name!r}, s.{name}))")
     lines.append("    return new")
     namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "Suggestion": Suggestion}
-    exec("\n".join(lines), namespace)  # noqa: S102 - generated from the class's own field names
+    exec("\n".join(lines), namespace)
     fn: Callable[[Suggestion, Mapping[str, Any]], Suggestion] = namespace["replace"]
     return fn
 

@@ -465,7 +465,7 @@ class CampaignSimulator:
         if self._alive(plan) is not State.RESEARCHED:
             return
         outcome = plan.outcome
-        self._call("decide", 
+        self._call("decide",
             plan.sid,
             self._unit(plan.lead),
             outcome=outcome,
