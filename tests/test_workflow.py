@@ -376,7 +376,7 @@ def test_return_transfer_after_the_objection_window_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         flow.return_transfer(s.id, UNIT, reason="不属本单位职责")
     assert "Art. 23" in str(info.value)
-    assert info.value.field == "return_transfer"
+    assert info.value.field == "objection_due_at"
     assert_unchanged(flow, s.id, before)
 
 
@@ -687,3 +687,16 @@ def test_tick_refuses_a_naive_time() -> None:
     with pytest.raises(ValidationError) as info:
         flow.tick(dt.datetime(2024, 9, 6))
     assert info.value.field == "now"
+
+
+def test_a_reopened_suggestion_cannot_be_returned_as_misrouted() -> None:
+    """The Art. 23 objection window belongs to a fresh transfer; a reopen hands it back to the same unit."""
+    flow = make_flow()
+    s = drive_to(flow, State.RATED, rating=Rating.DISSATISFIED)
+    s = flow.reopen(s.id, OFFICE, reason="不满意")
+    assert s.state is State.TRANSFERRED and s.objection_due_at is None
+    before = snapshot(flow, s.id)
+    with pytest.raises(ValidationError) as info:
+        flow.return_transfer(s.id, UNIT, reason="不属本单位职责")
+    assert info.value.field == "objection_due_at"
+    assert_unchanged(flow, s.id, before)

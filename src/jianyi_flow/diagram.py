@@ -99,8 +99,10 @@ A suggestion (人民建议) moves through these states.  The machine is defined 
 
 ## Final states
 
-`rated` (unless reopened), `not_accepted`, `withdrawn` and `unrated`.  Every command in a
-final state raises `InvalidTransition`, naming the command and the state.
+`rated` (unless reopened), `not_accepted`, `withdrawn` and `unrated`.  No command moves a
+suggestion out of a final state (except `reopen` from `rated`): each raises
+`InvalidTransition`, naming the command and the state.  The summary-phase commands are
+internal and still run on `rated` and `unrated` suggestions, without changing their state.
 """
 
 

@@ -336,9 +336,14 @@ class Flow:
         v.required_text("reason", reason, max_len=v.REASON_MAX)
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
-            if s.objection_due_at is not None and now > s.objection_due_at:
+            if s.objection_due_at is None:
                 raise ValidationError(
-                    "return_transfer",
+                    "objection_due_at",
+                    "only a fresh transfer can be returned as misrouted; this one was reopened for the same unit",
+                )
+            if now > s.objection_due_at:
+                raise ValidationError(
+                    "objection_due_at",
                     f"the objection window closed at {s.objection_due_at.isoformat()} "
                     "(5 working days, 信访工作条例 Art. 23)",
                 )

@@ -291,6 +291,17 @@ class Suggestion:
         return tuple(dict.fromkeys([*found, *self.co_units]))
 
 
+def _masked_changes(changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``changes`` with the proposer's phone and address hidden (for ``repr`` and logs)."""
+    proposer = changes.get("proposer")
+    if not isinstance(proposer, Mapping):
+        return changes
+    hidden = {k: ("***" if k in ("phone", "address") and v else v) for k, v in proposer.items()}
+    if proposer.get("confidential") and isinstance(proposer.get("name"), str):
+        hidden["name"] = mask_name(proposer["name"])
+    return {**changes, "proposer": hidden}
+
+
 @attrs.frozen
 class Event:
     """One command's record in a suggestion's history.
@@ -309,7 +320,7 @@ class Event:
     actor: Actor
     at: dt.datetime
     reason: str | None = None
-    changes: Mapping[str, Any] = attrs.field(factory=dict)
+    changes: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda c: repr(_masked_changes(c)))
     payload: Mapping[str, Any] = attrs.field(factory=dict)
     prev_hash: str = ""
     hash: str = ""

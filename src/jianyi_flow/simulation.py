@@ -103,8 +103,8 @@ class SimulationConfig:
     confidential: float = 0.1
     evaluated: float = 0.15
     """Share of handled suggestions evaluated in the summary phase."""
-    tail_days: int = 150
-    """How long after the summary phase the handling tail may run before the run stops."""
+    tail_days: int = 365
+    """How long after the summary phase the handling tail may run (it stops earlier once nothing is open)."""
 
     def __attrs_post_init__(self) -> None:
         for field in attrs.fields(SimulationConfig):

@@ -1,0 +1,112 @@
+"""The campaign simulator: complete, phase-correct and reproducible by seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from jianyi_flow import MemoryStore, State, ValidationError
+from jianyi_flow.campaign import Campaign
+from jianyi_flow.clock import local_date
+from jianyi_flow.history import verify_events
+from jianyi_flow.quota import quota_report_from_store
+from jianyi_flow.simulation import CampaignSimulator, SimulationConfig
+from jianyi_flow.store import Store, iter_events, iter_suggestions
+
+
+def digest(store: Store) -> str:
+    h = hashlib.sha256()
+    for e in iter_events(store):
+        h.update(f"{e.suggestion_id}:{e.version}:{e.hash}\n".encode())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def run300() -> tuple[CampaignSimulator, Campaign]:
+    from jianyi_flow.presets import yongchuan_2024
+
+    campaign = yongchuan_2024()
+    sim = CampaignSimulator(campaign, MemoryStore(), seed=11, suggestions=300)
+    sim.run()
+    return sim, campaign
+
+
+def test_same_seed_same_event_log_and_different_seed_differs() -> None:
+    from jianyi_flow.presets import yongchuan_2024
+
+    def run(seed: int) -> str:
+        store = MemoryStore()
+        CampaignSimulator(yongchuan_2024(), store, seed=seed, suggestions=120).run()
+        return digest(store)
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_every_path_of_the_workflow_happens(run300: tuple[CampaignSimulator, Campaign]) -> None:
+    sim, _ = run300
+    kinds = Counter(e.kind for e in iter_events(sim.store))
+    for kind in ("receive", "register", "not_accept", "transfer", "return_transfer", "research", "decide", "reply",
+                 "rate", "withdraw", "reopen", "extend", "flag_overdue", "close_unrated", "evaluate",
+                 "report_upward", "nominate_reward", "forward_to_city", "record_adoption"):
+        assert kinds[kind] > 0, f"no {kind} event in a 300-suggestion campaign"
+    assert kinds["receive"] == 300
+
+
+def test_histories_verify_and_nothing_is_left_open(run300: tuple[CampaignSimulator, Campaign]) -> None:
+    sim, _ = run300
+    open_states = {State.RECEIVED, State.REGISTERED, State.TRANSFERRED, State.RESEARCHED, State.RETURNED,
+                   State.ADOPTED, State.PARTIALLY_ADOPTED, State.DECLINED, State.REPLIED}
+    for s in iter_suggestions(sim.store):
+        assert verify_events(s.id, sim.store.history(s.id), s) == []
+        assert s.state not in open_states, f"{s.id} still {s.state} after the handling tail"
+
+
+def test_commands_respect_the_phase_windows(run300: tuple[CampaignSimulator, Campaign]) -> None:
+    sim, campaign = run300
+    launch, implementation, summary = campaign.phases
+    for e in iter_events(sim.store):
+        day = local_date(e.at)
+        if e.kind == "receive":
+            assert launch.start <= day <= implementation.end
+        if e.kind in ("evaluate", "report_upward", "forward_to_city", "nominate_reward", "record_adoption"):
+            assert summary.start <= day <= summary.end
+
+
+def test_some_units_miss_their_quota_and_the_rest_meet_it(run300: tuple[CampaignSimulator, Campaign]) -> None:
+    sim, campaign = run300
+    rows = quota_report_from_store(campaign, sim.store)
+    assert any(not r.met for r in rows)
+    assert sum(r.met for r in rows) > len(rows) // 2
+    assert {r.unit for r in rows if not r.met} == set(sim.missers)
+
+
+def test_slow_units_go_overdue(run300: tuple[CampaignSimulator, Campaign]) -> None:
+    sim, _ = run300
+    flagged = {e.suggestion_id for e in iter_events(sim.store) if e.kind == "flag_overdue"}
+    slow_leads = {s.id for s in iter_suggestions(sim.store) if s.lead_unit in sim.slow}
+    assert flagged & slow_leads
+
+
+def test_bad_arguments_are_refused() -> None:
+    from jianyi_flow.presets import yongchuan_2024
+
+    with pytest.raises(ValidationError) as e:
+        CampaignSimulator(yongchuan_2024(), MemoryStore(), suggestions=-1)
+    assert e.value.field == "suggestions"
+    with pytest.raises(ValidationError) as e:
+        SimulationConfig(misrouted=1.5)
+    assert e.value.field == "misrouted"
+
+
+def test_the_pytest_plugin_fixtures(jianyi_simulator: Callable[..., CampaignSimulator],
+                                    jianyi_memory_flow: object) -> None:
+    sim = jianyi_simulator(suggestions=30, seed=3)
+    result = sim.run()
+    assert result.suggestions == 30
+    assert result.ended > result.started + dt.timedelta(days=120)
+    assert len(list(iter_suggestions(sim.store))) == 30
