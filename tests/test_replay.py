@@ -357,3 +357,20 @@ def test_a_row_that_differs_from_its_history_is_detected(rich_history: tuple[Flo
     assert verify_events(sid, events, row) == []
     forged = attrs.evolve(row, typical_case=False)
     assert [p.problem for p in verify_events(sid, events, forged)] == ["row differs from the replay of its history"]
+
+
+def test_verify_all_finds_the_one_tampered_suggestion_among_many() -> None:
+    from jianyi_flow import MemoryStore
+    from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.simulation import CampaignSimulator
+
+    store = MemoryStore()
+    sim = CampaignSimulator(yongchuan_2024(), store, seed=2, suggestions=40)
+    sim.run()
+    assert sim.flow.verify_all() == []
+    victim = "S0000007"
+    events = store._events[victim]
+    events[1] = attrs.evolve(events[1], reason="改过的理由")
+    problems = sim.flow.verify_all()
+    assert {p.suggestion_id for p in problems} == {victim}
+    assert any(p.version == 2 and "hash" in p.problem for p in problems)

@@ -43,7 +43,7 @@ from .model import (
     replace,
     replay,
 )
-from .store import Change, OutboxMessage, Query, Store
+from .store import Change, OutboxMessage, Query, Store, iter_suggestions
 from .workflow import fire
 
 OPEN_STATES = frozenset(
@@ -197,8 +197,20 @@ class Flow:
         )
 
     def verify_history(self, suggestion_id: str) -> list[HistoryProblem]:
-        """Problems found in one suggestion's stored history (empty when it is intact)."""
+        """Problems found in one suggestion's stored history (empty when it is intact).
+
+        Detects an edited event (its hash no longer matches), a deleted or reordered one (the
+        ``prev_hash`` chain or the version sequence breaks) and a row that differs from the
+        replay of its history.
+        """
         return verify_events(suggestion_id, self.store.history(suggestion_id), self.store.load(suggestion_id))
+
+    def verify_all(self, query: Query | None = None) -> list[HistoryProblem]:
+        """:meth:`verify_history` for every suggestion (matching ``query``), read page by page."""
+        problems: list[HistoryProblem] = []
+        for s in iter_suggestions(self.store, query):
+            problems.extend(verify_events(s.id, self.store.history(s.id), s))
+        return problems
 
     # --- commands ------------------------------------------------------------------------
     def receive(
