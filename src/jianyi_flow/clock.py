@@ -88,3 +88,30 @@ class FakeClock:
         with self._lock:
             self._now = self._now + step
             return self._now
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Parse a time a person typed (ISO 8601, or a bare date) into an aware datetime.
+
+    A time without an offset is read as Asia/Shanghai local time, because that is what an
+    office worker in the district means; a bare date means its start.  Parsing uses
+    ``pendulum`` (lenient about the many ISO 8601 spellings); the result is a plain stdlib
+    datetime in Asia/Shanghai.  Unparseable text raises :class:`ValidationError`.
+    """
+    import pendulum
+
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("time", "must be a date or time like 2024-12-01 or 2024-12-01T09:30+08:00")
+    try:
+        parsed = pendulum.parse(text.strip(), tz="Asia/Shanghai", exact=True)
+    except (ValueError, pendulum.parsing.exceptions.ParserError) as e:
+        raise ValidationError("time", f"cannot read {text!r} as a date or time ({e})") from None
+    if isinstance(parsed, pendulum.DateTime):
+        utc = parsed.in_timezone("UTC")
+        plain = dt.datetime(
+            utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.UTC
+        )
+        return plain.astimezone(SHANGHAI)
+    if isinstance(parsed, pendulum.Date):
+        return start_of_local_day(dt.date(parsed.year, parsed.month, parsed.day))
+    raise ValidationError("time", f"{text!r} is a duration or a time of day, not a date or time")
