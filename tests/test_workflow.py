@@ -136,7 +136,8 @@ COMMANDS: tuple[Command, ...] = (
             lambda f, sid, key: f.mark_typical(sid, OFFICE, note="典型案例", idempotency_key=key)),
 )
 
-_READERS = {"due_for", "get", "history", "query", "overdue", "due_soon", "verify_history", "tick", "receive"}
+_READERS = {"due_for", "get", "history", "query", "overdue", "due_soon", "verify_history", "verify_all", "tick",
+            "receive"}
 
 
 # --- the lists themselves are complete ------------------------------------------------------------
@@ -543,7 +544,7 @@ def test_extend_within_a_step_survives_research() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"days": 31}, "extension"),
+        ({"days": 31}, "days"),
         ({"days": 0}, "days"),
         ({"days": -3}, "days"),
         ({"days": True}, "days"),

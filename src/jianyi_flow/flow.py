@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from . import validation as v
 from .calendar import BusinessCalendar, default_calendar
 from .clock import Clock, local_date
-from .deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step
+from .deadlines import DEFAULT_POLICY, MAX_EXTENSION, CalendarDays, DeadlinePolicy, Step
 from .deadlines import extend as extend_due
 from .errors import ConcurrencyConflict, IdempotencyKeyReused, InvalidTransition, ValidationError
 from .guards import CommandContext, Guard
@@ -30,12 +30,16 @@ from .model import (
     SCORE_MIN,
     SYSTEM_ACTOR,
     Actor,
+    Channel,
     Evaluation,
     Event,
     Outcome,
+    Proposer,
+    ProposerKind,
     Rating,
     ReportForm,
     RewardTier,
+    Role,
     State,
     Suggestion,
     SuggestionDraft,
@@ -171,7 +175,7 @@ class Flow:
         limit: int | None = None,
     ) -> list[Suggestion]:
         """Open suggestions whose current step is past its due time, most overdue first."""
-        at = v.aware("now", now or self.clock.now())
+        at = v.aware("now", self.clock.now() if now is None else now)
         return self.store.query(
             Query(states=_states(states), unit=unit, area=area, due_before=at, limit=limit,
                   campaign=self.campaign)
@@ -188,7 +192,7 @@ class Flow:
         limit: int | None = None,
     ) -> list[Suggestion]:
         """Open suggestions not yet overdue but due within ``within`` of ``now``, soonest first."""
-        at = v.aware("now", now or self.clock.now())
+        at = v.aware("now", self.clock.now() if now is None else now)
         if within < dt.timedelta(0):
             raise ValidationError("within", "must not be negative")
         return self.store.query(
@@ -227,6 +231,7 @@ class Flow:
             if done is not None:
                 return done
         now = self._now()
+        self._check_actor(actor)
         self._check_draft(draft)
         sid = suggestion_id if suggestion_id is not None else self._ids()
         v.code("suggestion_id", sid)
@@ -279,7 +284,7 @@ class Flow:
         """The collection office registers it (登记); routing stays due within the same 15 days."""
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
-            number = registration_number or self._registration_number(s, now)
+            number = self._registration_number(s, now) if registration_number is None else registration_number
             v.required_text("registration_number", number, max_len=64)
             return {"registration_number": number}
 
@@ -309,11 +314,9 @@ class Flow:
         Opens the lead unit's 5-working-day objection window (Art. 23) and its research deadline.
         """
         v.code("lead_unit", lead_unit, self.known_units)
-        co = tuple(co_units)
-        for unit in co:
-            v.code("co_units", unit, self.known_units)
-        if lead_unit in co or len(set(co)) != len(co):
-            raise ValidationError("co_units", "must not repeat the lead unit or each other")
+        co = v.codes("co_units", co_units, self.known_units)
+        if lead_unit in co:
+            raise ValidationError("co_units", "must not repeat the lead unit")
         v.text("note", note, max_len=v.REASON_MAX, required=False)
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
@@ -501,8 +504,8 @@ class Flow:
         """Extend the current deadline once per step, by at most 30 days, with an approver (延期)."""
         v.required_text("approver", approver, max_len=v.NAME_MAX)
         v.required_text("reason", reason, max_len=v.REASON_MAX)
-        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
-            raise ValidationError("days", "must be a whole number of days, at least 1")
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXTENSION.n:
+            raise ValidationError("days", f"must be a whole number of days from 1 to {MAX_EXTENSION.n}")
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
             if s.extended:
@@ -560,7 +563,7 @@ class Flow:
         v.required_text("evaluator", evaluator, max_len=v.NAME_MAX)
         evaluation = Evaluation(quality, value, effect, evaluator)
         return self._run("evaluate", "evaluate", suggestion_id, actor, lambda s, now: {"evaluation": evaluation},
-                         idempotency_key=idempotency_key)
+                         args={"evaluator": evaluator}, idempotency_key=idempotency_key)
 
     def nominate_reward(
         self, suggestion_id: str, actor: Actor, *, tier: RewardTier, idempotency_key: str | None = None
@@ -614,7 +617,9 @@ class Flow:
           (which notifies the responsible unit through the outbox).
         Returns the events written.
         """
-        at = v.aware("now", now or self.clock.now())
+        at = v.aware("now", self.clock.now() if now is None else now)
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise ValidationError("batch", "must be a whole number, at least 1")
         written: list[Event] = []
         after: dt.datetime | None = None
         seen: set[str] = set()
@@ -671,13 +676,27 @@ class Flow:
         v.code("area", draft.area, self.known_areas)
         v.code("topic", draft.topic, self.known_topics, required=False)
         v.code("recommending_unit", draft.recommending_unit, self.known_units, required=False)
-        for unit in draft.accused_units:
-            v.code("accused_units", unit, self.known_units)
+        v.codes("accused_units", draft.accused_units, self.known_units)
+        v.member("channel", Channel, draft.channel)
         p = draft.proposer
+        if not isinstance(p, Proposer):
+            raise ValidationError("proposer", "must be a Proposer")
+        v.member("proposer.kind", ProposerKind, p.kind)
+        v.flag("proposer.confidential", p.confidential)
         v.required_text("proposer.name", p.name, max_len=v.NAME_MAX)
         v.phone("proposer.phone", p.phone)
         v.text("proposer.address", p.address, max_len=v.ADDRESS_MAX, required=False)
         v.text("proposer.account", p.account, max_len=v.NAME_MAX, required=False)
+
+    @staticmethod
+    def _check_actor(actor: Actor) -> None:
+        """The actor is written into every event and hashed: it is validated like any input."""
+        if not isinstance(actor, Actor):
+            raise ValidationError("actor", "must be an Actor")
+        v.member("actor.role", Role, actor.role)
+        v.required_text("actor.id", actor.id, max_len=v.NAME_MAX)
+        v.code("actor.unit", actor.unit, required=False)
+        v.text("actor.name", actor.name, max_len=v.NAME_MAX, required=False)
 
     def _guard(self, ctx: CommandContext) -> None:
         for guard in self.guards:
@@ -720,6 +739,8 @@ class Flow:
             if done is not None:
                 return done, None
         now = at or self._now()
+        if actor is not SYSTEM_ACTOR:
+            self._check_actor(actor)
         current = self.store.load(suggestion_id)
         if expected is not None and current.version != expected.version:
             raise ConcurrencyConflict(suggestion_id, expected.version, current.version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import threading
 from collections.abc import Iterable
 
@@ -16,7 +17,7 @@ import attrs
 
 from .errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
 from .model import Event, Suggestion
-from .store import Change, IdempotencyRecord, OutboxMessage, Query, matches, order
+from .store import Change, IdempotencyRecord, OutboxMessage, Query, matches
 
 
 @attrs.define
@@ -34,6 +35,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._rows: dict[str, Suggestion] = {}
         self._events: dict[str, list[Event]] = {}
+        self._ids: list[str] = []  # sorted: keyset paging and bulk export without sorting per page
         self._due: list[tuple[float, str]] = []  # (UTC timestamp, id): floats compare fast
         self._outbox: dict[int, _Lease] = {}
         self._next_message = 1
@@ -60,6 +62,8 @@ class MemoryStore:
             # nothing below can fail: every check is done
             if current is not None and current.due_at is not None:
                 self._drop_due(current)
+            if current is None:
+                bisect.insort(self._ids, s.id)
             self._rows[s.id] = s
             if s.due_at is not None:
                 bisect.insort(self._due, (s.due_at.timestamp(), s.id))
@@ -103,8 +107,24 @@ class MemoryStore:
                         if query.limit is not None and len(out) >= query.limit:
                             break
                 return out
-            rows = [row for row in self._rows.values() if matches(query, row)]
-        return list(order(query, rows))
+            start = 0 if query.after_id is None else bisect.bisect_right(self._ids, query.after_id)
+            found: list[Suggestion] = []
+            for sid in itertools.islice(self._ids, start, None):
+                row = self._rows[sid]
+                if matches(query, row):
+                    found.append(row)
+                    if query.limit is not None and len(found) >= query.limit:
+                        break
+            return found
+
+    def export_events(self, after_id: str | None, limit: int) -> list[Event]:
+        """The events of the next ``limit`` suggestions with ids after ``after_id`` (bulk export)."""
+        with self._lock:
+            start = 0 if after_id is None else bisect.bisect_right(self._ids, after_id)
+            out: list[Event] = []
+            for sid in self._ids[start:start + limit]:
+                out.extend(self._events[sid])
+            return out
 
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         return self._keys.get(key)

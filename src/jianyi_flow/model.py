@@ -153,6 +153,38 @@ def mask_phone(phone: str | None) -> str | None:
     return _mask_middle(phone)
 
 
+def _lenient(kind: type[enum.Enum], value: Any) -> Any:
+    """``value`` as a member of ``kind`` if it is one of its values, else ``value`` unchanged.
+
+    Leaving a bad value in place lets :class:`~jianyi_flow.Flow` refuse it with a
+    :class:`~jianyi_flow.errors.ValidationError` naming the field, instead of a bare
+    ``ValueError`` from a constructor.
+    """
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        return value
+
+
+def _to_proposer_kind(value: Any) -> Any:
+    return _lenient(ProposerKind, value)
+
+
+def _to_role(value: Any) -> Any:
+    return _lenient(Role, value)
+
+
+def _to_channel(value: Any) -> Any:
+    return _lenient(Channel, value)
+
+
+def _tuple_of_codes(value: Any) -> Any:
+    """Lists become tuples; a single string is kept as is (so Flow refuses it, not splits it)."""
+    return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
+
+
 def _masked_repr(value: object) -> str:
     return "'***'" if value else repr(value)
 
@@ -166,7 +198,7 @@ class Proposer:
     """
 
     name: str
-    kind: ProposerKind = ProposerKind.CITIZEN
+    kind: ProposerKind = attrs.field(default=ProposerKind.CITIZEN, converter=_to_proposer_kind)
     phone: str | None = attrs.field(default=None, repr=_masked_repr)
     address: str | None = attrs.field(default=None, repr=_masked_repr)
     confidential: bool = False
@@ -188,7 +220,7 @@ class Actor:
     """Who runs a command: an id, a role, and the unit they act for where it applies."""
 
     id: str
-    role: Role
+    role: Role = attrs.field(converter=_to_role)
     unit: str | None = None
     name: str | None = None
 
@@ -214,10 +246,10 @@ class SuggestionDraft:
     measures: str
     area: str
     proposer: Proposer
-    channel: Channel = Channel.ONLINE_PORTAL
+    channel: Channel = attrs.field(default=Channel.ONLINE_PORTAL, converter=_to_channel)
     topic: str | None = None
     recommending_unit: str | None = None
-    accused_units: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    accused_units: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_codes)
     """Units the material accuses: it is never transferred to them (信访工作条例 Art. 30)."""
 
 

@@ -2,18 +2,22 @@
 
 Text is stored byte-exact (SQL fragments and markup are data, never executed), but
 characters that only serve to confuse a reader or break storage are refused: control
-characters other than tab and newlines, lone surrogates, and bidirectional overrides
+characters (C0 other than tab and newlines, DEL, and C1 U+0080–U+009F), lone surrogates, and bidirectional overrides
 (U+202A–U+202E, U+2066–U+2069), which can make a text read differently from what it says.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import re
 from collections.abc import Collection
+from typing import TypeVar
 
 from .clock import require_aware
 from .errors import ValidationError
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 TITLE_MAX = 100
 SUBJECT_MAX = 200
@@ -25,9 +29,9 @@ ADDRESS_MAX = 200
 CODE_MAX = 32
 REPLY_MAX = 10_000
 
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
-_LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}(-\d{1,6})?")
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -82,3 +86,32 @@ def code(field: str, value: object, known: Collection[str] | None = None, *, req
 def aware(field: str, value: object) -> dt.datetime:
     """An aware datetime (naive ones are ambiguous and refused)."""
     return require_aware(value, field)
+
+
+def flag(field: str, value: object) -> bool:
+    """A true/false flag: a real ``bool`` (``"no"`` is text, and text is truthy)."""
+    if not isinstance(value, bool):
+        raise ValidationError(field, "must be True or False")
+    return value
+
+
+def member(field: str, kind: type[_E], value: object) -> _E:
+    """``value`` as a member of the enum ``kind`` (members and their values are accepted)."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except (ValueError, TypeError):
+        raise ValidationError(field, f"must be one of {[m.value for m in kind]}") from None
+
+
+def codes(field: str, value: object, known: Collection[str] | None = None) -> tuple[str, ...]:
+    """A sequence of distinct codes (a list or tuple, not a string: "AB" is not two codes)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ValidationError(field, "must be a list of codes, not a single string")
+    out = tuple(value)
+    for item in out:
+        code(field, item, known)
+    if len(set(out)) != len(out):
+        raise ValidationError(field, "must not repeat a code")
+    return out

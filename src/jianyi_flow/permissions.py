@@ -1,0 +1,615 @@
+"""Who may run which command on which suggestion, who may see it, and what they see.
+
+Three rules protect a suggestion and its proposer:
+
+* **Permissions.**  A :class:`PermissionTable` maps every command to the :class:`Rule`\\ s
+  that allow it; a rule is a :class:`~jianyi_flow.model.Role` and a :class:`Scope` (how
+  the actor must relate to *this* suggestion: its lead unit, its proposer...).  The table
+  is data, so a portal can read it, render it (``docs/security.md`` is rendered from it)
+  and override it (:meth:`PermissionTable.with_rule`, :meth:`PermissionTable.from_mapping`)
+  without touching code.  A command the table does not name is refused: a new command
+  stays closed until someone decides who may run it.
+* **Visibility.**  :func:`can_see` says whether an actor may see a suggestion at all.  It
+  is a ceiling no table rule lifts: a unit sees only suggestions transferred (lead or co)
+  or recommended to it, so it can neither read nor act on anything else.
+* **Confidentiality.**  :func:`view_for` gives the suggestion as an actor may see it: the
+  proposer's phone and address are masked for everyone but the collection office and the
+  proposer themself, and a confidential (保密) proposer's name is masked too.
+
+Material that accuses a unit is never transferred to that unit (信访工作条例 Art. 30, as
+cited in :class:`~jianyi_flow.model.SuggestionDraft`).  ``Flow.transfer`` itself refuses
+such a transfer with :class:`~jianyi_flow.errors.ValidationError` (field ``lead_unit`` or
+``co_units``), guards or not; :class:`PermissionGuard` raises the very same error before
+anything is computed, whatever its table says, because a statute is not a portal setting.
+It is a ValidationError, not a PermissionDenied: the office may transfer, the target it
+named is what the rule forbids, and one rule should fail one way with or without guards.
+
+:class:`PermissionGuard` is the :class:`~jianyi_flow.guards.Guard` that enforces all of
+this inside :class:`~jianyi_flow.Flow`; Flow runs guards before it computes or writes
+anything, so a refused command leaves the store untouched.  The guard trusts the
+:class:`~jianyi_flow.model.Actor` it is given: authenticating the person behind it is the
+portal's job.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+import attrs
+
+from .errors import NotFound, PermissionDenied, ValidationError
+from .guards import CommandContext
+from .model import (
+    Actor,
+    Event,
+    Proposer,
+    Role,
+    State,
+    Suggestion,
+    SuggestionDraft,
+    decode_proposer,
+    encode_proposer,
+    mask_name,
+    replace,
+)
+from .store import Store
+
+__all__ = [
+    "COMMANDS",
+    "DEFAULT_RULES",
+    "FREE_TEXT_FIELDS",
+    "ROLE_COMMANDS",
+    "SYSTEM_COMMANDS",
+    "PermissionGuard",
+    "PermissionTable",
+    "Rule",
+    "Scope",
+    "accused_targets",
+    "can_see",
+    "history_for",
+    "scrub",
+    "sees_unmasked",
+    "view_for",
+]
+
+COMMANDS: tuple[str, ...] = (
+    "receive",
+    "register",
+    "not_accept",
+    "transfer",
+    "return_transfer",
+    "research",
+    "decide",
+    "reply",
+    "rate",
+    "withdraw",
+    "reopen",
+    "extend",
+    "report_upward",
+    "forward_to_city",
+    "evaluate",
+    "nominate_reward",
+    "record_adoption",
+    "mark_typical",
+    "close_unrated",
+    "flag_overdue",
+)
+"""Every command :class:`~jianyi_flow.Flow` passes to its guards, by the name guards see."""
+
+SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue"})
+"""Commands only ``Flow.tick`` runs, always as :data:`~jianyi_flow.model.SYSTEM_ACTOR`."""
+
+_HANDLED_STATES = frozenset(
+    {State.ADOPTED, State.PARTIALLY_ADOPTED, State.DECLINED, State.REPLIED, State.RATED, State.UNRATED}
+)
+"""States in which a suggestion has been decided: what the summary-phase evaluators look at."""
+
+_UNIT_ROLES = frozenset({Role.RECOMMENDING_UNIT, Role.HANDLING_UNIT})
+
+
+class Scope(enum.StrEnum):
+    """How an actor must relate to the suggestion (or, for ``receive``, the draft) for a rule to apply.
+
+    On an existing suggestion:
+
+    * ``any`` — the role is enough (district-wide bodies such as the collection office).
+    * ``own_suggestion`` — the actor is the proposer: ``actor.id == suggestion.proposer.account``.
+    * ``submitted`` — the actor received it (the actor of its ``receive`` event, same id
+      and role); needs the guard's ``store`` to look that up, and fails closed without it.
+    * ``recommending_unit`` — ``actor.unit == suggestion.recommending_unit``.
+    * ``lead_unit`` — ``actor.unit == suggestion.lead_unit`` (主办单位).
+    * ``handling_unit`` — the actor's unit is the lead or a co-handling unit.
+
+    On a draft being received, naming a recommending unit counts towards that unit's
+    recommendation quota, so every scope but ``any`` refuses a draft that names a
+    recommending unit other than the actor's own:
+
+    * ``own_suggestion`` — ``draft.proposer.account == actor.id`` (a proposer files for
+      themself, under the account that will later rate and withdraw).
+    * ``submitted`` — the actor is submitting it now (an information officer filing for
+      someone else).
+    * ``recommending_unit`` — the draft names the actor's unit as its recommending unit
+      (a unit that files a suggestion recommends it; otherwise it could not see it afterwards).
+    * ``lead_unit``, ``handling_unit`` — never: a draft has no handling unit yet.
+    """
+
+    ANY = "any"
+    OWN_SUGGESTION = "own_suggestion"
+    SUBMITTED = "submitted"
+    RECOMMENDING_UNIT = "recommending_unit"
+    LEAD_UNIT = "lead_unit"
+    HANDLING_UNIT = "handling_unit"
+
+
+_SCOPE_LABELS: Mapping[Scope, str] = {
+    Scope.ANY: "any",
+    Scope.OWN_SUGGESTION: "its proposer",
+    Scope.SUBMITTED: "who submitted it",
+    Scope.RECOMMENDING_UNIT: "its recommending unit",
+    Scope.LEAD_UNIT: "its lead unit",
+    Scope.HANDLING_UNIT: "its lead or a co-handling unit",
+}
+
+
+def _member(kind: type[enum.StrEnum], value: object, field: str) -> Any:
+    """``value`` as a member of ``kind``; a typo in a portal's table fails when the table is built."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)  # type: ignore[arg-type]  # a wrong type is what the except reports
+    except ValueError:
+        raise ValidationError(f"permissions.{field}", f"must be one of {[m.value for m in kind]}") from None
+
+
+def _to_role(value: object) -> Role:
+    role: Role = _member(Role, value, "role")
+    return role
+
+
+def _to_scope(value: object) -> Scope:
+    scope: Scope = _member(Scope, value, "scope")
+    return scope
+
+
+@attrs.frozen
+class Rule:
+    """One way to be allowed a command: act as ``role``, related to the suggestion as ``scope``."""
+
+    role: Role = attrs.field(converter=_to_role)
+    scope: Scope = attrs.field(default=Scope.ANY, converter=_to_scope)
+
+    def __str__(self) -> str:
+        return self.role.value if self.scope is Scope.ANY else f"{self.role.value} ({_SCOPE_LABELS[self.scope]})"
+
+
+R = Role
+DEFAULT_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType(
+    {
+        # intake: on-line by the proposer, gathered by an information officer or a
+        # recommending unit, or taken on site / by letter / by phone by the office
+        "receive": (
+            Rule(R.PROPOSER, Scope.OWN_SUGGESTION),
+            Rule(R.INFORMATION_OFFICER, Scope.SUBMITTED),
+            Rule(R.RECOMMENDING_UNIT, Scope.RECOMMENDING_UNIT),
+            Rule(R.COLLECTION_OFFICE),
+        ),
+        # the collection office routes and supervises
+        "register": (Rule(R.COLLECTION_OFFICE),),
+        "not_accept": (Rule(R.COLLECTION_OFFICE),),
+        "transfer": (Rule(R.COLLECTION_OFFICE),),
+        "reopen": (Rule(R.COLLECTION_OFFICE),),
+        # a unit asks, the office grants: the approver is named in the command's payload
+        "extend": (Rule(R.COLLECTION_OFFICE),),
+        "report_upward": (Rule(R.COLLECTION_OFFICE),),
+        "forward_to_city": (Rule(R.COLLECTION_OFFICE),),
+        # only the lead unit handles; co-handling units contribute through it
+        "return_transfer": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        "research": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        "decide": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        "reply": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        # the proposer's own acts; an information officer may withdraw for the person
+        # they filed for, who often has no portal account of their own
+        "rate": (Rule(R.PROPOSER, Scope.OWN_SUGGESTION),),
+        "withdraw": (Rule(R.PROPOSER, Scope.OWN_SUGGESTION), Rule(R.INFORMATION_OFFICER, Scope.SUBMITTED)),
+        # summary phase: evaluators score; the office, which organises the reward
+        # selection, may also put a scored suggestion on the candidate list
+        "evaluate": (Rule(R.EVALUATOR),),
+        "nominate_reward": (Rule(R.EVALUATOR), Rule(R.COLLECTION_OFFICE)),
+        "record_adoption": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT), Rule(R.COLLECTION_OFFICE)),
+        "mark_typical": (Rule(R.COLLECTION_OFFICE), Rule(R.LEADERSHIP)),
+        # time-driven work: only the engine
+        "close_unrated": (Rule(R.SYSTEM),),
+        "flag_overdue": (Rule(R.SYSTEM),),
+    }
+)
+"""The default permission table: command → the rules that allow it (any one suffices)."""
+del R
+
+
+def _rules(value: Iterable[Rule | Role | str | Mapping[str, str] | tuple[Any, ...]]) -> tuple[Rule, ...]:
+    """Rules from the forms a portal may write them in: ``Rule``, a role, ``(role, scope)`` or ``{"role", "scope"}``."""
+    if isinstance(value, (str, Rule, Mapping)):
+        raise ValidationError("permissions.rules", "give a list of rules, not a single rule")
+    out: list[Rule] = []
+    for item in value:
+        if isinstance(item, Rule):
+            out.append(item)
+        elif isinstance(item, (Role, str)):
+            out.append(Rule(item))
+        elif isinstance(item, Mapping):
+            unknown = set(item) - {"role", "scope"}
+            if unknown or "role" not in item:
+                raise ValidationError("permissions.rules", f"a rule is {{'role': ..., 'scope': ...}}, got {dict(item)}")
+            out.append(Rule(item["role"], item.get("scope", Scope.ANY)))
+        elif isinstance(item, tuple) and len(item) == 2:
+            out.append(Rule(item[0], item[1]))
+        else:
+            raise ValidationError("permissions.rules", f"not a rule: {item!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def _command(command: object) -> str:
+    if command not in COMMANDS:
+        raise ValidationError("permissions.command", f"unknown command {command!r}; commands are {list(COMMANDS)}")
+    assert isinstance(command, str)
+    return command
+
+
+def _freeze_table(mapping: object) -> Mapping[str, tuple[Rule, ...]]:
+    """Check and freeze a command → rules mapping, in :data:`COMMANDS` order."""
+    if not isinstance(mapping, Mapping):
+        raise ValidationError("permissions", "must be a mapping of command → rules")
+    frozen = {_command(command): _rules(rules) for command, rules in mapping.items()}
+    return MappingProxyType({c: frozen[c] for c in COMMANDS if c in frozen})
+
+
+@attrs.frozen
+class PermissionTable:
+    """Command → rules, immutable.  Build it with :meth:`default`, :meth:`from_mapping` or the ``with_*`` methods.
+
+    A command is allowed when any of its rules matches; a command with no rules is refused
+    to everyone.  Unknown commands, roles or scopes raise
+    :class:`~jianyi_flow.errors.ValidationError` when the table is built, so a typo in a
+    portal's configuration fails at start-up instead of silently opening or closing a door.
+    """
+
+    rules: Mapping[str, tuple[Rule, ...]] = attrs.field(converter=_freeze_table)
+
+    @classmethod
+    def default(cls) -> PermissionTable:
+        """:data:`DEFAULT_RULES`: the rules docs/security.md documents."""
+        return cls(DEFAULT_RULES)
+
+    @classmethod
+    def from_mapping(
+        cls, mapping: Mapping[str, Iterable[Rule | Role | str | Mapping[str, str] | tuple[Any, ...]]]
+    ) -> PermissionTable:
+        """A table from plain data, e.g. loaded from a portal's JSON configuration.
+
+        ``{"withdraw": [{"role": "proposer", "scope": "own_suggestion"}, "collection_office"]}``;
+        commands left out are refused to everyone.
+        """
+        return cls(mapping)
+
+    def with_rule(self, command: str, *rules: Rule | Role | str | tuple[Any, ...]) -> PermissionTable:
+        """A copy that also allows ``command`` by ``rules`` (added to the existing ones)."""
+        command = _command(command)
+        return PermissionTable({**self.rules, command: (*self.rules.get(command, ()), *_rules(rules))})
+
+    def with_rules(self, command: str, rules: Iterable[Rule | Role | str | tuple[Any, ...]]) -> PermissionTable:
+        """A copy in which ``command`` is allowed by exactly ``rules`` (an empty list closes it)."""
+        return PermissionTable({**self.rules, _command(command): _rules(rules)})
+
+    def without_role(self, command: str, role: Role | str) -> PermissionTable:
+        """A copy in which ``role`` may no longer run ``command`` in any scope."""
+        command = _command(command)
+        gone = _to_role(role)
+        kept = tuple(r for r in self.rules.get(command, ()) if r.role is not gone)
+        return PermissionTable({**self.rules, command: kept})
+
+    def rules_for(self, command: str) -> tuple[Rule, ...]:
+        """The rules that allow ``command`` (empty: nobody may run it)."""
+        return self.rules.get(command, ())
+
+    def allows_role(self, role: Role, command: str) -> bool:
+        """Whether some actor acting as ``role`` may ever run ``command`` (the scope aside)."""
+        return any(rule.role is role for rule in self.rules_for(command))
+
+    def matrix(self) -> dict[tuple[Role, str], bool]:
+        """Every (role, command) pair → whether the role may ever run it: the table for the docs."""
+        return {(role, command): self.allows_role(role, command) for role in Role for command in COMMANDS}
+
+    def to_markdown(self) -> str:
+        """The table as Markdown: one row per command, one column per role, the scope in each cell.
+
+        ``docs/security.md`` embeds this for the default table; a test keeps the two equal.
+        """
+        header = "| command | " + " | ".join(role.value for role in Role) + " |"
+        lines = [header, "|---|" + "---|" * len(Role)]
+        for command in COMMANDS:
+            cells = []
+            for role in Role:
+                scopes = [r.scope for r in self.rules_for(command) if r.role is role]
+                if not scopes:
+                    cells.append("—")
+                elif Scope.ANY in scopes:
+                    cells.append("yes")
+                else:
+                    cells.append(" or ".join(_SCOPE_LABELS[s] for s in scopes))
+            lines.append(f"| {command} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def to_mapping(self) -> dict[str, list[dict[str, str]]]:
+        """The table as plain data (JSON-ready), the inverse of :meth:`from_mapping`."""
+        return {c: [{"role": r.role.value, "scope": r.scope.value} for r in rules] for c, rules in self.rules.items()}
+
+
+ROLE_COMMANDS: Mapping[tuple[Role, str], bool] = MappingProxyType(PermissionTable.default().matrix())
+"""(role, command) → allowed by the default table (scope aside): the matrix docs/security.md shows."""
+
+
+# --- visibility and masking -----------------------------------------------------------------
+
+
+def _is_proposer(actor: Actor, s: Suggestion) -> bool:
+    return actor.role is Role.PROPOSER and s.proposer.account is not None and actor.id == s.proposer.account
+
+
+def _submitted(actor: Actor, submitter: Actor | None) -> bool:
+    return submitter is not None and submitter.id == actor.id and submitter.role is actor.role
+
+
+def can_see(actor: Actor, suggestion: Suggestion, *, submitter: Actor | None = None) -> bool:
+    """Whether ``actor`` may see ``suggestion`` at all.
+
+    ``submitter`` is the actor who received it (its first event's actor; see
+    :meth:`PermissionGuard.submitter_of`): it lets an information officer see what they
+    filed.  Who sees what, and why:
+
+    * collection office and the system: everything — they route and supervise all of it;
+    * a proposer: their own suggestions (``proposer.account``);
+    * an information officer: what they submitted;
+    * a recommending or handling unit: suggestions whose recommending, lead or
+      co-handling unit is theirs — never one that names their unit as accused, and a lead
+      unit that returned a transfer stops seeing it;
+    * leadership: suggestions reported upward to it (呈报), the way it learns of them;
+    * the municipal office: suggestions forwarded to the city;
+    * an evaluator: decided suggestions (the ones evaluated in the summary phase).
+    """
+    role = actor.role
+    if role in (Role.COLLECTION_OFFICE, Role.SYSTEM):
+        return True
+    if role is Role.PROPOSER:
+        return _is_proposer(actor, suggestion)
+    if role is Role.INFORMATION_OFFICER:
+        return _submitted(actor, submitter)
+    if role in _UNIT_ROLES:
+        unit = actor.unit
+        return unit is not None and unit not in suggestion.accused_units and unit in suggestion.units()
+    if role is Role.LEADERSHIP:
+        return bool(suggestion.upward_reports)
+    if role is Role.MUNICIPAL_OFFICE:
+        return suggestion.forwarded_to_city_at is not None
+    if role is Role.EVALUATOR:
+        return suggestion.state in _HANDLED_STATES
+    return False  # a role added later sees nothing until a rule is written for it
+
+
+def sees_unmasked(actor: Actor, suggestion: Suggestion) -> bool:
+    """Whether ``actor`` sees the proposer's personal data in full: only the office and the proposer themself."""
+    return actor.role is Role.COLLECTION_OFFICE or _is_proposer(actor, suggestion)
+
+
+def _refuse_unseen(actor: Actor, suggestion: Suggestion, submitter: Actor | None) -> None:
+    if not can_see(actor, suggestion, submitter=submitter):
+        raise PermissionDenied(str(actor), "view", f"suggestion {suggestion.id!r} is not visible to {actor.role.value}")
+
+
+FREE_TEXT_FIELDS: tuple[str, ...] = (
+    "title", "subject", "problem", "measures", "research_notes", "outcome_reason", "adopted_part", "reply",
+    "rating_comment", "adopted_into",
+)
+"""Suggestion fields written in free text, where a proposer's own details may turn up."""
+
+
+def scrub(text: str, proposer: Proposer) -> str:
+    """``text`` without the proposer's own phone and address (and name, when confidential).
+
+    Proposers write their number into the problem description; a masked view that hid the
+    phone field but showed it in the text would hide nothing.  The same rule as the
+    campaign report's (:mod:`jianyi_flow.report`).  A one-character name is left alone:
+    replacing every occurrence of one character would wreck the text and hide nobody.
+    """
+    if proposer.phone:
+        text = text.replace(proposer.phone, "*" * len(proposer.phone))
+    if proposer.address:
+        text = text.replace(proposer.address, "***")
+    if proposer.confidential and len(proposer.name) > 1:
+        text = text.replace(proposer.name, mask_name(proposer.name))
+    return text
+
+
+def _masked_fields(values: Mapping[str, Any], proposer: Proposer) -> dict[str, Any]:
+    """The free-text fields among ``values``, scrubbed of ``proposer``'s details."""
+    out: dict[str, Any] = {}
+    for name in FREE_TEXT_FIELDS:
+        value = values.get(name)
+        if isinstance(value, str):
+            out[name] = scrub(value, proposer)
+    return out
+
+
+def view_for(actor: Actor, suggestion: Suggestion, *, submitter: Actor | None = None) -> Suggestion:
+    """``suggestion`` as ``actor`` may see it; :class:`PermissionDenied` if they may not see it.
+
+    Everyone but the collection office and the proposer themself gets the proposer
+    through :meth:`~jianyi_flow.model.Proposer.masked` (phone and address masked always,
+    the name too when the proposer is confidential) and the free-text fields through
+    :func:`scrub`.  The view is for display: its ``event_hash`` still names the stored
+    event, whose content it no longer matches.
+    """
+    _refuse_unseen(actor, suggestion, submitter)
+    if sees_unmasked(actor, suggestion):
+        return suggestion
+    p = suggestion.proposer
+    fields = {name: getattr(suggestion, name) for name in FREE_TEXT_FIELDS}
+    return replace(suggestion, {**_masked_fields(fields, p), "proposer": p.masked()})
+
+
+def history_for(
+    actor: Actor, suggestion: Suggestion, events: Iterable[Event], *, submitter: Actor | None = None
+) -> list[Event]:
+    """The events of ``suggestion`` as ``actor`` may see them (the same masking as :func:`view_for`).
+
+    The ``receive`` event carries the proposer in full; a unit shown the raw history would
+    read the phone number :func:`view_for` hides.  Each event's proposer is masked and its
+    free text and reason scrubbed, using the suggestion's current proposer.  Masked events
+    no longer match their hashes: verify the stored history, show this one.
+    """
+    _refuse_unseen(actor, suggestion, submitter)
+    out = list(events)
+    for event in out:
+        if event.suggestion_id != suggestion.id:
+            raise ValidationError("events", f"event of suggestion {event.suggestion_id!r}, not {suggestion.id!r}")
+    if sees_unmasked(actor, suggestion):
+        return out
+    masked: list[Event] = []
+    for event in out:
+        recorded = event.changes.get("proposer")
+        p = decode_proposer(recorded) if isinstance(recorded, Mapping) else suggestion.proposer
+        changes = {**event.changes, **_masked_fields(event.changes, p)}
+        if isinstance(recorded, Mapping):
+            changes["proposer"] = encode_proposer(p.masked())
+        reason = None if event.reason is None else scrub(event.reason, p)
+        masked.append(attrs.evolve(event, changes=changes, reason=reason))
+    return masked
+
+
+def accused_targets(suggestion: Suggestion, args: Mapping[str, Any]) -> list[str]:
+    """The units a transfer with ``args`` would send ``suggestion`` to that it names as accused, in order."""
+    targets = [args.get("lead_unit"), *args.get("co_units", ())]
+    return [u for u in targets if isinstance(u, str) and u in suggestion.accused_units]
+
+
+# --- the guard --------------------------------------------------------------------------------
+
+
+def _draft_recommender_ok(actor: Actor, draft: SuggestionDraft) -> bool:
+    return draft.recommending_unit is None or (actor.unit is not None and draft.recommending_unit == actor.unit)
+
+
+@attrs.frozen
+class PermissionGuard:
+    """The :class:`~jianyi_flow.guards.Guard` that enforces a :class:`PermissionTable`.
+
+    For every command it checks, in order: that some rule of the table names the actor's
+    role, that the actor can see the suggestion (:func:`can_see`), and that a rule's scope
+    matches; it raises :class:`~jianyi_flow.errors.PermissionDenied` naming the actor, the
+    command and the reason.  For ``transfer`` it then refuses an accused target unit
+    (Art. 30) with the :class:`~jianyi_flow.errors.ValidationError` ``Flow.transfer``
+    raises for it, so the error is the same with or without this guard.
+
+    ``store`` lets the ``submitted`` scope find who received a suggestion; pass the store
+    the Flow uses.  Without it that scope never matches (it fails closed).
+    """
+
+    table: PermissionTable = attrs.field(factory=PermissionTable.default)
+    store: Store | None = None
+
+    def submitter_of(self, suggestion: Suggestion) -> Actor | None:
+        """The actor of the suggestion's ``receive`` event, or ``None`` if unknown."""
+        if self.store is None:
+            return None
+        try:
+            events = self.store.history(suggestion.id)
+        except NotFound:
+            return None
+        return events[0].actor if events and events[0].kind == "receive" else None
+
+    def can_see(self, actor: Actor, suggestion: Suggestion) -> bool:
+        """:func:`can_see`, with the submitter looked up in the guard's store."""
+        return can_see(actor, suggestion, submitter=self.submitter_of(suggestion))
+
+    def view_for(self, actor: Actor, suggestion: Suggestion) -> Suggestion:
+        """:func:`view_for`, with the submitter looked up in the guard's store."""
+        return view_for(actor, suggestion, submitter=self.submitter_of(suggestion))
+
+    def check(self, ctx: CommandContext) -> None:
+        actor = ctx.actor
+        rules = self.table.rules_for(ctx.command)
+        if not rules:
+            self._deny(ctx, "no rule allows this command")
+        mine = [r for r in rules if r.role is actor.role]
+        if not mine:
+            self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}")
+        if ctx.suggestion is None:
+            self._check_draft(ctx, mine)
+            return
+        s = ctx.suggestion
+        submitter: Actor | None = None
+        if actor.role is Role.INFORMATION_OFFICER or any(r.scope is Scope.SUBMITTED for r in mine):
+            submitter = self.submitter_of(s)
+        if not can_see(actor, s, submitter=submitter):
+            self._deny(ctx, f"suggestion {s.id!r} is not visible to {actor.role.value}"
+                            + (f" {actor.unit}" if actor.unit else ""))
+        if not any(self._matches(rule, actor, s, submitter) for rule in mine):
+            self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}"
+                            + self._who(s, mine))
+        if ctx.command == "transfer":
+            accused = accused_targets(s, ctx.args)
+            if accused:
+                field = "lead_unit" if ctx.args.get("lead_unit") in accused else "co_units"
+                raise ValidationError(field, f"{', '.join(accused)} is accused in this suggestion and may not "
+                                             "handle it (信访工作条例 Art. 30)")
+
+    @staticmethod
+    def _matches(rule: Rule, actor: Actor, s: Suggestion, submitter: Actor | None) -> bool:
+        scope = rule.scope
+        if scope is Scope.ANY:
+            return True
+        if scope is Scope.OWN_SUGGESTION:
+            return s.proposer.account is not None and actor.id == s.proposer.account
+        if scope is Scope.SUBMITTED:
+            return _submitted(actor, submitter)
+        unit = actor.unit
+        if unit is None:
+            return False
+        if scope is Scope.RECOMMENDING_UNIT:
+            return unit == s.recommending_unit
+        if scope is Scope.LEAD_UNIT:
+            return unit == s.lead_unit
+        return unit == s.lead_unit or unit in s.co_units  # Scope.HANDLING_UNIT
+
+    def _check_draft(self, ctx: CommandContext, mine: list[Rule]) -> None:
+        actor, draft = ctx.actor, ctx.draft
+        if draft is None:
+            self._deny(ctx, "there is neither a suggestion nor a draft to judge the command by")
+        for rule in mine:
+            scope = rule.scope
+            if scope is Scope.ANY:
+                return
+            if scope is Scope.OWN_SUGGESTION and draft.proposer.account == actor.id \
+                    and _draft_recommender_ok(actor, draft):
+                return
+            if scope is Scope.SUBMITTED and _draft_recommender_ok(actor, draft):
+                return
+            if scope is Scope.RECOMMENDING_UNIT and actor.unit is not None \
+                    and draft.recommending_unit == actor.unit:
+                return
+        wanted = " or ".join(_SCOPE_LABELS[r.scope] for r in mine)
+        self._deny(ctx, f"a {actor.role.value} may receive a draft only as {wanted}: a proposer under their own "
+                        "account, and a recommending unit named only by that unit")
+
+    @staticmethod
+    def _who(s: Suggestion, mine: list[Rule]) -> str:
+        scopes = {r.scope for r in mine}
+        if Scope.LEAD_UNIT in scopes:
+            return f" (lead unit: {s.lead_unit or 'none'})"
+        return ""
+
+    @staticmethod
+    def _deny(ctx: CommandContext, reason: str) -> NoReturn:
+        raise PermissionDenied(str(ctx.actor), ctx.command, reason)
