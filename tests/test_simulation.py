@@ -110,3 +110,27 @@ def test_the_pytest_plugin_fixtures(jianyi_simulator: Callable[..., CampaignSimu
     assert result.suggestions == 30
     assert result.ended > result.started + dt.timedelta(days=120)
     assert len(list(iter_suggestions(sim.store))) == 30
+
+
+def test_the_full_campaign_gives_the_same_history_digest_on_memory_and_sqlite(tmp_path: object) -> None:
+    """Issue: same seed → identical event log on every store (the report's history_digest)."""
+    from pathlib import Path
+
+    from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.report import build_report
+    from jianyi_flow.sql import SqlStore
+
+    assert isinstance(tmp_path, Path)
+    campaign = yongchuan_2024()
+    memory = MemoryStore()
+    memory_run = CampaignSimulator(campaign, memory, seed=21, suggestions=250).run()
+    sqlite = SqlStore.open(f"sqlite:///{tmp_path / 'sim.db'}", migrate=True)
+    try:
+        sqlite_run = CampaignSimulator(campaign, sqlite, seed=21, suggestions=250).run()
+        assert memory_run == sqlite_run
+        a = build_report(campaign, memory, memory_run.ended).to_dict()
+        b = build_report(campaign, sqlite, sqlite_run.ended).to_dict()
+        assert a["history_digest"] == b["history_digest"] == digest(memory) == digest(sqlite)
+        assert a == b
+    finally:
+        sqlite.close()

@@ -746,7 +746,15 @@ class Flow:
             raise ConcurrencyConflict(suggestion_id, expected.version, current.version)
         if self.guards:
             self._guard(CommandContext(command, actor, now, suggestion=current, args=args or {}))
-        to_state = fire(trigger, current.state, command)
+        try:
+            to_state = fire(trigger, current.state, command)
+        except InvalidTransition:
+            if idempotency_key is not None:
+                # a concurrent retry under the same key may have moved it on since we checked
+                done = self._already_done(idempotency_key, command, suggestion_id)
+                if done is not None:
+                    return done, None
+            raise
         changed = dict(changes(current, now))
         version = current.version + 1
         event = seal_new(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from .clock import require_aware
 from .errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
 from .model import Event, Suggestion
 from .store import Change, IdempotencyRecord, OutboxMessage, Query, matches
@@ -93,6 +94,12 @@ class MemoryStore:
             return list(self._events.get(suggestion_id, ()))
 
     def query(self, query: Query) -> list[Suggestion]:
+        for field in ("due_before", "due_after"):
+            value = getattr(query, field)
+            if value is not None:
+                require_aware(value, f"query.{field}")
+        if query.limit is not None and query.limit <= 0:
+            return []
         with self._lock:
             if query.by_due:
                 lo = 0 if query.due_after is None else bisect.bisect_left(self._due, (query.due_after.timestamp(), ""))
@@ -131,7 +138,10 @@ class MemoryStore:
 
     # --- outbox --------------------------------------------------------------------------
     def claim(self, limit: int, now: dt.datetime, lease: dt.timedelta) -> list[OutboxMessage]:
+        require_aware(now, "now")
         out: list[OutboxMessage] = []
+        if limit <= 0:
+            return out
         with self._lock:
             for mid in sorted(self._outbox):
                 entry = self._outbox[mid]

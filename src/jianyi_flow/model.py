@@ -374,7 +374,7 @@ _ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
 
 
-_ENCODED: dict[dt.datetime, str] = {}
+_ENCODED: dict[tuple[dt.datetime, int], str] = {}
 
 
 def encode_datetime(value: dt.datetime) -> str:
@@ -383,11 +383,12 @@ def encode_datetime(value: dt.datetime) -> str:
     Deadlines repeat (every suggestion due on a day shares its end-of-day), so results are
     memoised in a small table that is emptied when it grows past 4096 entries.
     """
-    text = _ENCODED.get(value)
+    key = (value, value.fold)  # equal wall times in one zone differ by ``fold`` across a DST change
+    text = _ENCODED.get(key)
     if text is None:
         if len(_ENCODED) > 4096:
             _ENCODED.clear()
-        text = _ENCODED[value] = value.astimezone(dt.UTC).isoformat()
+        text = _ENCODED[key] = value.astimezone(dt.UTC).isoformat()
     return text
 
 

@@ -1,0 +1,141 @@
+"""The shipped Alembic migrations: they build exactly ``metadata``, in their own version table.
+
+Each test gets an empty database (a SQLite file, or a schema/database of its own on the
+PostgreSQL and MariaDB test servers, see tests/dbs.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from dbs import empty_mysql_url, empty_postgres_url
+from jianyi_flow import db
+from jianyi_flow.errors import StoreError
+from jianyi_flow.sql import SqlStore
+from jianyi_flow.sql.engine import create_engine
+from jianyi_flow.sql.schema import metadata
+from jianyi_flow.store import Query
+
+__all__ = ["empty_mysql_url", "empty_postgres_url"]  # fixtures
+
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue(f"empty_{request.param}_url"))
+
+
+@pytest.fixture
+def engine(empty_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(empty_url)
+    yield engine
+    engine.dispose()
+
+
+def _ours(name: str | None, type_: str, parent_names: Any) -> bool:
+    return db.is_jianyi_flow_table(name) if type_ == "table" else True
+
+
+def differences(engine: sa.Engine, target: sa.MetaData) -> list[Any]:
+    """What Alembic's autogenerate would change to make the database match ``target``."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": _ours, "version_table": db.VERSION_TABLE}
+        )
+        return list(compare_metadata(context, target))
+
+
+def test_migrations_build_exactly_the_metadata(engine: sa.Engine) -> None:
+    assert db.current(engine) is None
+    db.upgrade(engine)
+    assert db.current(engine) == db.head() == "0001"
+    assert differences(engine, metadata) == []
+
+
+def test_the_comparison_would_notice_a_difference(engine: sa.Engine) -> None:
+    """The check above can fail: a column, an index or a type that differs is reported."""
+    db.upgrade(engine)
+    changed = sa.MetaData()
+    for table in metadata.sorted_tables:
+        table.to_metadata(changed)
+    suggestions = changed.tables["jianyi_suggestions"]
+    suggestions.append_column(sa.Column("extra", sa.Integer, nullable=True))
+    suggestions.indexes.discard(next(i for i in suggestions.indexes if i.name == "ix_jianyi_suggestions_area"))
+    changed.tables["jianyi_events"].c.kind.type = sa.String(10)
+    found = {d[0] if isinstance(d, tuple) else d[0][0] for d in differences(engine, changed)}
+    assert {"add_column", "remove_index", "modify_type"} <= found
+
+
+def test_upgrade_is_idempotent_and_downgrade_removes_only_jianyi_flow(engine: sa.Engine) -> None:
+    db.upgrade(engine)
+    db.upgrade(engine)
+    assert db.current(engine) == "0001"
+    db.downgrade(engine, "base")
+    assert db.current(engine) is None
+    left = set(sa.inspect(engine).get_table_names())
+    assert not any(db.is_jianyi_flow_table(name) and name != db.VERSION_TABLE for name in left), left
+
+
+def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
+    """A host application's Alembic history (``alembic_version``) and tables are left untouched."""
+    host = sa.MetaData()
+    host_version = sa.Table("alembic_version", host, sa.Column("version_num", sa.String(32), primary_key=True))
+    host_things = sa.Table("host_things", host, sa.Column("id", sa.Integer, primary_key=True))
+    host.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(host_version.insert().values(version_num="host_rev_7"))
+        conn.execute(host_things.insert().values(id=42))
+
+    db.upgrade(engine)
+
+    names = set(sa.inspect(engine).get_table_names())
+    assert {db.VERSION_TABLE, "alembic_version", "host_things", *metadata.tables} <= names
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(host_version.c.version_num)).scalars().all() == ["host_rev_7"]
+        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalars().all() == ["0001"]
+        assert conn.execute(sa.select(host_things.c.id)).scalars().all() == [42]
+    # the host's own autogenerate, with the hook from docs/storage.md, proposes nothing about our tables
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": db.host_include_name})
+        assert compare_metadata(context, host) == []
+        unfiltered = MigrationContext.configure(conn)
+        assert any(d[0] == "remove_table" for d in compare_metadata(unfiltered, host))  # the hook matters
+
+    db.downgrade(engine, "base")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(host_version.c.version_num)).scalars().all() == ["host_rev_7"]
+        assert conn.execute(sa.select(host_things.c.id)).scalars().all() == [42]
+
+
+def test_store_open_migrates_and_plain_store_does_not(empty_url: str) -> None:
+    plain = SqlStore(empty_url)
+    try:
+        with pytest.raises(StoreError, match="upgrade"):
+            plain.load("x")
+    finally:
+        plain.close()
+    assert db.current(empty_url) is None
+    with SqlStore.open(empty_url) as store:
+        assert store.query(Query()) == []
+    assert db.current(empty_url) == "0001"
+
+
+def test_upgrade_of_an_unreachable_database_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        db.upgrade(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
+    with pytest.raises(StoreError):
+        db.current(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
