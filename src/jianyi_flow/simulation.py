@@ -141,6 +141,10 @@ class _Plan:
     rating: Rating | None
     reopen: bool
     extend: bool
+    area: str
+    state: State = State.RECEIVED
+    """The state as the simulator last saw it (kept from command results and tick events)."""
+    extended: bool = False
     round: int = 1
 
 
@@ -273,6 +277,9 @@ class CampaignSimulator:
         self._ticks += 1
         for e in events:
             self._count[e.kind] = self._count.get(e.kind, 0) + 1
+            plan = self._plans.get(e.suggestion_id)
+            if plan is not None:
+                plan.state = e.to_state
 
     def _push(self, when: dt.datetime, sid: str, action: str) -> None:
         self._seq += 1
@@ -314,6 +321,9 @@ class CampaignSimulator:
         """Run one Flow command and count it."""
         result: Suggestion = getattr(self.flow, command)(*args, **kwargs)
         self._count[command] = self._count.get(command, 0) + 1
+        plan = self._plans.get(result.id)
+        if plan is not None:
+            plan.state = result.state
         return result
 
     def _later(self, when: dt.datetime, low_days: float, high_days: float) -> dt.datetime:
@@ -385,6 +395,7 @@ class CampaignSimulator:
             rating=rating,
             reopen=rating is Rating.DISSATISFIED and rng.random() < cfg.reopen_when_dissatisfied,
             extend=False,
+            area=area,
         )
         plan.extend = plan.slow and rng.random() < cfg.extension_when_slow
         self._plans[s.id] = plan
@@ -406,7 +417,7 @@ class CampaignSimulator:
 
     def _alive(self, plan: _Plan) -> State | None:
         """The current state, or ``None`` if the suggestion has left the path (withdrawn...)."""
-        state = self.flow.get(plan.sid).state
+        state = plan.state
         return None if state in (State.WITHDRAWN, State.NOT_ACCEPTED, State.UNRATED) else state
 
     def _step_withdraw(self, when: dt.datetime, plan: _Plan) -> None:
@@ -430,7 +441,7 @@ class CampaignSimulator:
             self._call("transfer", plan.sid, self.office, lead_unit=plan.misroute_to)
             self._push(self._later(when, 0.5, 4), plan.sid, "return_transfer")
             return
-        co = [u for u in self.handlers[self.flow.get(plan.sid).area] if u != plan.lead][:1]
+        co = [u for u in self.handlers[plan.area] if u != plan.lead][:1]
         co = co if self.rng.random() < 0.3 else []
         self._call("transfer", plan.sid, self.office, lead_unit=plan.lead, co_units=co)
         self._schedule_research(when, plan)
@@ -451,8 +462,8 @@ class CampaignSimulator:
         self._push(self._later(when, 0.5, 3), plan.sid, "transfer")
 
     def _step_extend(self, when: dt.datetime, plan: _Plan) -> None:
-        s = self.flow.get(plan.sid)
-        if s.state is State.TRANSFERRED and not s.extended:
+        if plan.state is State.TRANSFERRED and not plan.extended:
+            plan.extended = True
             self._call("extend", plan.sid, self.office, days=30, approver="区征集办主任", reason="需多部门会商论证")
 
     def _step_research(self, when: dt.datetime, plan: _Plan) -> None:
@@ -521,7 +532,7 @@ class CampaignSimulator:
     def _do_summary(self, when: dt.datetime, sid: str, spec: str) -> None:
         _, q, v, e = spec.split(":")
         quality, value, effect = int(q), int(v), int(e)
-        if self.flow.get(sid).state not in _HANDLED:
+        if self._plans[sid].state not in _HANDLED:
             return  # reopened since it was chosen: it is being handled again
         s = self._call("evaluate", sid, self.evaluator, quality=quality, value=value, effect=effect, evaluator="评审组")
         total = quality + value + effect

@@ -252,6 +252,7 @@ class SqlStore:
             # engines the store creates connect at READ COMMITTED already (see .engine)
             self._writer = self._reader = engine.execution_options(isolation_level="READ COMMITTED")
         self._skip_locked: bool | None = None
+        self._local = threading.local()  # .batch: the connection of this thread's open batch
         self._build_statements()
         if create:
             from ..db import upgrade
@@ -351,9 +352,61 @@ class SqlStore:
         if self._closed:
             raise StoreError("the store is closed")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the commits made on this thread inside one transaction (the bulk path).
+
+        Each :meth:`commit` inside becomes a savepoint: a command that fails (a stale
+        version, a taken key) is rolled back alone and raises as usual, while the others
+        stay.  Reads on this thread see the batch's own writes.  The batch commits when the
+        block ends and rolls back if it raises, so a crash loses the open batch and never
+        leaves half a command.  While it is open it holds the database's write lock on
+        SQLite: keep batches short (the simulator commits every couple of hundred commands).
+        Nested ``batch()`` blocks join the outer one.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            yield
+            return
+        self._check_open()
+        try:
+            with self._mutex, self._writer.begin() as conn:
+                if self._sqlite:
+                    self._begin_immediate(conn)
+                self._local.batch = conn
+                try:
+                    yield
+                finally:
+                    self._local.batch = None
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error(exc, "write") from None
+
+    def _in_savepoint(self, conn: Connection, work: Callable[[Tx], T]) -> T:
+        """``work`` inside the open batch, as a savepoint rolled back alone if it fails."""
+        tx = Tx(conn, direct=self._sqlite)
+        try:
+            if tx.direct is not None:
+                tx.direct.execute("SAVEPOINT jianyi_command")
+                try:
+                    result = work(tx)
+                except BaseException:
+                    tx.direct.execute("ROLLBACK TO jianyi_command")
+                    tx.direct.execute("RELEASE jianyi_command")
+                    raise
+                tx.direct.execute("RELEASE jianyi_command")
+                return result
+            with conn.begin_nested():
+                return work(tx)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite write failed: {type(exc).__name__}: {exc}") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error(exc, "write") from None
+
     def _write(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in one write transaction; retry it if the database killed it to break a deadlock."""
         self._check_open()
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            return self._in_savepoint(batch, work)
         for attempt in range(1, _RETRIES + 1):
             try:
                 with self._mutex, self._writer.begin() as conn:
@@ -386,6 +439,12 @@ class SqlStore:
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         self._check_open()
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            try:
+                return work(batch)
+            except sa.exc.SQLAlchemyError as exc:
+                raise self._error(exc, "read") from None
         try:
             with self._mutex, self._reader.connect() as conn:
                 return work(conn)
