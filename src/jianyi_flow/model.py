@@ -189,11 +189,12 @@ def _masked_repr(value: object) -> str:
     return "'***'" if value else repr(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Proposer:
     """The person who made the suggestion (建议人).
 
-    ``phone`` and ``address`` never appear in ``repr``; a ``confidential`` proposer asked
+    ``phone`` and ``address`` never appear in ``repr`` (nor the name of a confidential
+    proposer); a ``confidential`` proposer asked
     for name and privacy to be kept: handling units see a masked view (:meth:`masked`).
     """
 
@@ -204,6 +205,13 @@ class Proposer:
     confidential: bool = False
     account: str | None = None
     """The portal account that speaks for the proposer (used to check who may rate)."""
+
+    def __repr__(self) -> str:
+        name = mask_name(self.name) if self.confidential else self.name
+        return (
+            f"Proposer(name={name!r}, kind={self.kind!r}, phone={_masked_repr(self.phone)}, "
+            f"address={_masked_repr(self.address)}, confidential={self.confidential!r}, account={self.account!r})"
+        )
 
     def masked(self) -> Proposer:
         """The view for someone who may not see personal data."""

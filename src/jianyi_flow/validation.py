@@ -32,6 +32,7 @@ REPLY_MAX = 10_000
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _LANDLINE = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?")
+_ANY_PHONE = re.compile(r"[0-9][0-9-]{6,}[0-9]")
 _CODE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -70,6 +71,18 @@ def phone(field: str, value: object) -> str | None:
     return value
 
 
+def shown(value: str) -> str:
+    """``value`` as an error message may quote it: anything shaped like a phone number is masked.
+
+    Error messages end up in logs; a phone typed into the wrong field must not go with them.
+    """
+    found = _ANY_PHONE.search(value)
+    if found is None:
+        return value
+    digits = found.group()
+    return value.replace(digits, digits[:3] + "*" * (len(digits) - 5) + digits[-2:])
+
+
 def code(field: str, value: object, known: Collection[str] | None = None, *, required: bool = True) -> str | None:
     """A code (area, topic, unit...): short ASCII, and one of ``known`` when a list is given."""
     if value is None:
@@ -79,7 +92,7 @@ def code(field: str, value: object, known: Collection[str] | None = None, *, req
     if not isinstance(value, str) or not value or len(value) > CODE_MAX or not _CODE.fullmatch(value):
         raise ValidationError(field, f"must be a code of 1-{CODE_MAX} letters, digits, '_', '.' or '-'")
     if known is not None and value not in known:
-        raise ValidationError(field, f"unknown code {value!r}")
+        raise ValidationError(field, f"unknown code {shown(value)!r}")
     return value
 
 
