@@ -369,8 +369,8 @@ def test_verify_all_finds_the_one_tampered_suggestion_among_many() -> None:
     sim.run()
     assert sim.flow.verify_all() == []
     victim = "S0000007"
-    events = store._events[victim]
-    events[1] = attrs.evolve(events[1], reason="改过的理由")
+    events = store.history(victim)
+    store._replace_event(victim, 1, attrs.evolve(events[1], reason="改过的理由"))
     problems = sim.flow.verify_all()
     assert {p.suggestion_id for p in problems} == {victim}
     assert any(p.version == 2 and "hash" in p.problem for p in problems)

@@ -22,7 +22,14 @@ from .calendar import BusinessCalendar, default_calendar
 from .clock import Clock, local_date
 from .deadlines import DEFAULT_POLICY, MAX_EXTENSION, CalendarDays, DeadlinePolicy, Step
 from .deadlines import extend as extend_due
-from .errors import ConcurrencyConflict, IdempotencyKeyReused, InvalidTransition, ValidationError
+from .errors import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    JianyiFlowError,
+    NotFound,
+    ValidationError,
+)
 from .guards import CommandContext, Guard
 from .history import HistoryProblem, seal_new, verify_events
 from .model import (
@@ -204,17 +211,41 @@ class Flow:
         """Problems found in one suggestion's stored history (empty when it is intact).
 
         Detects an edited event (its hash no longer matches), a deleted or reordered one (the
-        ``prev_hash`` chain or the version sequence breaks) and a row that differs from the
-        replay of its history.
+        ``prev_hash`` chain or the version sequence breaks), a row that differs from the
+        replay of its history, and stored values the store cannot even read back (reported,
+        not raised: one unreadable row must not stop an audit).
         """
-        return verify_events(suggestion_id, self.store.history(suggestion_id), self.store.load(suggestion_id))
+        try:
+            row = self.store.load(suggestion_id)
+        except NotFound:
+            raise
+        except (JianyiFlowError, ValueError, TypeError, KeyError) as e:
+            return [HistoryProblem(suggestion_id, 0, f"row cannot be read: {_first_line(e)}")]
+        try:
+            events = self.store.history(suggestion_id)
+        except (JianyiFlowError, ValueError, TypeError, KeyError) as e:
+            return [HistoryProblem(suggestion_id, row.version, f"history cannot be read: {_first_line(e)}")]
+        return verify_events(suggestion_id, events, row)
 
-    def verify_all(self, query: Query | None = None) -> list[HistoryProblem]:
-        """:meth:`verify_history` for every suggestion (matching ``query``), read page by page."""
+    def verify_all(self, query: Query | None = None, page: int = 1000) -> list[HistoryProblem]:
+        """:meth:`verify_history` for every suggestion (matching ``query``), read page by page.
+
+        Stores that can list ids without decoding rows (``suggestion_ids(after_id, limit)``,
+        as MemoryStore and SqlStore do) let one unreadable row be reported while every other
+        suggestion is still checked.
+        """
+        list_ids = getattr(self.store, "suggestion_ids", None)
+        if list_ids is None or query is not None:
+            return [p for s in iter_suggestions(self.store, query, page) for p in self.verify_history(s.id)]
         problems: list[HistoryProblem] = []
-        for s in iter_suggestions(self.store, query):
-            problems.extend(verify_events(s.id, self.store.history(s.id), s))
-        return problems
+        after: str | None = None
+        while True:
+            ids: list[str] = list_ids(after, page)
+            for sid in ids:
+                problems.extend(self.verify_history(sid))
+            if len(ids) < page:
+                return problems
+            after = ids[-1]
 
     # --- commands ------------------------------------------------------------------------
     def receive(
@@ -802,6 +833,11 @@ class Flow:
                     return done
             raise
         return new
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _states(states: Iterable[State] | None) -> frozenset[State]:

@@ -43,7 +43,7 @@ from .model import (
     Suggestion,
     SuggestionDraft,
 )
-from .store import Store
+from .store import Query, Store, iter_suggestions
 
 OFFICE_UNIT = "XFB"
 """The unit that runs the collection office (区征集办) in the Yongchuan preset."""
@@ -515,14 +515,15 @@ class CampaignSimulator:
 
         Spread over the summary phase's working days; only suggestions already decided count.
         """
-        pool = self.flow.query(states=_HANDLED)
-        chosen = [s for s in pool if self.rng.random() < self.config.evaluated]
+        # page through the handled suggestions (by id, as one query would): only the chosen ids are kept
+        handled = iter_suggestions(self.store, Query(states=_HANDLED, campaign=self.campaign.code))
+        chosen = [s.id for s in handled if self.rng.random() < self.config.evaluated]
         summary = self.campaign.phases[-1]
         days = [summary.start + dt.timedelta(days=d) for d in range((summary.end - summary.start).days + 1)]
         working = [d for d in days if self.flow.calendar.is_working_day(d)] or days
-        for s in chosen:
+        for sid in chosen:
             day = self.rng.choice(working[: max(1, len(working) - 3)])
-            self._summary_item(_local(day, self.rng.randint(9 * 60, 17 * 60)), s.id)
+            self._summary_item(_local(day, self.rng.randint(9 * 60, 17 * 60)), sid)
 
     def _summary_item(self, when: dt.datetime, sid: str) -> None:
         rng = self.rng

@@ -3,7 +3,16 @@
 * **SQLite** gets ``journal_mode=WAL`` (readers do not block the writer),
   ``foreign_keys=ON`` (off by default in SQLite), ``busy_timeout`` (wait for the write
   lock instead of failing at once) and ``synchronous=NORMAL`` (safe with WAL, one fsync
-  per checkpoint instead of per commit), set on every new connection.  An in-memory
+  per checkpoint instead of per commit), set on every new connection.  Three settings are
+  for speed, measured on the campaign simulation: ``temp_store=MEMORY`` keeps the
+  savepoint journal of :meth:`SqlStore.batch` in memory (SQLite writes the pages a
+  command changes to it, and past 64 KiB it becomes a temporary *file*, written with two
+  system calls a page for every later command of the batch); ``cache_size`` of
+  :data:`CACHE_KIB` (SQLite's default is 2 MiB, a small part of a campaign's rows and
+  indexes: the rest is read again through system calls); and ``wal_autocheckpoint`` of
+  :data:`WAL_CHECKPOINT_PAGES` (40 MiB of log between checkpoints instead of 4 MiB: a page
+  changed many times is copied back once, and the checkpoint's two fsyncs come a tenth as
+  often).  An in-memory
   database (``sqlite://``) exists once per connection, so it is opened on a
   :class:`~sqlalchemy.pool.StaticPool`: every thread uses the one connection, and the
   store serialises access to it.
@@ -26,10 +35,23 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreError, ValidationError
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_engine", "is_memory_sqlite", "prepare_sqlite_connection"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "CACHE_KIB",
+    "WAL_CHECKPOINT_PAGES",
+    "create_engine",
+    "is_memory_sqlite",
+    "prepare_sqlite_connection",
+]
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another writer's transaction to finish."""
+
+CACHE_KIB = 65_536
+"""SQLite page cache per connection, in KiB (``PRAGMA cache_size=-CACHE_KIB``): filled only as pages are read."""
+
+WAL_CHECKPOINT_PAGES = 10_000
+"""Pages of write-ahead log (4 KiB each) after which a commit copies them back into the database file."""
 
 _PRAGMAS_DONE = "jianyi_flow_pragmas"
 
@@ -56,8 +78,11 @@ def prepare_sqlite_connection(dbapi_connection: Any, memory: bool) -> None:
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA temp_store=MEMORY")
     finally:
         cursor.close()
 

@@ -7,8 +7,12 @@ most of a command's cost.  So for SQLite the hot statements (the commit's writes
 ``load``'s read) are compiled once, by SQLAlchemy, for the store's dialect: the SQL text,
 the order of its parameters and each parameter's bind processor (the very
 :mod:`jianyi_flow.sql.types` conversions Core would apply).  Running one is then a tuple
-and a ``sqlite3`` call.  Measured on a transfer: 248 µs a command this way, 379 µs
+and a ``sqlite3`` call (``bind`` and ``convert`` are generated per statement, one
+expression per parameter).  Measured on a transfer: 248 µs a command this way, 379 µs
 through ``Connection.execute``, 334 µs for a raw-Core floor doing the same writes.
+:class:`~jianyi_flow.sql.types.UtcDateTime` values are converted by
+:func:`~jianyi_flow.sql.types.sqlite_utc_bind` / :func:`~jianyi_flow.sql.types.sqlite_utc_result`,
+which give exactly what Core's processors give, in one step.
 
 Other databases spend their time in network round trips, not in Python, so they keep
 executing the Core statements; both paths bind the same values through the same types,
@@ -22,9 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite.base import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.types import TypeEngine
+
+from .types import SQLITE_DATETIME_FORMAT, UtcDateTime, sqlite_utc_bind, sqlite_utc_result
 
 __all__ = ["Prepared", "Tx"]
 
@@ -36,7 +44,7 @@ class Prepared:
     columns, as they would for ``Connection.execute``).
     """
 
-    __slots__ = ("core", "names", "processors", "results", "sql")
+    __slots__ = ("bind", "convert", "core", "names", "processors", "results", "sql")
 
     def __init__(self, core: Executable, dialect: Dialect, keys: Sequence[str] | None = None) -> None:
         self.core = core
@@ -50,26 +58,75 @@ class Prepared:
             assert isinstance(compiled, SQLCompiler)
             self.sql = compiled.string
             self.names = tuple(compiled.positiontup or ())
-            self.processors = tuple(
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
-            )
+            self.processors = tuple(_bind_processor(compiled.binds[name].type, dialect) for name in self.names)
             if isinstance(core, sa.Select):
-                self.results = tuple(
-                    c.type.dialect_impl(dialect).result_processor(dialect, None) for c in core.selected_columns
-                )
-
-    def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
-        """A row from the driver with its values converted as Core would convert them."""
-        return tuple(
-            value if process is None else process(value) for value, process in zip(row, self.results, strict=True)
-        )
-
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+                self.results = tuple(_result_processor(c.type, dialect) for c in core.selected_columns)
+        self.bind: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _compile_bind(self.names, self.processors)
         """The positional parameters, converted as Core would convert them."""
-        return tuple(
-            params[name] if process is None else process(params[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        )
+        self.convert: Callable[[Sequence[Any]], tuple[Any, ...]] = _compile_convert(self.results)
+        """A row from the driver with its values converted as Core would convert them."""
+
+
+# --- the per-statement functions, generated once --------------------------------------------
+# ``bind`` and ``convert`` run for every statement of every command: a generated function
+# with one expression per parameter (``p['state']``, ``P3(p['due_at'])``) costs a third of
+# a loop zipping names and processors.
+def _compile_bind(
+    names: Sequence[str], processors: Sequence[Callable[[Any], Any] | None]
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    namespace: dict[str, Any] = {}
+    items = []
+    for i, (name, process) in enumerate(zip(names, processors, strict=True)):
+        if process is None:
+            items.append(f"p[{name!r}],")
+        else:
+            namespace[f"P{i}"] = process
+            items.append(f"P{i}(p[{name!r}]),")
+    exec(f"def bind(p):\n    return ({''.join(items)})", namespace)
+    fn: Callable[[Mapping[str, Any]], tuple[Any, ...]] = namespace["bind"]
+    return fn
+
+
+def _compile_convert(
+    processors: Sequence[Callable[[Any], Any] | None],
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    namespace: dict[str, Any] = {}
+    items = []
+    for i, process in enumerate(processors):
+        if process is None:
+            items.append(f"r[{i}],")
+        else:
+            namespace[f"R{i}"] = process
+            items.append(f"R{i}(r[{i}]),")
+    exec(f"def convert(r):\n    return ({''.join(items)})", namespace)
+    fn: Callable[[Sequence[Any]], tuple[Any, ...]] = namespace["convert"]
+    return fn
+
+
+def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The bind processor Core would use; a faster equal one for :class:`UtcDateTime` on SQLite."""
+    if isinstance(type_, UtcDateTime) and _default_sqlite_datetime(type_, dialect):
+        return sqlite_utc_bind
+    process: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The result processor Core would use; a faster equal one for :class:`UtcDateTime` on SQLite."""
+    if isinstance(type_, UtcDateTime) and _default_sqlite_datetime(type_, dialect):
+        return sqlite_utc_result
+    process: Callable[[Any], Any] | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    return process
+
+
+def _default_sqlite_datetime(type_: UtcDateTime, dialect: Dialect) -> bool:
+    impl = type_.load_dialect_impl(dialect)
+    return (
+        dialect.name == "sqlite"
+        and isinstance(impl, SQLITE_DATETIME)
+        and impl._storage_format == SQLITE_DATETIME_FORMAT
+        and impl._reg is None
+    )
 
 
 class Tx:
@@ -106,7 +163,10 @@ class Tx:
             self.conn.execute(statement.core, [dict(r) for r in rows])
             return
         try:
-            self.direct.executemany(statement.sql, [statement.bind(r) for r in rows])
+            if len(rows) == 1:  # most commands write one event, one message
+                self.direct.execute(statement.sql, statement.bind(rows[0]))
+            else:
+                self.direct.executemany(statement.sql, [statement.bind(r) for r in rows])
         except sqlite3.Error as exc:
             raise self._wrap(statement, exc) from None
 

@@ -23,6 +23,21 @@ Statements are built once, in the constructor: building SQLAlchemy statements co
 than executing them.  On SQLite the commit's statements and ``load``'s read go further and
 run straight on the driver, compiled once (see :mod:`jianyi_flow.sql.prepared`): a
 command then costs less than raw Core doing the same writes.
+
+Inside :meth:`SqlStore.batch` the store remembers, for the batch only, each row it loaded
+or committed: as :meth:`~SqlStore.load` returns it, with the encoded values of its
+``data`` document.  A commit that starts from a remembered row (the usual load, change,
+commit of a command) is a *partial* update: it sets only the columns whose value changed
+and re-encodes only the fields that are not the very objects the remembered row holds —
+setting an unchanged indexed column would rewrite its index entries, and re-encoding the
+bodies and the proposer is most of a command's Python.  It is still the whole new row that
+ends up stored: ``WHERE version = :expected`` matches only the row the batch remembered
+(versions are never reused), and fields are compared, never taken from the event's
+``changes``.  On SQLite, where the batch holds the database's only write lock, a
+``load`` of a remembered row reads nothing; on PostgreSQL and MariaDB another writer may
+commit meanwhile, so ``load`` always reads (and a stale remembered row can only ever make
+a commit fail with :class:`~jianyi_flow.errors.ConcurrencyConflict`, as it would have
+anyway).  A command that fails forgets its row; the batch forgets everything when it ends.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
+from ..clock import SHANGHAI
 from ..errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -50,12 +66,12 @@ from ..errors import (
     StoreError,
     ValidationError,
 )
-from ..model import SUGGESTION_FIELDS, Actor, Event, Role, State, Suggestion, decode_value, encode_value
+from ..model import SUGGESTION_FIELDS, Actor, Event, Role, State, Suggestion, decode_value, encode_value, replace
 from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
-from .types import UtcDateTime, to_utc
+from .types import UtcDateTime, dumps, to_utc
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "SqlStore"]
 
@@ -91,6 +107,8 @@ _UNIT_KEYS = tuple(suggestion_units.c.keys())
 _DATETIME_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion) if "datetime" in str(a.type))
 _UNIT_FIELDS = frozenset({"lead_unit", "co_units", "recommending_unit"})
 _RETRIES = 3
+_CACHE_ROWS = 20_000
+"""Most rows a batch keeps for its loads and commits (see :class:`_Cached`) before starting afresh."""
 _CHUNK = 500
 """Values per ``IN (...)``: well below every backend's limit on bound parameters."""
 
@@ -108,42 +126,74 @@ class _KeyTaken(Exception):
         self.error = error
 
 
+class _Cached:
+    """A row of the open batch as :meth:`SqlStore.load` would return it, with its ``data`` and units.
+
+    ``data`` holds the encoded value of each data field as stored (the decoded ``data``
+    document), so a commit that starts from this row re-encodes only the fields it changed.
+    """
+
+    __slots__ = ("data", "ordered", "row", "units")
+
+    def __init__(self, row: Suggestion, data: dict[str, Any], units: tuple[str, ...], ordered: bool) -> None:
+        self.row = row
+        self.data = data
+        self.units = units
+        self.ordered = ordered
+        """Whether ``data`` holds exactly ``DATA_FIELDS``, in that order (as the store writes it)."""
+
+
+class _Uncacheable(Exception):
+    """A committed value the database would hand back as another type: read it back instead."""
+
+
 class _Plan:
-    """One Change turned into statement parameters (pure Python, before any I/O)."""
+    """One Change turned into statement parameters (pure Python, before any I/O).
 
-    __slots__ = ("event", "expected", "key", "messages", "row", "sid", "units", "units_hinted", "units_key")
+    Given ``prev``, the row as stored at ``expected_version`` (from the open batch's cache),
+    the plan is a *partial* update: it sets only the columns whose value differs and
+    re-encodes only the data fields whose value is not the very object ``prev`` holds
+    (``set_keys`` lists the columns set).  The row written is still the whole of
+    ``change.suggestion``: ``UPDATE … WHERE version = :expected`` only matches the row
+    ``prev`` describes, and fields are compared, never taken from the event's ``changes``
+    (which may under-report).  Without ``prev`` every column is set (``set_keys`` is
+    ``None``).  ``cached`` is the new row as ``load`` would return it, for the batch cache
+    (``None`` when it cannot be derived without a read).
+    """
 
-    def __init__(self, change: Change) -> None:
+    __slots__ = (
+        "cached",
+        "event",
+        "expected",
+        "key",
+        "messages",
+        "row",
+        "set_keys",
+        "sid",
+        "unit_codes",
+        "units_changed",
+        "units_hinted",
+    )
+
+    def __init__(self, change: Change, prev: _Cached | None = None) -> None:
         s = change.suggestion
         e = change.event
         if e.suggestion_id != s.id or e.version != s.version or s.version != change.expected_version + 1:
             raise ValidationError("change", "row, event and expected version must agree")
-        for name in _DATETIME_FIELDS:
-            value = getattr(s, name)
-            if value is not None:
-                to_utc(value, name)
         to_utc(e.at, "event.at")
-        units = s.units()
+        units = self.unit_codes = s.units()
         self.sid = s.id
         self.expected = change.expected_version
-        self.units = [{"suggestion_id": s.id, "unit": u} for u in units]
-        self.units_key = json.dumps(list(units), ensure_ascii=False)
-        self.units_hinted = change.expected_version == 0 or not _UNIT_FIELDS.isdisjoint(e.changes)
-        # every column but id and units_key: the SET of an update, plus those two for an insert
-        self.row: dict[str, Any] = {
-            "campaign": s.campaign,
-            "state": _value(s.state),
-            "version": s.version,
-            "area": s.area,
-            "topic": s.topic,
-            "lead_unit": s.lead_unit,
-            "recommending_unit": s.recommending_unit,
-            "registration_number": s.registration_number,
-            "due_at": s.due_at,
-            "received_at": s.received_at,
-            "updated_at": s.updated_at,
-            "data": {name: _encode(name, getattr(s, name)) for name in DATA_FIELDS},
-        }
+        self.cached: _Cached | None = None
+        self.set_keys: tuple[str, ...] | None = None
+        self.units_changed = True
+        if prev is not None and change.expected_version > 0 and prev.row.version == change.expected_version \
+                and prev.row.id == s.id:
+            self._diff(s, prev, units)
+            self.units_hinted = self.units_changed
+        else:
+            self._whole(s)
+            self.units_hinted = change.expected_version == 0 or not _UNIT_FIELDS.isdisjoint(e.changes)
         self.event: dict[str, Any] = {
             "suggestion_id": e.suggestion_id,
             "version": e.version,
@@ -182,6 +232,173 @@ class _Plan:
                 "version": s.version,
                 "command": e.kind,
             }
+
+    @property
+    def units(self) -> list[dict[str, Any]]:
+        """The suggestion's rows in the units table."""
+        return [{"suggestion_id": self.sid, "unit": u} for u in self.unit_codes]
+
+    @property
+    def units_key(self) -> str:
+        """The units as the ``units_key`` column holds them."""
+        return json.dumps(list(self.unit_codes), ensure_ascii=False)
+
+    def _whole(self, s: Suggestion) -> None:
+        """Every column but id and units_key: the SET of an update, plus those two for an insert."""
+        for name in _DATETIME_FIELDS:
+            value = getattr(s, name)
+            if value is not None:
+                to_utc(value, name)
+        self.row: dict[str, Any] = {
+            "campaign": s.campaign,
+            "state": _value(s.state),
+            "version": s.version,
+            "area": s.area,
+            "topic": s.topic,
+            "lead_unit": s.lead_unit,
+            "recommending_unit": s.recommending_unit,
+            "registration_number": s.registration_number,
+            "due_at": s.due_at,
+            "received_at": s.received_at,
+            "updated_at": s.updated_at,
+            "data": {name: _encode(name, getattr(s, name)) for name in DATA_FIELDS},
+        }
+
+    def _diff(self, s: Suggestion, prev: _Cached, units: tuple[str, ...]) -> None:
+        """The partial update from ``prev`` to ``s``, and the row ``load`` would give after it."""
+        row: dict[str, Any] = {}
+        canon: dict[str, Any] = {}  # fields of s whose loaded value would be another object
+        if prev.ordered:
+            data = prev.data.copy()
+            _diff_fields(s, prev.row, row, data, canon)
+        else:  # a document written otherwise (fields missing, or in another order): write it as the store does
+            data = {name: prev.data.get(name, _MISSING) for name in DATA_FIELDS}
+            _diff_fields(s, prev.row, row, data, canon)
+            for name in DATA_FIELDS:
+                if data[name] is _MISSING:
+                    _changed_field(name, getattr(s, name), row, data, canon)
+            row["data"] = data
+        self.units_changed = units != prev.units
+        if self.units_changed:
+            row["units_key"] = self.units_key
+        self.set_keys = tuple(row)
+        row["w_id"] = s.id
+        row["w_version"] = self.expected
+        self.row = row
+        if _UNCACHEABLE not in canon:
+            self.cached = _Cached(replace(s, canon) if canon else s, data, units, True)
+
+
+_MISSING: Any = object()
+_UNCACHEABLE = ""
+"""Key set in a diff's ``canon`` when the new row cannot be cached (no field has this name)."""
+
+
+def _changed_column(name: str, value: Any, before: Any, row: dict[str, Any], canon: dict[str, Any]) -> None:
+    """Column ``name`` is not the object the stored row holds: set it, unless it is equal."""
+    if value == before:  # e.g. the same instant in another zone: the stored value stands
+        canon[name] = before
+        return
+    if name in _DATETIME_COLUMNS and value is not None:
+        to_utc(value, name)
+    row[name] = _value(value) if name == "state" else value
+    if _UNCACHEABLE not in canon:
+        try:
+            loaded = _column_as_loaded(name, value)
+        except _Uncacheable:
+            canon[_UNCACHEABLE] = True
+        else:
+            if loaded is not value:
+                canon[name] = loaded
+
+
+def _changed_field(name: str, value: Any, row: dict[str, Any], data: dict[str, Any], canon: dict[str, Any]) -> None:
+    """Data field ``name`` is not the object the stored row holds: encode it, and the document is set."""
+    if name in _DATETIME_FIELDS and value is not None:
+        to_utc(value, name)
+    encoded = data[name] = _encode(name, value)
+    row["data"] = data
+    if _UNCACHEABLE not in canon:
+        try:
+            loaded = _data_as_loaded(name, value, encoded)
+        except _Uncacheable:
+            canon[_UNCACHEABLE] = True
+        else:
+            if loaded is not value:
+                canon[name] = loaded
+
+
+def _compile_diff() -> Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any]], None]:
+    """Generate the field-by-field comparison of a new row with the stored one, once.
+
+    One identity test per field, no loop: most commands change three or four of the 45
+    fields, and only those reach ``_changed_column`` / ``_changed_field``.
+    """
+    lines = ["def diff(s, old, row, data, canon):"]
+    for name in _UPDATE_COLUMNS:
+        lines.append(f"    v = s.{name}")
+        lines.append(f"    if v is not old.{name}: _column({name!r}, v, old.{name}, row, canon)")
+    for name in DATA_FIELDS:
+        lines.append(f"    v = s.{name}")
+        lines.append(f"    if v is not old.{name}: _field({name!r}, v, row, data, canon)")
+    namespace: dict[str, Any] = {"_column": _changed_column, "_field": _changed_field}
+    exec("\n".join(lines), namespace)
+    fn: Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any]], None] = namespace["diff"]
+    return fn
+
+
+_UPDATE_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMN_FIELDS if name != "id")
+_DATETIME_COLUMNS = frozenset(name for name in _UPDATE_COLUMNS if name in _DATETIME_FIELDS)
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+"""Types ``json.loads(json.dumps(x))`` gives back as the very same value and type."""
+_diff_fields = _compile_diff()
+
+
+def _loaded_datetime(value: Any) -> dt.datetime:
+    """An aware datetime as the store reads it back: the same instant, in Asia/Shanghai."""
+    if type(value) is not dt.datetime:
+        raise _Uncacheable
+    if value.tzinfo is SHANGHAI and not value.fold:
+        return value
+    loaded: dt.datetime = value.astimezone(SHANGHAI)
+    return loaded
+
+
+def _column_as_loaded(name: str, value: Any) -> Any:
+    """``value`` of column ``name`` as :meth:`SqlStore.load` would return it once stored."""
+    if value is None:
+        return None
+    if name in _DATETIME_COLUMNS:
+        return _loaded_datetime(value)
+    if name == "state":
+        try:
+            return State(value)
+        except ValueError:
+            raise _Uncacheable from None
+    if name == "version":
+        if type(value) is not int:
+            raise _Uncacheable
+        return value
+    if type(value) is not str:
+        raise _Uncacheable
+    return value
+
+
+def _data_as_loaded(name: str, value: Any, encoded: Any) -> Any:
+    """Data field ``name`` (``value``, encoded as ``encoded``) as :meth:`SqlStore.load` would return it."""
+    if value is None:
+        return None
+    if name in _DATETIME_FIELDS:
+        return _loaded_datetime(value)
+    if type(encoded) not in _JSON_SCALARS:
+        try:
+            encoded = json.loads(dumps(encoded))
+        except JianyiFlowError:
+            raise _Uncacheable from None
+    try:
+        return decode_value(name, encoded)
+    except (ValueError, TypeError, KeyError):
+        raise _Uncacheable from None
 
 
 def _chunks(values: Sequence[V]) -> Iterator[list[V]]:
@@ -305,6 +522,7 @@ class SqlStore:
         self._upd_row = Prepared(
             s.update().where(s.c.id == w_id, s.c.version == bindparam("w_version")), d, (*ROW_KEYS, "units_key")
         )
+        self._upd_changed: dict[tuple[str, ...], Prepared] = {}  # by the columns set: see _changed_update
         self._sel_version = Prepared(sa.select(s.c.version).where(s.c.id == w_id), d)
         self._sel_row = Prepared(sa.select(*self._row_columns).where(s.c.id == w_id), d)
         self._del_units = Prepared(su.delete().where(su.c.suggestion_id == w_id), d)
@@ -362,7 +580,9 @@ class SqlStore:
         block ends and rolls back if it raises, so a crash loses the open batch and never
         leaves half a command.  While it is open it holds the database's write lock on
         SQLite: keep batches short (the simulator commits every couple of hundred commands).
-        Nested ``batch()`` blocks join the outer one.
+        Nested ``batch()`` blocks join the outer one.  The rows the batch loads and
+        commits are kept for its later commands (see the module docstring) and dropped
+        when it ends.
         """
         if getattr(self._local, "batch", None) is not None:
             yield
@@ -373,16 +593,20 @@ class SqlStore:
                 if self._sqlite:
                     self._begin_immediate(conn)
                 self._local.batch = conn
+                self._local.tx = Tx(conn, direct=self._sqlite)
+                self._local.cache = {}
                 try:
                     yield
                 finally:
                     self._local.batch = None
+                    self._local.tx = None
+                    self._local.cache = None
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "write") from None
 
-    def _in_savepoint(self, conn: Connection, work: Callable[[Tx], T]) -> T:
+    def _in_savepoint(self, tx: Tx, work: Callable[[Tx], T]) -> T:
         """``work`` inside the open batch, as a savepoint rolled back alone if it fails."""
-        tx = Tx(conn, direct=self._sqlite)
+        conn = tx.conn
         try:
             if tx.direct is not None:
                 tx.direct.execute("SAVEPOINT jianyi_command")
@@ -404,7 +628,7 @@ class SqlStore:
     def _write(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in one write transaction; retry it if the database killed it to break a deadlock."""
         self._check_open()
-        batch = getattr(self._local, "batch", None)
+        batch: Tx | None = getattr(self._local, "tx", None)
         if batch is not None:
             return self._in_savepoint(batch, work)
         for attempt in range(1, _RETRIES + 1):
@@ -470,8 +694,25 @@ class SqlStore:
     # --- writing -------------------------------------------------------------------------
     def commit(self, change: Change) -> None:
         """Write the row, the event, the messages and the key in one transaction (see the module docstring)."""
-        plan = _Plan(change)
-        self._commit_plans(lambda conn: self._apply(conn, plan))
+        cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            plan = _Plan(change)
+            self._commit_plans(lambda conn: self._apply(conn, plan))
+            return
+        # In a batch: start from the row as this batch last saw it (see _Plan), and keep
+        # the new row for the next load.  Whatever fails, the entry goes: the savepoint is
+        # rolled back, and a conflict means the cached row was stale.
+        sid = change.suggestion.id
+        try:
+            plan = _Plan(change, cache.get(sid))
+            self._commit_plans(lambda conn: self._apply(conn, plan))
+        except BaseException:
+            cache.pop(sid, None)
+            raise
+        if plan.cached is None:
+            cache.pop(sid, None)
+        else:
+            self._remember(cache, plan.cached)
 
     def commit_many(self, changes: Iterable[Change]) -> None:
         """Commit several changes in one transaction, all or none (the bulk path for imports and simulations).
@@ -484,6 +725,10 @@ class SqlStore:
         plans = [_Plan(c) for c in changes]
         if not plans:
             return
+        cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
+        if cache is not None:
+            for p in plans:
+                cache.pop(p.sid, None)
         created: set[str] = set()
         keys: set[str] = set()
         for p in plans:
@@ -523,7 +768,7 @@ class SqlStore:
         if p.expected == 0:
             self._insert_rows(tx, [p])
             tx.executemany(self._ins_units, p.units)
-        elif self._update_row(tx, p):
+        elif self._update_changed(tx, p) if p.set_keys is not None else self._update_row(tx, p):
             tx.execute(self._del_units, {"w_id": p.sid})
             tx.executemany(self._ins_units, p.units)
         self._insert_events(tx, [p.event])
@@ -578,6 +823,34 @@ class SqlStore:
                 return False
         if tx.execute(self._upd_row, {**p.row, "units_key": p.units_key, **where}) == 1:
             return True
+        self._explain_missed_update(tx, p)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _update_changed(self, tx: Tx, p: _Plan) -> bool:
+        """Apply a partial plan's optimistic update (only the columns that changed); whether the units changed."""
+        assert p.set_keys is not None
+        if tx.execute(self._changed_update(p.set_keys), p.row) == 1:
+            return p.units_changed
+        self._explain_missed_update(tx, p)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _changed_update(self, keys: tuple[str, ...]) -> Prepared:
+        """``UPDATE … SET <keys> WHERE id = :w_id AND version = :w_version``, built once per set of columns.
+
+        Setting only what changed is what makes an update cheap: SQLite (and PostgreSQL's
+        HOT updates) leave alone every index whose columns are not set, where setting all
+        of them rewrites the entries of all five.  Commands set a handful of column sets
+        (at most one per subset of the 13 columns), so the statements are kept.
+        """
+        statement = self._upd_changed.get(keys)
+        if statement is None:
+            s = suggestions
+            core = s.update().where(s.c.id == bindparam("w_id"), s.c.version == bindparam("w_version"))
+            statement = self._upd_changed[keys] = Prepared(core, self._engine.dialect, keys)
+        return statement
+
+    def _explain_missed_update(self, tx: Tx, p: _Plan) -> None:
+        """Raise why ``UPDATE … WHERE version = :expected`` matched no row."""
         found = tx.first(self._sel_version, {"w_id": p.sid})
         if found is None:
             raise NotFound("suggestion", p.sid)
@@ -610,10 +883,32 @@ class SqlStore:
 
     # --- reading -------------------------------------------------------------------------
     def load(self, suggestion_id: str) -> Suggestion:
-        row = self._read(lambda conn: Tx(conn, direct=self._sqlite).first(self._sel_row, {"w_id": suggestion_id}))
+        cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
+        if cache is None:
+            row = self._read(lambda conn: Tx(conn, direct=self._sqlite).first(self._sel_row, {"w_id": suggestion_id}))
+            if row is None:
+                raise NotFound("suggestion", suggestion_id)
+            return _suggestion(row)
+        self._check_open()
+        if self._sqlite:
+            # The batch holds SQLite's write lock: no one else can have changed a row it saw.
+            hit = cache.get(suggestion_id)
+            if hit is not None:
+                return hit.row
+        try:
+            row = self._local.tx.first(self._sel_row, {"w_id": suggestion_id})
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error(exc, "read") from None
         if row is None:
             raise NotFound("suggestion", suggestion_id)
-        return _suggestion(row)
+        return self._remember(cache, _cached(row)).row
+
+    def _remember(self, cache: dict[str, _Cached], entry: _Cached) -> _Cached:
+        """Keep ``entry`` in the open batch's cache (emptied when it grows past ``_CACHE_ROWS``)."""
+        if len(cache) >= _CACHE_ROWS:
+            cache.clear()
+        cache[entry.row.id] = entry
+        return entry
 
     def history(self, suggestion_id: str) -> list[Event]:
         rows = self._read(lambda conn: conn.execute(self._sel_history, {"w_id": suggestion_id}).all())
@@ -622,7 +917,11 @@ class SqlStore:
     def query(self, query: Query) -> list[Suggestion]:
         stmt = self.query_statement(query)
         rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [_suggestion(r) for r in rows]
+        cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
+        if cache is None or len(rows) > _CACHE_ROWS // 4:
+            return [_suggestion(r) for r in rows]
+        # in a batch, a command on each row found usually follows (tick): keep them for its load
+        return [self._remember(cache, _cached(r)).row for r in rows]
 
     def query_statement(self, query: Query) -> sa.Select[Any]:
         """The ``SELECT`` :meth:`query` runs for ``query`` (to inspect its plan, or to reuse in a report)."""
@@ -756,10 +1055,28 @@ class SqlStore:
 
         return [_event(r) for r in self._read(work)]
 
+    def suggestion_ids(self, after_id: str | None, limit: int) -> list[str]:
+        """The next ``limit`` suggestion ids after ``after_id``, in order, without decoding any row.
+
+        Audits (:meth:`jianyi_flow.Flow.verify_all`) page with it, so one row edited into
+        something unreadable is reported while every other suggestion is still checked.
+        """
+        stmt = sa.select(suggestions.c.id).order_by(suggestions.c.id).limit(max(limit, 0))
+        if after_id is not None:
+            stmt = stmt.where(suggestions.c.id > after_id)
+        return list(self._read(lambda conn: list(conn.execute(stmt).scalars())))
+
 
 # --- row decoding ------------------------------------------------------------------------
 def _suggestion(row: Sequence[Any]) -> Suggestion:
     """A suggestion from its row, columns in ``COLUMN_FIELDS`` order then ``data`` (a Row or a plain tuple)."""
+    try:
+        return _decode_row(row, row[_DATA_INDEX])
+    except KeyError:  # a data field is missing: its default applies (or the constructor says what is missing)
+        return _suggestion_slowly(row)
+
+
+def _suggestion_slowly(row: Sequence[Any]) -> Suggestion:
     data: Mapping[str, Any] = row[_DATA_INDEX]
     fields = {name: decode_value(name, data[name]) for name in DATA_FIELDS if name in data}
     fields.update(zip(COLUMN_FIELDS, row, strict=False))
@@ -767,7 +1084,79 @@ def _suggestion(row: Sequence[Any]) -> Suggestion:
     return Suggestion(**fields)
 
 
+def _cached(row: Sequence[Any]) -> _Cached:
+    s = _suggestion(row)
+    data = row[_DATA_INDEX]
+    return _Cached(s, data, s.units(), type(data) is dict and list(data) == _DATA_LIST)
+
+
+_DATA_LIST = list(DATA_FIELDS)
+
+
 _DATA_INDEX = len(COLUMN_FIELDS)
+
+
+def _compile_decoder() -> Callable[[Sequence[Any], Mapping[str, Any]], Suggestion]:
+    """Generate ``_suggestion``'s body once: one line per field, no loop, no ``**`` call.
+
+    ``Suggestion`` has no validators, converters or post-init (``model.replace`` relies on
+    this too), so setting its slots gives the object its constructor would.  A data field
+    that ``decode_value`` hands back unchanged is copied as is; ``None`` is ``None`` for
+    every field; datetimes are decoded through a small memo (deadlines repeat); the
+    others go through ``decode_value``.  A missing data field raises ``KeyError`` (the
+    caller then takes the slow path, where defaults apply).
+    """
+    probe = object()
+    lines = ["def decode(row, d):", "    new = _new(Suggestion)"]
+    for i, name in enumerate(COLUMN_FIELDS):
+        value = f"State(row[{i}])" if name == "state" else f"row[{i}]"
+        lines.append(f"    _set(new, {name!r}, {value})")
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_set": object.__setattr__,
+        "_decode": decode_value,
+        "_memo": _decode_memo,
+        "Suggestion": Suggestion,
+        "State": State,
+    }
+    for name in DATA_FIELDS:
+        try:
+            plain = decode_value(name, probe) is probe
+        except Exception:  # any complaint about the probe means the field is decoded
+            plain = False
+        try:
+            dated = isinstance(decode_value(name, "2024-01-01T00:00:00+00:00"), dt.datetime)
+        except Exception:  # not a datetime field
+            dated = False
+        lines.append(f"    v = d[{name!r}]")
+        if plain:
+            lines.append(f"    _set(new, {name!r}, v)")
+        elif dated:
+            namespace[f"M_{name}"] = {}
+            lines.append(f"    _set(new, {name!r}, None if v is None else _memo(M_{name}, {name!r}, v))")
+        else:
+            lines.append(f"    _set(new, {name!r}, None if v is None else _decode({name!r}, v))")
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    fn: Callable[[Sequence[Any], Mapping[str, Any]], Suggestion] = namespace["decode"]
+    return fn
+
+
+def _decode_memo(memo: dict[Any, Any], name: str, value: Any) -> Any:
+    """``decode_value(name, value)`` for a field whose values repeat (emptied past 4096 entries)."""
+    try:
+        return memo[value]
+    except (KeyError, TypeError):
+        pass
+    decoded = decode_value(name, value)
+    if len(memo) > 4096:
+        memo.clear()
+    with contextlib.suppress(TypeError):  # not hashable: a value written by hand
+        memo[value] = decoded
+    return decoded
+
+
+_decode_row = _compile_decoder()
 
 
 def _event(row: Row[Any]) -> Event:

@@ -28,17 +28,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import json.encoder as _json_encoder
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.processors import str_to_datetime
 from sqlalchemy.types import TypeEngine
 
 from ..clock import SHANGHAI
 from ..errors import ValidationError
 
-__all__ = ["CODE_LENGTH", "KEY_LENGTH", "Code", "JsonText", "LongText", "UtcDateTime"]
+__all__ = [
+    "CODE_LENGTH",
+    "KEY_LENGTH",
+    "SQLITE_DATETIME_FORMAT",
+    "Code",
+    "JsonText",
+    "LongText",
+    "UtcDateTime",
+    "sqlite_utc_bind",
+    "sqlite_utc_result",
+]
 
 CODE_LENGTH = 64
 """Ids and codes (suggestion id, unit, area, topic, campaign...): Flow allows 32 characters."""
@@ -109,11 +121,38 @@ class JsonText(sa.types.TypeDecorator[Any]):
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON with Chinese kept as is; anything not JSON-ready is a :class:`ValidationError`."""
+    """Compact JSON with Chinese kept as is; anything not JSON-ready is a :class:`ValidationError`.
+
+    The text is exactly ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+    allow_nan=False)``.  Every statement of every command writes some JSON, so the C
+    encoder that call builds each time is built once here (without the check for circular
+    references, whose marker table could not be shared between threads: a structure that
+    contains itself is sent to ``json.dumps``, which reports it).
+    """
+    if value is None or (type(value) is dict and not value):
+        return "null" if value is None else "{}"
+    if _encode_json is not None:
+        try:
+            return "".join(_encode_json(value, 0))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("json", f"value is not JSON-ready: {exc}") from None
+        except RecursionError:
+            pass  # a cycle, or very deep nesting: json.dumps tells which
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError("json", f"value is not JSON-ready: {exc}") from None
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+_make_encoder: Any = getattr(_json_encoder, "c_make_encoder", None)
+_encode_json: Any = None
+if _make_encoder is not None:  # pragma: no branch - CPython has it
+    # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan)
+    _encode_json = _make_encoder(None, _not_json, _json_encoder.encode_basestring, None, ":", ",", False, False, False)
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -157,3 +196,72 @@ def to_utc(value: object, field: str = "datetime") -> dt.datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
     return value.astimezone(dt.UTC)
+
+
+# --- SQLite's UtcDateTime conversions, for statements run straight on the driver -------------
+SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+"""SQLAlchemy's default SQLite storage format: :func:`sqlite_utc_bind` writes exactly this text."""
+
+_UTC = dt.UTC
+
+
+def sqlite_utc_bind(value: dt.datetime | None) -> str | None:
+    """What Core binds for a :class:`UtcDateTime` on SQLite (``process_bind_param`` then SQLite's
+    ``DATETIME`` formatting, :data:`SQLITE_DATETIME_FORMAT`), in one step.
+
+    A command binds its time three times or so (the event's, the row's ``updated_at``, its
+    messages'), so the last datetime bound and its text are kept (as one tuple: threads
+    replace it whole; the reference keeps the object alive, so ``is`` cannot be fooled).
+    """
+    if value is None:
+        return None
+    last = _last_bound
+    if last[0] is value:
+        return last[1]
+    text = to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _remember_bound((value, text))
+    return text
+
+
+_last_bound: tuple[Any, str] = (None, "")
+
+
+def _remember_bound(pair: tuple[Any, str]) -> None:
+    global _last_bound
+    _last_bound = pair
+
+
+def sqlite_utc_result(value: Any) -> dt.datetime | None:
+    """What Core reads for a :class:`UtcDateTime` on SQLite, in one step.
+
+    Deadlines repeat (every suggestion due on a day shares its end-of-day), so results are
+    memoised by their text in a small table, emptied when it grows past 4096 entries.
+    """
+    if value is None:
+        return None
+    if type(value) is str:
+        found = _READ.get(value)
+        if found is not None:
+            return found
+        result = _sqlite_utc_result(value)
+        if result is not None:
+            if len(_READ) > 4096:
+                _READ.clear()
+            _READ[value] = result
+        return result
+    return _sqlite_utc_result(value)
+
+
+_READ: dict[str, dt.datetime] = {}
+
+
+def _sqlite_utc_result(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):
+        parsed = str_to_datetime(value)
+        if parsed is None:
+            return None
+        value = parsed
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_UTC)
+    result: dt.datetime = value.astimezone(SHANGHAI)
+    return result

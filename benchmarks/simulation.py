@@ -1,0 +1,237 @@
+"""Simulation: the whole 2024 Yongchuan campaign with 100,000 suggestions, on MemoryStore and SQLite.
+
+``CampaignSimulator(yongchuan_2024(), store, seed=1, suggestions=N).run()`` drives every
+suggestion through ``Flow`` with a virtual clock (arrivals over the receiving phases,
+misroutes, slow units, extensions, daily ``tick``s, ratings, reopenings, the summary
+phase).  N = 100,000 (``--quick``: 2,000).  Each run is a fresh child process, so its
+peak RSS (``VmHWM``) is its own.
+
+Figures (seconds are wall time of ``run()``; RSS is the child's peak):
+
+``simulation.memory.seconds`` — value ≤ 45 s.  ``simulation.sqlite.seconds`` — value ≤ 180 s.
+    Ratio: ours / floor (lower is better), where the floor is raw SQLAlchemy Core
+    replaying the same number of writes batched: every event the SQLite run wrote, in
+    commit order, as one row write (``INSERT`` of the suggestion at version 1, else
+    ``UPDATE … WHERE id=? AND version=?``) plus one event ``INSERT``, 200 events per
+    transaction with ``executemany``, on a fresh file database with the same schema and
+    engine settings (parameters are read from the SQLite run's database before the
+    clock runs).  The floor writes no outbox or unit rows and does no reads.
+
+``simulation.sqlite.vs_floor`` — the same ratio with its own target: ≤ 2.0 (the
+    simulation on SQLite must not be slower than twice the floor).
+
+``simulation.memory.peak_rss`` / ``simulation.sqlite.peak_rss`` — value ≤ 1024 MiB.
+    Ratio: ours / an idle child that imported the same modules (lower is better).
+
+Run alone: ``python -m benchmarks.simulation [--quick]``; one part:
+``python -m benchmarks.simulation --child memory|sqlite N [DB]`` (prints seconds, commands,
+peak RSS as JSON), ``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.  The environment
+variable ``JIANYI_BENCH_SQLITE_PRAGMAS`` (e.g. ``"cache_size=-131072;mmap_size=1073741824"``)
+adds per-connection pragmas to the SQLite child, for experiments; the figures never set it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import Figure, figure, log, peak_rss_bytes, run_child
+
+TARGET_MEMORY_S = 45.0
+TARGET_SQLITE_S = 180.0
+TARGET_VS_FLOOR = 2.0
+TARGET_RSS_MIB = 1024.0
+BATCH = 200
+SEED = 1
+
+
+# --- the children ------------------------------------------------------------------------------
+def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
+    from jianyi_flow import MemoryStore
+    from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.simulation import CampaignSimulator
+    from jianyi_flow.sql import SqlStore
+
+    pragmas = [p for p in os.environ.get("JIANYI_BENCH_SQLITE_PRAGMAS", "").split(";") if p.strip()]
+    if pragmas and kind == "sqlite":  # an experiment knob: extra per-connection SQLite settings
+        import jianyi_flow.sql.engine as sql_engine
+
+        prepare = sql_engine.prepare_sqlite_connection
+
+        def prepare_more(dbapi_connection: Any, memory: bool) -> None:
+            prepare(dbapi_connection, memory)
+            cursor = dbapi_connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        sql_engine.prepare_sqlite_connection = prepare_more  # type: ignore[assignment]
+        log(f"simulation/sqlite: extra pragmas {pragmas}")
+    store: Any = MemoryStore() if kind == "memory" else SqlStore.open(f"sqlite:///{db}")
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 30:
+            last[0] = time.perf_counter()
+            log(f"simulation/{kind}: {done:,}/{total:,} arrived")
+
+    started = time.perf_counter()
+    result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress).run()
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"seconds": seconds, "commands": result.commands, "ticks": result.ticks,
+            "peak_rss": peak_rss_bytes(), "by_command": dict(result.by_command),
+            "batched": callable(getattr(store, "batch", None))}
+
+
+def _floor(source: str, target: str) -> dict[str, Any]:
+    """Replay the source database's events as raw Core writes, 200 per transaction; time the writes only."""
+    import sqlalchemy as sa
+    from sqlalchemy import bindparam
+
+    from jianyi_flow.sql import SqlStore, create_engine
+    from jianyi_flow.sql.schema import events, suggestions
+
+    SqlStore.open(f"sqlite:///{target}").close()  # the schema, by the shipped migrations
+    engine = create_engine(f"sqlite:///{target}")
+    s = suggestions
+    insert_row = s.insert()
+    update_row = s.update().where(s.c.id == bindparam("w_id"), s.c.version == bindparam("w_version"))
+    insert_event = events.insert()
+
+    src = sqlite3.connect(source)
+    # the final rows give every written row its size; typed values come back through SQLAlchemy
+    src_engine = sa.create_engine(f"sqlite:///{source}")
+    with src_engine.connect() as conn:
+        rows = {r.id: dict(r._mapping) for r in conn.execute(sa.select(s))}
+    src_engine.dispose()
+    total = src.execute("SELECT count(*) FROM jianyi_events").fetchone()[0]
+    event_columns = [c.name for c in events.columns]
+    seconds = 0.0
+    written = 0
+    chunk_size = 20_000
+    src_events_engine = sa.create_engine(f"sqlite:///{source}")
+    with src_events_engine.connect() as conn:
+        result = conn.execution_options(yield_per=chunk_size).execute(
+            sa.select(events).order_by(sa.text("jianyi_events.rowid")))
+        for part in result.partitions(chunk_size):
+            evs = [dict(zip(event_columns, r, strict=True)) for r in part]
+            plans: list[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]] = []
+            for i in range(0, len(evs), BATCH):
+                batch = evs[i:i + BATCH]
+                inserts: list[dict[str, Any]] = []
+                updates: list[dict[str, Any]] = []
+                for e in batch:
+                    row = rows[e["suggestion_id"]]
+                    if e["version"] == 1:
+                        inserts.append({**row, "version": 1, "state": e["to_state"], "updated_at": e["at"]})
+                    else:
+                        values = {k: v for k, v in row.items() if k != "id"}
+                        updates.append({**values, "version": e["version"], "state": e["to_state"],
+                                        "updated_at": e["at"], "w_id": row["id"], "w_version": e["version"] - 1})
+                plans.append((inserts, updates, batch))
+            started = time.perf_counter()
+            for inserts, updates, batch in plans:
+                with engine.begin() as c:
+                    if inserts:
+                        c.execute(insert_row, inserts)
+                    if updates and c.execute(update_row, updates).rowcount != len(updates):
+                        raise RuntimeError("floor: an update matched no row")
+                    c.execute(insert_event, batch)
+            seconds += time.perf_counter() - started
+            written += len(evs)
+    src_events_engine.dispose()
+    src.close()
+    engine.dispose()
+    if written != total:
+        raise RuntimeError(f"floor: wrote {written} events of {total}")
+    return {"seconds": seconds, "events": written, "peak_rss": peak_rss_bytes()}
+
+
+def _idle() -> dict[str, Any]:
+    import jianyi_flow.presets
+    import jianyi_flow.simulation
+    import jianyi_flow.sql  # noqa: F401
+
+    return {"peak_rss": peak_rss_bytes()}
+
+
+def child(args: list[str]) -> dict[str, Any]:
+    kind = args[0]
+    if kind in ("memory", "sqlite"):
+        return _simulate(kind, int(args[1]), args[2] if len(args) > 2 else None)
+    if kind == "floor":
+        return _floor(args[1], args[2])
+    if kind == "idle":
+        return _idle()
+    raise SystemExit(f"unknown child {kind!r}")
+
+
+# --- the parent --------------------------------------------------------------------------------
+def run(quick: bool) -> list[Figure]:
+    n = 2000 if quick else 100_000
+    timeout = 600 if quick else 3600
+    mod = "benchmarks.simulation"
+    directory = Path(tempfile.mkdtemp(prefix="jianyi_bench_simulation_"))
+    try:
+        idle = run_child(mod, ["--child", "idle"], timeout=120)
+        log(f"simulation: {n:,} suggestions on MemoryStore (child process)")
+        mem = run_child(mod, ["--child", "memory", str(n)], timeout=timeout)
+        log(f"simulation: memory done in {mem['seconds']:.1f} s; now on SQLite")
+        db = directory / "simulation.db"
+        sql = run_child(mod, ["--child", "sqlite", str(n), str(db)], timeout=timeout)
+        log(f"simulation: sqlite done in {sql['seconds']:.1f} s; now the Core floor")
+        floor = run_child(mod, ["--child", "floor", str(db), str(directory / "floor.db")], timeout=timeout)
+        log(f"simulation: floor done in {floor['seconds']:.1f} s")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if mem["commands"] != sql["commands"]:
+        raise RuntimeError(f"simulation: MemoryStore ran {mem['commands']} commands, SQLite {sql['commands']}")
+    if floor["events"] != sql["commands"]:
+        raise RuntimeError(f"simulation: {sql['commands']} commands but {floor['events']} events")
+    mib = 2**20
+    common = {"suggestions": n, "commands": sql["commands"], "ticks": sql["ticks"]}
+    floor_s = floor["seconds"]
+    return [
+        figure("simulation.memory.seconds", value=mem["seconds"], baseline=floor_s, ratio=mem["seconds"] / floor_s,
+               unit="s", ratio_is="cost: ours / Core floor (lower is better); target is on the value",
+               target=TARGET_MEMORY_S, on="value", op="<=",
+               note=f"CampaignSimulator, yongchuan_2024, seed={SEED}, {n:,} suggestions, MemoryStore; floor: the "
+                    "same events as raw Core writes on SQLite, 200/txn", **common),
+        figure("simulation.sqlite.seconds", value=sql["seconds"], baseline=floor_s, ratio=sql["seconds"] / floor_s,
+               unit="s", ratio_is="cost: ours / Core floor (lower is better); target is on the value",
+               target=TARGET_SQLITE_S, on="value", op="<=",
+               note="the same simulation on SqlStore(sqlite file, WAL), "
+                    + ("the simulator's agenda chunks (200 items) each in one SqlStore.batch() transaction"
+                       if sql.get("batched") else "one transaction per command (the store has no batch())"),
+               **common),
+        figure("simulation.sqlite.vs_floor", value=sql["seconds"], baseline=floor_s, ratio=sql["seconds"] / floor_s,
+               unit="s", ratio_is="cost: ours / Core floor (lower is better)", target=TARGET_VS_FLOOR, op="<=",
+               note="simulation on SQLite vs raw Core writing the same events batched 200/txn", **common),
+        figure("simulation.memory.peak_rss", value=mem["peak_rss"] / mib, baseline=idle["peak_rss"] / mib,
+               ratio=mem["peak_rss"] / idle["peak_rss"], unit="MiB",
+               ratio_is="cost: ours / idle interpreter with the same imports (lower is better); target is on the "
+                        "value",
+               target=TARGET_RSS_MIB, on="value", op="<=", note="peak RSS (VmHWM) of the MemoryStore child"),
+        figure("simulation.sqlite.peak_rss", value=sql["peak_rss"] / mib, baseline=idle["peak_rss"] / mib,
+               ratio=sql["peak_rss"] / idle["peak_rss"], unit="MiB",
+               ratio_is="cost: ours / idle interpreter with the same imports (lower is better); target is on the "
+                        "value",
+               target=TARGET_RSS_MIB, on="value", op="<=", note="peak RSS (VmHWM) of the SQLite child"),
+    ]
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(argv[1:])))
+    else:
+        for fig in run(quick="--quick" in argv):
+            print(fig)

@@ -1,0 +1,296 @@
+"""Supervision: the first page of the overdue list over a million suggestions on SQLite.
+
+``supervision.overdue_first_page`` — value: p50 milliseconds of ``Flow.overdue(limit=50)``,
+target ≤ 50 ms (the target is on the value).  Ratio: speed-up of the index, baseline /
+ours (higher is better), no target of its own.
+
+The database: ``SqlStore.open`` creates the schema with the shipped migrations; a few
+template suggestions are written through ``Flow`` on that store (one per state), and
+their stored rows — exactly as ``SqlStore`` writes them, read back with ``sqlite3`` — are
+copied with raw ``executemany`` to 1,000,000 rows (``--quick``: 50,000), varying id,
+area, lead unit (and its unit link row), registration number and times.  Indexes are
+dropped for the fill and recreated from the migration's own DDL afterwards.  All rows
+belong to the campaign ``YC2024``: the flow under test is the campaign's flow, so its
+queries filter on ``campaign`` — a column that does not narrow anything here, the worst
+case for an index led by it.  The figure records the plan the planner chose, and the
+p50 and plan of the same query without the campaign filter.
+
+Mix: 30 % open (2 received, 3 registered, 12 transferred, 5 researched, 3.5 decided,
+4 replied, 0.5 returned), their due times spread evenly over 60 days either side of
+"now", so about half of them are overdue; 70 % closed (rated, unrated, withdrawn, not
+accepted), which have no due time.  No ``ANALYZE`` is run (the store does not run it).
+
+Ours: ``Flow.overdue(limit=50)`` through ``SqlStore`` — SQL plus decoding 50 rows.
+Baseline: the same call with the statement rewritten on its way to the driver to read
+``FROM jianyi_suggestions NOT INDEXED`` (a full scan and a sort), everything else equal.
+Both results are checked to be the same 50 ids.  The query plans (``EXPLAIN QUERY
+PLAN``) of both are printed and stored in the figure.
+
+Run alone: ``python -m benchmarks.supervision [--quick] [--rows N]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from jianyi_flow import SHANGHAI, FakeClock, Flow, Outcome, Rating, State
+from jianyi_flow.sql import SqlStore
+
+from ._common import Figure, figure, log, median
+from ._fixtures import CO, LEAD, OFFICE, UNIT, draft, proposer_actor
+
+TARGET_MS = 50.0
+CAMPAIGN = "YC2024"
+NOW = dt.datetime(2024, 11, 15, 10, 0, tzinfo=SHANGHAI)
+DEPARTMENTS = ("FGW", "JXW", "KJJ", "SWW", "DSJ", "CZJ", "CGJ", "JTJ", "ZJW", "NYNC", "GHZY", "STHJ", "SLJ", "WHLY")
+AREAS = ("A1", "A2", "A3", "A4", "A5", "A6", "A7")
+
+# (state, share): open states carry a due time, closed ones do not
+MIX: tuple[tuple[str, float], ...] = (
+    ("received", 0.02), ("registered", 0.03), ("transferred", 0.12), ("researched", 0.05),
+    ("returned", 0.005), ("adopted", 0.015), ("declined", 0.02), ("replied", 0.04),
+    ("rated", 0.58), ("unrated", 0.07), ("withdrawn", 0.02), ("not_accepted", 0.03),
+)
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite DateTime stores a (UTC) datetime
+
+
+def _templates(store: SqlStore) -> None:
+    """One suggestion per state of :data:`MIX`, written through Flow (so rows are exactly SqlStore's)."""
+    clock = FakeClock(NOW - dt.timedelta(days=90))
+    ids = iter(f"T{n:03d}" for n in range(1000))
+    flow = Flow(store, clock, campaign=CAMPAIGN, ids=lambda: next(ids))
+
+    def new(n: int) -> str:
+        return flow.receive(draft(n), proposer_actor(n)).id
+
+    steps: dict[str, Any] = {
+        "register": lambda sid: flow.register(sid, OFFICE),
+        "transfer": lambda sid: flow.transfer(sid, OFFICE, lead_unit=LEAD, co_units=[CO]),
+        "research": lambda sid: flow.research(sid, UNIT, findings="经实地调研和部门会商，形成办理意见。"),
+        "adopt": lambda sid: flow.decide(sid, UNIT, outcome=Outcome.ADOPTED),
+        "decline": lambda sid: flow.decide(sid, UNIT, outcome=Outcome.DECLINED, reason="条件暂不具备"),
+        "reply": lambda sid: flow.reply(sid, UNIT, text="感谢您的建议，办理情况答复如下。"),
+    }
+    paths = {
+        "received": [],
+        "registered": ["register"],
+        "transferred": ["register", "transfer"],
+        "researched": ["register", "transfer", "research"],
+        "adopted": ["register", "transfer", "research", "adopt"],
+        "declined": ["register", "transfer", "research", "decline"],
+        "replied": ["register", "transfer", "research", "adopt", "reply"],
+    }
+    sid = new(22)  # unrated: the rating window closes unrated on a tick (done first: the tick closes all)
+    for step in paths["replied"]:
+        steps[step](sid)
+    clock.advance(days=60)
+    flow.tick()
+    for n, (state, path) in enumerate(paths.items()):
+        sid = new(n)
+        for step in path:
+            steps[step](sid)
+        assert flow.get(sid).state.value == state
+    sid = new(20)  # returned
+    flow.register(sid, OFFICE)
+    flow.transfer(sid, OFFICE, lead_unit=LEAD)
+    flow.return_transfer(sid, UNIT, reason="不属于本单位职责范围")
+    sid = new(21)  # rated
+    for step in paths["replied"]:
+        steps[step](sid)
+    flow.rate(sid, proposer_actor(21), rating=Rating.SATISFIED)
+    sid = new(23)
+    flow.withdraw(sid, proposer_actor(23), reason="建议人主动撤回")
+    sid = new(24)
+    flow.not_accept(sid, OFFICE, reason="属个人诉求")
+
+
+def _fill(path: Path, rows: int, seed: int = 20241115) -> None:
+    """Copy the template rows to ``rows`` suggestions with raw executemany (indexes rebuilt after)."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA synchronous=OFF")
+    cur = con.execute("SELECT * FROM jianyi_suggestions")
+    columns = [d[0] for d in cur.description]
+    by_state: dict[str, dict[str, Any]] = {}
+    for raw in cur.fetchall():
+        row = dict(zip(columns, raw, strict=True))
+        by_state.setdefault(row["state"], row)
+    missing = {state for state, _ in MIX} - by_state.keys()
+    if missing:
+        raise RuntimeError(f"supervision: no template for {sorted(missing)}")
+    con.execute("DELETE FROM jianyi_suggestion_units")
+    con.execute("DELETE FROM jianyi_events")
+    con.execute("DELETE FROM jianyi_outbox")
+    con.execute("DELETE FROM jianyi_suggestions")
+    indexes = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL "
+        "AND tbl_name IN ('jianyi_suggestions', 'jianyi_suggestion_units')"
+    ).fetchall()
+    for name, _ in indexes:
+        con.execute(f'DROP INDEX "{name}"')
+    con.commit()
+
+    rng = random.Random(seed)
+    states = [s for s, _ in MIX]
+    weights = [w for _, w in MIX]
+    now_utc = NOW.astimezone(dt.UTC).replace(tzinfo=None)
+    year_start = dt.datetime(2024, 1, 1)
+    placeholders = ", ".join("?" for _ in columns)
+    insert_row = f"INSERT INTO jianyi_suggestions ({', '.join(columns)}) VALUES ({placeholders})"
+    insert_unit = "INSERT INTO jianyi_suggestion_units (suggestion_id, unit) VALUES (?, ?)"
+
+    def generate() -> Iterator[tuple[tuple[Any, ...], tuple[str, str] | None]]:
+        for i in range(rows):
+            t = by_state[rng.choices(states, weights)[0]]
+            sid = f"Y{i:08d}"
+            received = year_start + dt.timedelta(minutes=rng.randrange(300 * 24 * 60))
+            lead = rng.choice(DEPARTMENTS) if t["lead_unit"] else None
+            due = None
+            if t["due_at"] is not None:  # end of a Shanghai day, 60 days either side of now
+                day = (now_utc + dt.timedelta(days=rng.uniform(-60, 60))).date()
+                due = (dt.datetime.combine(day, dt.time(15, 59, 59, 999999))).strftime(_SQLITE_TIME)
+            row = dict(t)
+            row.update(
+                id=sid,
+                area=rng.choice(AREAS),
+                lead_unit=lead,
+                units_key=json.dumps([lead] if lead else [], ensure_ascii=False),
+                registration_number=f"{CAMPAIGN}-{received:%Y%m%d}-{sid}" if t["registration_number"] else None,
+                due_at=due,
+                received_at=received.strftime(_SQLITE_TIME),
+                updated_at=(received + dt.timedelta(days=rng.uniform(0, 30))).strftime(_SQLITE_TIME),
+            )
+            yield tuple(row[c] for c in columns), ((sid, lead) if lead else None)
+
+    chunk: list[tuple[Any, ...]] = []
+    units: list[tuple[str, str]] = []
+    for values, unit in generate():
+        chunk.append(values)
+        if unit is not None:
+            units.append(unit)
+        if len(chunk) >= 20000:
+            con.executemany(insert_row, chunk)
+            con.executemany(insert_unit, units)
+            chunk, units = [], []
+    if chunk:
+        con.executemany(insert_row, chunk)
+        con.executemany(insert_unit, units)
+    con.commit()
+    for _, sql in indexes:
+        con.execute(sql)
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+class _Rewriter:
+    """Rewrites the suggestions query on its way to the driver (NOT INDEXED) and remembers the last one."""
+
+    def __init__(self) -> None:
+        self.not_indexed = False
+        self.last: tuple[str, Any] | None = None
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                 executemany: bool) -> tuple[str, Any]:
+        if statement.startswith("EXPLAIN") or "FROM jianyi_suggestions" not in statement:
+            return statement, parameters
+        if self.not_indexed:
+            statement = statement.replace("FROM jianyi_suggestions", "FROM jianyi_suggestions NOT INDEXED", 1)
+        self.last = (statement, parameters)
+        return statement, parameters
+
+
+def _plan(store: SqlStore, statement: str, parameters: Any) -> list[str]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    return [str(r[-1]) for r in rows]
+
+
+def _time_ms(call: Any, repeats: int) -> tuple[float, list[str]]:
+    times: list[float] = []
+    ids: list[str] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = call()
+        times.append((time.perf_counter() - start) * 1e3)
+        ids = [s.id for s in result]
+    return median(times), ids
+
+
+def run(quick: bool, rows: int | None = None) -> list[Figure]:
+    n = rows or (50_000 if quick else 1_000_000)
+    directory = Path(tempfile.mkdtemp(prefix="jianyi_bench_supervision_"))
+    try:
+        path = directory / "supervision.db"
+        store = SqlStore.open(f"sqlite:///{path}")
+        _templates(store)
+        store.close()
+        started = time.perf_counter()
+        log(f"supervision: filling {n:,} suggestions")
+        _fill(path, n)
+        log(f"supervision: filled in {time.perf_counter() - started:.1f} s, "
+            f"{path.stat().st_size / 2**20:.0f} MiB")
+        store = SqlStore(f"sqlite:///{path}")
+        rewriter = _Rewriter()
+        sa.event.listen(store.engine, "before_cursor_execute", rewriter, retval=True)
+        flow = Flow(store, FakeClock(NOW), campaign=CAMPAIGN)
+        plain = Flow(store, FakeClock(NOW))  # no campaign filter: the store-level query
+
+        flow.overdue(limit=50)  # warm the statement cache and the page cache
+        ours_ms, ours_ids = _time_ms(lambda: flow.overdue(limit=50), 15 if quick else 41)
+        assert rewriter.last is not None
+        plan = _plan(store, *rewriter.last)
+        plain_ms, _ = _time_ms(lambda: plain.overdue(limit=50), 15 if quick else 41)
+        plain_plan = _plan(store, *rewriter.last)
+
+        rewriter.not_indexed = True
+        base_ms, base_ids = _time_ms(lambda: flow.overdue(limit=50), 3 if quick else 5)
+        assert rewriter.last is not None
+        base_plan = _plan(store, *rewriter.last)
+        rewriter.not_indexed = False
+        if ours_ids != base_ids or len(ours_ids) != 50:
+            raise RuntimeError("supervision: the indexed and the full-scan query returned different pages")
+        if any(s.state not in (State.RECEIVED, State.REGISTERED, State.TRANSFERRED, State.RESEARCHED,
+                               State.RETURNED, State.ADOPTED, State.DECLINED, State.REPLIED,
+                               State.PARTIALLY_ADOPTED) for s in flow.overdue(limit=50)):
+            raise RuntimeError("supervision: a closed suggestion was listed as overdue")
+        overdue_total = len(flow.overdue(limit=None)) if quick else None
+        store.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    log("supervision: EXPLAIN QUERY PLAN, Flow.overdue(limit=50) with campaign: " + " | ".join(plan))
+    log("supervision: EXPLAIN QUERY PLAN, without campaign filter: " + " | ".join(plain_plan))
+    log("supervision: EXPLAIN QUERY PLAN, baseline (NOT INDEXED): " + " | ".join(base_plan))
+    extra: dict[str, Any] = {"rows": n, "plan": plan, "baseline_plan": base_plan,
+                             "no_campaign_filter_p50_ms": round(plain_ms, 3), "no_campaign_filter_plan": plain_plan}
+    if overdue_total is not None:
+        extra["overdue_rows"] = overdue_total
+    return [
+        figure(
+            "supervision.overdue_first_page",
+            value=ours_ms, baseline=base_ms, ratio=base_ms / ours_ms,
+            unit="ms (p50)", ratio_is="speed-up: baseline / ours (higher is better); target is on the value",
+            target=TARGET_MS, on="value", op="<=",
+            note=f"Flow.overdue(limit=50), campaign flow, over {n:,} suggestions on SQLite; baseline: same "
+                 "call with FROM jianyi_suggestions NOT INDEXED",
+            **extra,
+        )
+    ]
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    count = int(args[args.index("--rows") + 1]) if "--rows" in args else None
+    for fig in run(quick="--quick" in args, rows=count):
+        print(fig)

@@ -1,0 +1,418 @@
+"""The rows a ``SqlStore.batch()`` keeps between its commands, and the partial updates they allow.
+
+Inside a batch the store remembers each row it loaded or committed (as ``load`` would
+return it, with its encoded ``data`` document).  A commit that starts from a remembered
+row sets only the columns that changed and re-encodes only the fields that changed, and on
+SQLite a ``load`` of a remembered row reads nothing.  None of this may ever show: every
+test here compares what the batch did with what a plain commit or a fresh read gives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from dbs import (  # noqa: F401 - fixtures
+    mysql_migrated,
+    mysql_url,
+    postgres_migrated,
+    postgres_url,
+    sqlite_copy,
+    sqlite_template,
+    wipe,
+)
+from jianyi_flow import SHANGHAI, State
+from jianyi_flow.errors import ConcurrencyConflict, IdempotencyKeyReused, NotFound, ValidationError
+from jianyi_flow.model import Evaluation, Outcome, ReportForm
+from jianyi_flow.sql import SqlStore
+from jianyi_flow.sql import store as sql_store
+from jianyi_flow.sql.schema import suggestions
+from jianyi_flow.testing import advance, create, make_maximal, make_suggestion, message
+from jianyi_flow.testing.contract import ODD_ZONES
+
+BACKENDS = [
+    pytest.param("sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[SqlStore]:  # noqa: F811
+    if request.param == "sqlite":
+        url = sqlite_copy(sqlite_template, tmp_path)
+    else:
+        url = str(request.getfixturevalue(f"{request.param}_migrated"))
+    with SqlStore(url) as s:
+        wipe(s.engine)
+        yield s
+
+
+def other_store(store: SqlStore) -> SqlStore:
+    """A second store on the same database: another writer, with connections of its own."""
+    return SqlStore(store.engine.url.render_as_string(hide_password=False))
+
+
+def stored_data(store: SqlStore, suggestion_id: str) -> str:
+    """The ``data`` column's text exactly as stored."""
+    with store.engine.connect() as conn:
+        text = conn.execute(
+            sa.select(sa.cast(suggestions.c.data, sa.Text)).where(suggestions.c.id == suggestion_id)
+        ).scalar_one()
+    assert isinstance(text, str)
+    return text
+
+
+def cache_of(store: SqlStore) -> dict[str, Any]:
+    cache = store._local.cache
+    assert isinstance(cache, dict)
+    return cache
+
+
+# --- what a batch remembers is what a fresh read gives ------------------------------------
+def test_a_row_loaded_in_the_batch_after_its_commit_is_the_row_read_afresh(store: SqlStore) -> None:
+    """Committed values in odd zones, a list for a tuple...: the batch's row is the stored one."""
+    first = create(make_suggestion("C-1", lead_unit="u1", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI)))
+    store.commit(first)
+    inside: list[Any] = []
+    with store.batch():
+        row = store.load("C-1")
+        for n, zone in enumerate(ODD_ZONES):
+            change = advance(
+                row,
+                at=(row.updated_at + dt.timedelta(minutes=7)).astimezone(zone),
+                due_at=(row.due_at or row.updated_at).astimezone(zone) + dt.timedelta(days=1, microseconds=n + 1),
+                co_units=["u2", f"u{n + 3}"],  # a list: it is read back as a tuple
+                research_notes=f"第 {n} 次",
+            )
+            store.commit(change)
+            row = store.load("C-1")
+            inside.append(row)
+        assert row.co_units == ("u2", f"u{len(ODD_ZONES) + 2}")
+    afresh = store.load("C-1")
+    assert repr(inside[-1]) == repr(afresh)
+    assert inside[-1] == afresh
+    assert afresh.due_at is not None and afresh.due_at.tzinfo is SHANGHAI
+
+
+def test_every_field_changed_at_once_is_written_and_remembered_as_stored(store: SqlStore) -> None:
+    full = make_maximal("C-2")
+    store.commit(create(make_suggestion("C-2")))
+    with store.batch():
+        row = store.load("C-2")
+        fields = {f.name: getattr(full, f.name) for f in attrs.fields(type(full))
+                  if f.name not in ("id", "version", "state", "updated_at", "event_hash")}
+        store.commit(advance(row, state=State.ADOPTED, **fields))
+        inside = store.load("C-2")
+    afresh = store.load("C-2")
+    assert repr(inside) == repr(afresh)
+    for name, value in fields.items():
+        assert getattr(afresh, name) == value, name
+
+
+def test_a_partial_update_writes_the_same_document_as_a_whole_one(store: SqlStore, tmp_path: Path) -> None:
+    """The batch's partial update and a plain commit of the same change leave the same ``data`` text."""
+    base = make_suggestion("C-3", lead_unit="u1", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI))
+    store.commit(create(base))
+    store.commit(create(attrs.evolve(base, id="C-4")))
+    changes = {
+        "outcome": Outcome.PARTIALLY_ADOPTED,
+        "adopted_part": "第二条",
+        "upward_reports": (ReportForm.EXCERPT,),
+        "evaluation": Evaluation(8, 7, 9, "评审组"),
+        "replied_at": dt.datetime(2024, 9, 3, 10, 0, 0, 5, tzinfo=dt.UTC),
+        "due_at": None,
+    }
+    plain = store.load("C-4")
+    with store.batch():
+        row = store.load("C-3")
+        store.commit(advance(row, **changes))
+    store.commit(advance(plain, **changes))
+    ours, theirs = stored_data(store, "C-3"), stored_data(store, "C-4")
+    hash_of = re.compile(r'"event_hash":"[0-9a-f]+"')  # the hash covers the id: the one difference
+    assert hash_of.sub("", ours) == hash_of.sub("", theirs)
+    assert len(hash_of.findall(ours)) == 1
+
+
+def test_a_change_whose_event_under_reports_still_writes_the_row_it_carries(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-5")))
+    with store.batch():
+        row = store.load("C-5")
+        change = advance(row, recorded={}, research_notes="只写在行上", topic="health", extended=True)
+        store.commit(change)
+    assert store.load("C-5") == change.suggestion
+
+
+def test_a_change_built_from_another_copy_of_the_row_is_written_whole(store: SqlStore) -> None:
+    """Nothing is taken from the remembered row unless the new row holds the very same objects."""
+    first = create(make_suggestion("C-6", lead_unit="u1"))
+    store.commit(first)
+    with store.batch():
+        store.load("C-6")  # remembered...
+        copy = attrs.evolve(first.suggestion, title="另一个标题", proposer=attrs.evolve(first.suggestion.proposer))
+        change = advance(copy, research_notes="x")  # ...but the change starts from an equal copy
+        store.commit(change)
+    assert store.load("C-6") == change.suggestion
+
+
+def test_a_value_that_cannot_be_remembered_is_read_back(store: SqlStore) -> None:
+    """A ``str`` subclass comes back as ``str``: the batch drops its row and reads it again."""
+
+    class Note(str):
+        pass
+
+    store.commit(create(make_suggestion("C-7")))
+    with store.batch():
+        row = store.load("C-7")
+        store.commit(advance(row, area=Note("shapingba")))
+        assert "C-7" not in cache_of(store)
+        inside = store.load("C-7")
+        assert type(inside.area) is str
+    assert repr(store.load("C-7")) == repr(inside)
+
+
+# --- failures and other writers -------------------------------------------------------------
+def test_a_rolled_back_command_leaves_no_stale_row(store: SqlStore) -> None:
+    """The command fails after its UPDATE ran: its savepoint is rolled back, and so is what the batch remembers."""
+    store.commit(create(make_suggestion("C-8")))
+    store.commit(create(make_suggestion("C-9"), key="taken"))
+    with store.batch():
+        row = store.load("C-8")
+        with pytest.raises(IdempotencyKeyReused):
+            store.commit(advance(row, research_notes="rolled back", key="taken"))
+        again = store.load("C-8")
+        assert again == row and again.research_notes is None
+        done = advance(again, research_notes="kept")
+        store.commit(done)
+        assert store.load("C-8") == done.suggestion
+    assert store.load("C-8") == done.suggestion
+    assert [e.version for e in store.history("C-8")] == [1, 2]
+
+
+def test_a_value_json_refuses_fails_the_command_and_forgets_the_row(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-10")))
+    with store.batch():
+        row = store.load("C-10")
+        change = advance(row, research_notes="x")
+        bad = attrs.evolve(change, event=attrs.evolve(change.event, payload={"bad": {1, 2}}))
+        with pytest.raises(ValidationError):
+            store.commit(bad)  # fails on the event, after the row's UPDATE ran
+        assert "C-10" not in cache_of(store)
+        assert store.load("C-10") == row
+    assert store.load("C-10") == row
+
+
+def test_a_conflict_inside_the_batch_drops_the_row(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-11")))
+    with store.batch():
+        row = store.load("C-11")
+        store.commit(advance(row, research_notes="first"))
+        with pytest.raises(ConcurrencyConflict):
+            store.commit(advance(row, research_notes="stale"))
+        assert store.load("C-11").research_notes == "first"
+
+
+def test_a_batch_that_fails_forgets_everything(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-12")))
+    with pytest.raises(RuntimeError), store.batch():
+        row = store.load("C-12")
+        store.commit(advance(row, research_notes="lost"))
+        raise RuntimeError("crash")
+    assert store._local.cache is None
+    assert store.load("C-12").version == 1
+    with store.batch():
+        assert store.load("C-12").version == 1
+        assert store.load("C-12").research_notes is None
+
+
+def test_nothing_is_remembered_from_one_batch_to_the_next(store: SqlStore) -> None:
+    """Rows changed by another writer between two batches are read afresh."""
+    store.commit(create(make_suggestion("C-13")))
+    with store.batch():
+        store.load("C-13")
+    with other_store(store) as other:
+        other.commit(advance(other.load("C-13"), research_notes="by the other writer"))
+    with store.batch():
+        assert store.load("C-13").research_notes == "by the other writer"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_row_changed_by_another_connection_during_the_batch_is_a_conflict(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """On a server database the batch does not hold the table: another writer may commit meanwhile.
+
+    The batch's remembered row is then stale; the update from it must still be refused
+    (``WHERE version = :expected``), and the batch must then read the other writer's row.
+    """
+    url = str(request.getfixturevalue(f"{backend}_migrated"))
+    with SqlStore(url) as store, SqlStore(url) as other:
+        wipe(store.engine)
+        store.commit(create(make_suggestion("C-14")))
+        with store.batch():
+            row = store.load("C-14")
+            theirs = advance(other.load("C-14"), research_notes="the other writer")
+            other.commit(theirs)
+            # a load inside the batch reads the database on a server (only SQLite's lock makes a row safe to reuse)
+            assert store.load("C-14") == theirs.suggestion
+            with pytest.raises(ConcurrencyConflict):
+                store.commit(advance(row, research_notes="stale"))
+            assert "C-14" not in cache_of(store)
+            fresh = store.load("C-14")
+            assert fresh == theirs.suggestion
+            mine = advance(fresh, research_notes="after the conflict")
+            store.commit(mine)
+        assert store.load("C-14") == mine.suggestion
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_stale_remembered_row_never_becomes_a_partial_update(backend: str, request: pytest.FixtureRequest) -> None:
+    """Another writer commits after the batch loaded the row; the batch commits from that row: refused."""
+    url = str(request.getfixturevalue(f"{backend}_migrated"))
+    with SqlStore(url) as store, SqlStore(url) as other:
+        wipe(store.engine)
+        store.commit(create(make_suggestion("C-15")))
+        with store.batch():
+            row = store.load("C-15")
+            other.commit(advance(other.load("C-15"), topic="health", research_notes="theirs"))
+            with pytest.raises(ConcurrencyConflict):
+                store.commit(advance(row, research_notes="mine"))
+        final = store.load("C-15")
+        assert final.topic == "health" and final.research_notes == "theirs" and final.version == 2
+
+
+def test_on_sqlite_a_remembered_row_is_not_read_again(store: SqlStore) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite's write lock makes a remembered row safe to hand out")
+    store.commit(create(make_suggestion("C-16")))
+    with store.batch():
+        first = store.load("C-16")
+        assert store.load("C-16") is first
+        change = advance(first, research_notes="x", messages=(message("C-16", 2, "office"),))
+        store.commit(change)
+        assert store.load("C-16") is cache_of(store)["C-16"].row
+
+
+def test_query_rows_in_a_batch_are_remembered_for_the_command_that_follows(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-17", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI))))
+    from jianyi_flow.store import Query
+
+    with store.batch():
+        (_found,) = store.query(Query(due_before=dt.datetime(2024, 10, 1, tzinfo=SHANGHAI)))
+        assert "C-17" in cache_of(store)
+        change = advance(store.load("C-17"), due_at=None)
+        store.commit(change)
+    assert store.load("C-17") == change.suggestion
+
+
+def test_commit_many_in_a_batch_forgets_the_rows_it_wrote(store: SqlStore) -> None:
+    store.commit(create(make_suggestion("C-18")))
+    with store.batch():
+        row = store.load("C-18")
+        nxt = advance(row, research_notes="many")
+        store.commit_many([nxt])
+        assert "C-18" not in cache_of(store)
+        assert store.load("C-18") == nxt.suggestion
+
+
+def test_a_missing_row_is_not_found_inside_a_batch(store: SqlStore) -> None:
+    with store.batch(), pytest.raises(NotFound):
+        store.load("C-none")
+
+
+# --- the generated decoder ----------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: make_suggestion("D-1"), lambda: make_maximal("D-2")])
+def test_the_generated_decoder_builds_what_the_constructor_builds(make: Any) -> None:
+    s = make()
+    plan = sql_store._Plan(create(s))
+    row = plan.row
+    data = dict(row["data"])
+    columns = [s.id if name == "id" else row[name] for name in sql_store.COLUMN_FIELDS]
+    for name in ("due_at", "received_at", "updated_at"):
+        value = columns[sql_store.COLUMN_FIELDS.index(name)]
+        columns[sql_store.COLUMN_FIELDS.index(name)] = None if value is None else value.astimezone(SHANGHAI)
+    fast = sql_store._suggestion((*columns, data))
+    slow = sql_store._suggestion_slowly((*columns, data))
+    assert repr(fast) == repr(slow) and fast == slow
+    del data["typical_case"], data["reopen_count"]  # an older document: defaults apply
+    assert sql_store._suggestion((*columns, data)) == sql_store._suggestion_slowly((*columns, data))
+
+
+# --- the one-step conversions equal what Core does ------------------------------------------
+def test_sqlite_datetime_conversions_give_what_core_gives() -> None:
+    import random
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.dialects import sqlite
+
+    from jianyi_flow.sql.types import UtcDateTime, sqlite_utc_bind, sqlite_utc_result
+
+    dialect = sqlite.dialect()
+    impl = UtcDateTime().dialect_impl(dialect)
+    core_bind = impl.bind_processor(dialect)
+    core_result = impl.result_processor(dialect, None)
+    assert core_bind is not None and core_result is not None
+    rng = random.Random(7)
+    zones = [dt.UTC, SHANGHAI, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kathmandu"), *ODD_ZONES]
+    for _ in range(5000):
+        value = dt.datetime(rng.randint(1, 9998), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23),
+                            rng.randint(0, 59), rng.randint(0, 59), rng.choice([0, rng.randint(0, 999_999)]),
+                            tzinfo=rng.choice(zones), fold=rng.randint(0, 1))
+        text = core_bind(value)
+        assert sqlite_utc_bind(value) == text
+        assert sqlite_utc_bind(value) == text  # the second time from the last-bound pair
+        ours, theirs = sqlite_utc_result(text), core_result(text)
+        assert repr(ours) == repr(theirs) and ours == theirs
+        assert sqlite_utc_result(text) is sqlite_utc_result(text)  # memoised
+    for text in ("2024-08-01 02:02:00", "2024-08-01", "2024-08-01T02:02:00.5"):  # typed in a SQL console
+        assert repr(sqlite_utc_result(text)) == repr(core_result(text))
+    assert sqlite_utc_bind(None) is None and sqlite_utc_result(None) is None
+    with pytest.raises(ValidationError):
+        sqlite_utc_bind(dt.datetime(2024, 1, 1))  # naive
+
+
+def test_json_text_is_what_json_dumps_writes() -> None:
+    import enum
+    import json
+    import random
+
+    from jianyi_flow.sql.types import dumps
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    def reference(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+    rng = random.Random(11)
+
+    def sample(depth: int = 0) -> Any:
+        pick = rng.randrange(12 if depth < 4 else 9)
+        if pick == 9:
+            keys = [rng.choice(["a", "状态", "1", "\u2028"]) + str(rng.randrange(9)) for _ in range(3)]
+            return {key: sample(depth + 1) for key in keys}
+        if pick >= 10:
+            return [sample(depth + 1) for _ in range(rng.randrange(4))]
+        return [None, True, False, rng.randint(-(10**20), 10**20), rng.random() * 1e10, "办理\"\\\n\x00中文",
+                "", Level.HIGH, 1.0][pick]
+
+    for _ in range(3000):
+        value = sample()
+        assert dumps(value) == reference(value)
+    for bad in (float("nan"), {"x": float("inf")}, {"s": {1, 2}}, {(1, 2): 3}, object()):
+        with pytest.raises(ValidationError):
+            dumps(bad)
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    with pytest.raises(ValidationError, match="Circular"):
+        dumps(cycle)
+    assert dumps({}) == "{}" and dumps(None) == "null" and dumps({1: 2, None: 3}) == reference({1: 2, None: 3})
