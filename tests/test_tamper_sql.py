@@ -294,7 +294,7 @@ def test_edits_to_two_suggestions_are_each_reported(flow: Flow) -> None:
     assert flow.verify_history(TARGET) == []
 
 
-# --- edits the store cannot even decode: reported, not raised (a gap found here, since fixed) ------------------------------------------------
+# --- edits the store cannot even decode: reported, not raised (a gap found here, since fixed) ---------
 UNDECODABLE: dict[str, str] = {
     "event changes not json":
         "UPDATE jianyi_events SET changes = '{not json' WHERE suggestion_id = :sid AND version = 3",
