@@ -165,3 +165,22 @@ def wipe(engine: Engine) -> None:
         else:
             for table in reversed(TABLES):
                 conn.execute(table.delete())
+
+
+BACKENDS = [
+    pytest.param("sqlite"),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("mysql", marks=pytest.mark.mysql),
+]
+"""The three SQL backends, for ``@pytest.fixture(params=BACKENDS)``."""
+
+
+def backend_store(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[SqlStore]:
+    """An empty SqlStore on ``request.param``'s backend (the body of a parametrised fixture)."""
+    if request.param == "sqlite":
+        url = sqlite_copy(sqlite_template, tmp_path)
+    else:
+        url = str(request.getfixturevalue(f"{request.param}_migrated"))
+    with SqlStore(url) as store:
+        wipe(store.engine)
+        yield store

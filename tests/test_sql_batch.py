@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from dbs import (  # noqa: F401 - fixtures
+    BACKENDS,
+    backend_store,
     mysql_migrated,
     mysql_url,
     postgres_migrated,
@@ -20,22 +22,10 @@ from jianyi_flow.errors import ConcurrencyConflict, DuplicateSuggestion, NotFoun
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.testing import advance, create, make_suggestion
 
-BACKENDS = [
-    pytest.param("sqlite"),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mysql", marks=pytest.mark.mysql),
-]
-
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[SqlStore]:  # noqa: F811
-    if request.param == "sqlite":
-        url = sqlite_copy(sqlite_template, tmp_path)
-    else:
-        url = str(request.getfixturevalue(f"{request.param}_migrated"))
-    with SqlStore(url) as s:
-        wipe(s.engine)
-        yield s
+    yield from backend_store(request, sqlite_template, tmp_path)
 
 
 def test_a_batch_commits_everything_at_the_end_and_reads_see_its_own_writes(store: SqlStore) -> None:

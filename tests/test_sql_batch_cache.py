@@ -20,6 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbs import (  # noqa: F401 - fixtures
+    BACKENDS,
+    backend_store,
     mysql_migrated,
     mysql_url,
     postgres_migrated,
@@ -37,22 +39,10 @@ from jianyi_flow.sql.schema import suggestions
 from jianyi_flow.testing import advance, create, make_maximal, make_suggestion, message
 from jianyi_flow.testing.contract import ODD_ZONES
 
-BACKENDS = [
-    pytest.param("sqlite"),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mysql", marks=pytest.mark.mysql),
-]
-
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[SqlStore]:  # noqa: F811
-    if request.param == "sqlite":
-        url = sqlite_copy(sqlite_template, tmp_path)
-    else:
-        url = str(request.getfixturevalue(f"{request.param}_migrated"))
-    with SqlStore(url) as s:
-        wipe(s.engine)
-        yield s
+    yield from backend_store(request, sqlite_template, tmp_path)
 
 
 def other_store(store: SqlStore) -> SqlStore:

@@ -28,7 +28,7 @@ import attrs
 from .campaign import Campaign, UnitKind, make_flow
 from .clock import SHANGHAI, FakeClock, start_of_local_day
 from .errors import ValidationError
-from .flow import Flow
+from .flow import OPEN_STATES, Flow
 from .model import (
     Actor,
     Channel,
@@ -44,6 +44,7 @@ from .model import (
     SuggestionDraft,
 )
 from .store import Query, Store, iter_suggestions
+from .workflow import HANDLED_STATES
 
 OFFICE_UNIT = "XFB"
 """The unit that runs the collection office (区征集办) in the Yongchuan preset."""
@@ -252,7 +253,7 @@ class CampaignSimulator:
                             self.progress(arrived, self.total)
                     self._do(item)
         # the tail: tick until nothing is open or time is up
-        while next_tick <= end and self.flow.query(states=_OPEN, limit=1):
+        while next_tick <= end and self.flow.query(states=OPEN_STATES, limit=1):
             self._tick(next_tick)
             next_tick += dt.timedelta(days=1)
         if self.progress is not None:
@@ -551,14 +552,7 @@ class CampaignSimulator:
             self._call("mark_typical", sid, self.office, note="入选典型案例")
 
 
-_OPEN = frozenset(
-    {State.RECEIVED, State.REGISTERED, State.TRANSFERRED, State.RESEARCHED, State.RETURNED, State.ADOPTED,
-     State.PARTIALLY_ADOPTED, State.DECLINED, State.REPLIED}
-)
-
-_HANDLED = frozenset(
-    {State.ADOPTED, State.PARTIALLY_ADOPTED, State.DECLINED, State.REPLIED, State.RATED, State.UNRATED}
-)
+_HANDLED = frozenset(HANDLED_STATES)
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 _GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
