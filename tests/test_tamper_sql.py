@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_copy, sqlite_template, wipe
 from helpers import drive_to, make_flow
 from jianyi_flow import Flow, State
+from jianyi_flow.errors import StoreError
 from jianyi_flow.history import HistoryProblem, event_hash
 from jianyi_flow.model import Event
 from jianyi_flow.sql import SqlStore
@@ -325,3 +326,9 @@ def test_an_edit_the_store_cannot_decode_is_reported_not_raised(flow: Flow, case
     assert {p.suggestion_id for p in everything} == {TARGET}
     for sid in OTHERS:
         assert flow.verify_history(sid) == []
+    # and the store itself says so with its own error, never a bare ValueError or TypeError
+    with pytest.raises(StoreError, match="cannot be decoded"):
+        if case.startswith("row"):
+            flow.store.load(TARGET)
+        else:
+            flow.store.history(TARGET)

@@ -664,16 +664,17 @@ class SqlStore:
     def _read(self, work: Callable[[Connection], T]) -> T:
         self._check_open()
         batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            try:
-                return work(batch)
-            except sa.exc.SQLAlchemyError as exc:
-                raise self._error(exc, "read") from None
         try:
+            if batch is not None:
+                return work(batch)
             with self._mutex, self._reader.connect() as conn:
                 return work(conn)
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "read") from None
+        except JianyiFlowError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:  # a stored value edited into something unreadable
+            raise _undecodable(exc) from None
 
     def _error(self, exc: sa.exc.SQLAlchemyError, what: str) -> JianyiFlowError:
         """The library error for a SQLAlchemy one (its SQL and parameters are left out: they hold personal data)."""
@@ -1068,12 +1069,20 @@ class SqlStore:
 
 
 # --- row decoding ------------------------------------------------------------------------
+def _undecodable(exc: BaseException) -> StoreError:
+    """The library's error for a stored value that cannot be turned back into a row or an event."""
+    return StoreError(f"a stored value cannot be decoded: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
 def _suggestion(row: Sequence[Any]) -> Suggestion:
     """A suggestion from its row, columns in ``COLUMN_FIELDS`` order then ``data`` (a Row or a plain tuple)."""
     try:
-        return _decode_row(row, row[_DATA_INDEX])
-    except KeyError:  # a data field is missing: its default applies (or the constructor says what is missing)
-        return _suggestion_slowly(row)
+        try:
+            return _decode_row(row, row[_DATA_INDEX])
+        except KeyError:  # a data field is missing: its default applies (or the constructor says what is missing)
+            return _suggestion_slowly(row)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _undecodable(exc) from None
 
 
 def _suggestion_slowly(row: Sequence[Any]) -> Suggestion:
@@ -1160,6 +1169,13 @@ _decode_row = _compile_decoder()
 
 
 def _event(row: Row[Any]) -> Event:
+    try:
+        return _decode_event(row)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _undecodable(exc) from None
+
+
+def _decode_event(row: Row[Any]) -> Event:
     return Event(
         suggestion_id=row.suggestion_id,
         version=row.version,
