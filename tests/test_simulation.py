@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Callable
 
@@ -45,6 +46,31 @@ def test_same_seed_same_event_log_and_different_seed_differs() -> None:
 
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+def test_the_virtual_clock_never_goes_back_and_the_batch_size_changes_nothing() -> None:
+    """Steps scheduled while a batch runs still run in time order: the log is the same for any batch size."""
+    from jianyi_flow.presets import yongchuan_2024
+
+    def run(batch: int) -> tuple[str, int]:
+        store = MemoryStore()
+        sim = CampaignSimulator(yongchuan_2024(), store, seed=8, suggestions=400, batch=batch)
+        seen: list[dt.datetime] = []
+        set_clock = sim.clock.set
+
+        def watch(value: dt.datetime) -> dt.datetime:
+            seen.append(value)
+            return set_clock(value)
+
+        sim.clock.set = watch  # type: ignore[method-assign]
+        sim.run()
+        backwards = sum(1 for a, b in itertools.pairwise(seen) if b < a)
+        return digest(store), backwards
+
+    one, back_one = run(1)
+    big, back_big = run(1000)
+    assert back_one == back_big == 0
+    assert one == big == run(7)[0]
 
 
 def test_every_path_of_the_workflow_happens(run300: tuple[CampaignSimulator, Campaign]) -> None:
@@ -101,6 +127,16 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValidationError) as e:
         SimulationConfig(misrouted=1.5)
     assert e.value.field == "misrouted"
+    for bad_batch in (0, -3, 2.5, True):
+        with pytest.raises(ValidationError) as e:
+            CampaignSimulator(yongchuan_2024(), MemoryStore(), batch=bad_batch)  # type: ignore[arg-type]
+        assert e.value.field == "batch"
+    from jianyi_flow.model import Outcome
+
+    for bad_mix in ({}, {Outcome.ADOPTED: 0.0}, {Outcome.ADOPTED: -1.0}, {"adopted": 1.0}):
+        with pytest.raises(ValidationError) as e:
+            SimulationConfig(outcome_mix=bad_mix)  # type: ignore[arg-type]
+        assert e.value.field == "outcome_mix"
 
 
 def test_the_pytest_plugin_fixtures(jianyi_simulator: Callable[..., CampaignSimulator],

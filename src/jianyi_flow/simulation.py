@@ -16,8 +16,10 @@ seed therefore produces the same event log on every store; the campaign report's
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
+import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -114,6 +116,13 @@ class SimulationConfig:
                 raise ValidationError(field.name, "must be a probability between 0 and 1")
         if self.tail_days < 0:
             raise ValidationError("tail_days", "must not be negative")
+        mix = self.outcome_mix
+        if (
+            not isinstance(mix, Mapping) or not mix or not all(isinstance(k, Outcome) for k in mix)
+            or not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in mix.values())
+            or not sum(mix.values()) > 0
+        ):
+            raise ValidationError("outcome_mix", "must map Outcome members to weights of 0 or more, not all 0")
 
 
 @attrs.frozen
@@ -177,12 +186,15 @@ class CampaignSimulator:
             raise ValidationError("suggestions", "must be a whole number, 0 or more")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValidationError("seed", "must be a whole number")
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise ValidationError("batch", "must be a whole number, at least 1")
         self.campaign = campaign
         self.store = store
         self.seed = seed
         self.total = suggestions
         self.config = config or SimulationConfig()
         self.rng = random.Random(seed)
+        self._outcomes = _Mix("outcome_mix", self.config.outcome_mix)
         launch = campaign.phases[0]
         self.clock = FakeClock(start_of_local_day(launch.start))
         self._ids = (f"S{n:07d}" for n in range(1, 10**7))
@@ -241,12 +253,16 @@ class CampaignSimulator:
             while next_tick <= when:
                 self._tick(next_tick)
                 next_tick += dt.timedelta(days=1)
-            chunk: list[_Item] = []
-            while self._agenda and len(chunk) < self.batch and self._agenda[0][0] < next_tick:
-                chunk.append(heapq.heappop(self._agenda))
+            # Up to ``batch`` items per store transaction, popped one at a time: a step may
+            # schedule another before the next one already due, and the agenda must stay in
+            # time order (the clock never goes back), whatever the batch size.
+            agenda, pop, clock = self._agenda, heapq.heappop, self.clock
             with self._batch():
-                for item in chunk:
-                    self.clock.set(item[0])
+                for _ in range(self.batch):
+                    if not agenda or agenda[0][0] >= next_tick or agenda[0][0] > end:
+                        break
+                    item = pop(agenda)
+                    clock.set(item[0])
                     if item[3] == "receive":
                         arrived += 1
                         if self.progress is not None and (arrived % 500 == 0 or arrived == self.total):
@@ -342,8 +358,8 @@ class CampaignSimulator:
         area = rng.choice(c.area_codes)
         topics = c.topics_of(area)
         topic = rng.choice(topics).code if topics else None
-        channel = _pick(rng, CHANNEL_MIX)
-        kind = _pick(rng, PROPOSER_MIX)
+        channel = _CHANNELS.pick(rng)
+        kind = _PROPOSERS.pick(rng)
         recommending: str | None = None
         if self._owed:
             recommending = self._owed.pop()
@@ -391,7 +407,7 @@ class CampaignSimulator:
             lead=lead,
             slow=lead in self.slow,
             misroute_to=rng.choice(others) if others and rng.random() < cfg.misrouted else None,
-            outcome=_pick(rng, cfg.outcome_mix),
+            outcome=self._outcomes.pick(rng),
             fate=fate,
             rating=rating,
             reopen=rating is Rating.DISSATISFIED and rng.random() < cfg.reopen_when_dissatisfied,
@@ -507,7 +523,7 @@ class CampaignSimulator:
         self._call("reopen", plan.sid, self.office, reason="建议人对答复不满意，交承办单位重新办理")
         plan.round = 2
         plan.rating = self.rng.choice([Rating.SATISFIED, Rating.BASICALLY_SATISFIED, Rating.DISSATISFIED, None])
-        plan.outcome = _pick(self.rng, self.config.outcome_mix)
+        plan.outcome = self._outcomes.pick(self.rng)
         self._push(self._later(when, 5, 30), plan.sid, "research")
 
     # --- the summary phase ---------------------------------------------------------------
@@ -560,9 +576,30 @@ _GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", 
 _STREETS = ("中山路", "胜利路", "南大街", "人民大道", "兴龙大道", "昌州大道", "萱花路", "红河大道")
 
 
-def _pick(rng: random.Random, mix: Mapping[Any, float]) -> Any:
-    keys = list(mix)
-    return rng.choices(keys, weights=[mix[k] for k in keys], k=1)[0]
+class _Mix:
+    """A weighted choice prepared once: draws exactly what ``rng.choices(keys, weights)[0]`` draws.
+
+    ``random.choices`` accumulates the weights on every call; the simulator draws from the
+    same few mixes hundreds of thousands of times, so the sums are kept (same floats, same
+    bisection, so the same seed still gives the same event log).
+    """
+
+    __slots__ = ("cum", "hi", "keys", "total")
+
+    def __init__(self, name: str, mix: Mapping[Any, float]) -> None:
+        self.keys = list(mix)
+        self.cum = list(itertools.accumulate(mix[k] for k in self.keys))
+        self.total = self.cum[-1] + 0.0
+        self.hi = len(self.cum) - 1
+        if not self.total > 0.0:
+            raise ValidationError(name, "weights must add up to more than zero")
+
+    def pick(self, rng: random.Random) -> Any:
+        return self.keys[bisect.bisect(self.cum, rng.random() * self.total, 0, self.hi)]
+
+
+_CHANNELS = _Mix("CHANNEL_MIX", CHANNEL_MIX)
+_PROPOSERS = _Mix("PROPOSER_MIX", PROPOSER_MIX)
 
 
 def _local(day: dt.date, minute: int) -> dt.datetime:
