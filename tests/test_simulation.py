@@ -170,3 +170,34 @@ def test_the_full_campaign_gives_the_same_history_digest_on_memory_and_sqlite(tm
         assert a == b
     finally:
         sqlite.close()
+
+
+def test_the_collector_is_given_back_as_it_was_found() -> None:
+    """run() freezes long-lived objects while it runs and unfreezes them at the end, never the caller's."""
+    import gc
+
+    from jianyi_flow.presets import yongchuan_2024
+
+    seen: list[int] = []
+
+    def spy(done: int, total: int) -> None:
+        seen.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy).run()
+    assert max(seen) > 0  # it froze while running
+    assert gc.get_freeze_count() == 0  # and gave everything back
+
+    seen.clear()
+    CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy, freeze_gc=False).run()
+    assert max(seen) == 0
+
+    gc.freeze()  # the caller froze objects of its own: the simulator leaves the collector alone
+    try:
+        mine = gc.get_freeze_count()
+        seen.clear()
+        CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy).run()
+        assert max(seen) <= mine  # nothing more was frozen (frozen objects that die leave the count)
+        assert 0 < gc.get_freeze_count() <= mine
+    finally:
+        gc.unfreeze()

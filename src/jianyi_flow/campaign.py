@@ -305,6 +305,7 @@ class Campaign:
     _phase_index: Mapping[str, Phase] = attrs.field(init=False, repr=False, eq=False, hash=False)
     _unit_index: Mapping[str, Unit] = attrs.field(init=False, repr=False, eq=False, hash=False)
     _rule_index: Mapping[str, PhaseRule] = attrs.field(init=False, repr=False, eq=False, hash=False)
+    _topics_by_area: Mapping[str, tuple[Topic, ...]] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         v.code("code", self.code)
@@ -368,6 +369,8 @@ class Campaign:
         object.__setattr__(self, "_phase_index", MappingProxyType(phases))
         object.__setattr__(self, "_unit_index", MappingProxyType(units))
         object.__setattr__(self, "_rule_index", MappingProxyType(rules))
+        by_area = {a: tuple(t for t in self.topics if t.area == a) for a in areas}
+        object.__setattr__(self, "_topics_by_area", MappingProxyType(by_area))
 
     # --- lookups ---------------------------------------------------------------------------
     def area(self, code: str) -> Area:
@@ -385,8 +388,7 @@ class Campaign:
 
     def topics_of(self, area: str) -> tuple[Topic, ...]:
         """The topics listed under ``area``, in the notice's order."""
-        self.area(area)
-        return tuple(t for t in self.topics if t.area == area)
+        return _lookup("area", self._topics_by_area, area)
 
     @property
     def area_codes(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
 import heapq
 import itertools
 import random
@@ -167,7 +168,9 @@ class CampaignSimulator:
 
     ``flow_factory`` builds the flow (default: :func:`jianyi_flow.campaign.make_flow` with
     the campaign's phase guard and deterministic ids).  ``progress`` is called with
-    (done, total) arrivals as the run goes.
+    (done, total) arrivals as the run goes.  ``batch`` is how many agenda items share one
+    store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`);
+    it changes the speed, never the event log.  ``freeze_gc`` see :meth:`run`.
     """
 
     def __init__(
@@ -181,6 +184,7 @@ class CampaignSimulator:
         flow_factory: Callable[[Campaign, Store, FakeClock], Flow] | None = None,
         progress: Callable[[int, int], None] | None = None,
         batch: int = 200,
+        freeze_gc: bool = True,
     ) -> None:
         if not isinstance(suggestions, int) or isinstance(suggestions, bool) or suggestions < 0:
             raise ValidationError("suggestions", "must be a whole number, 0 or more")
@@ -202,11 +206,14 @@ class CampaignSimulator:
         self.flow = factory(campaign, store, self.clock)
         self.progress = progress
         self.batch = batch
+        self.freeze_gc = freeze_gc
         self._agenda: list[_Item] = []
         self._seq = 0
         self._plans: dict[str, _Plan] = {}
         self._count: dict[str, int] = {}
         self._ticks = 0
+        self._unit_actors: dict[str, Actor] = {}  # one Actor per unit, not one per command
+        self._recommender_actors: dict[str, Actor] = {}
         self.office = Actor("office-clerk", Role.COLLECTION_OFFICE, unit=OFFICE_UNIT, name="区征集办")
         self.evaluator = Actor("evaluator-1", Role.EVALUATOR, name="评审组")
         self.leadership = Actor("leader-1", Role.LEADERSHIP, name="党委政府")
@@ -237,7 +244,25 @@ class CampaignSimulator:
 
     # --- the run -------------------------------------------------------------------------
     def run(self) -> SimulationResult:
-        """Run the campaign to the end of its handling tail and return what happened."""
+        """Run the campaign to the end of its handling tail and return what happened.
+
+        While it runs, if ``freeze_gc`` is set (the default), the garbage collector and
+        nobody else is freezing objects (``gc.get_freeze_count() == 0``), the objects alive at
+        each simulated day's tick are moved out of the collector's sight with
+        :func:`gc.freeze`, and :func:`gc.unfreeze` brings them all back at the end.  A big
+        campaign keeps millions of long-lived objects (rows, plans, the agenda); without
+        this every full collection walks all of them to find almost no garbage (measured: a
+        seventh of a 100,000-suggestion run on MemoryStore).  Reference counting still frees
+        everything as usual; only cyclic garbage that outlives its day waits for the end.
+        """
+        freeze = self.freeze_gc and gc.isenabled() and gc.get_freeze_count() == 0
+        try:
+            return self._run(freeze)
+        finally:
+            if freeze:
+                gc.unfreeze()
+
+    def _run(self, freeze: bool) -> SimulationResult:
         started = self.clock.now()
         self._schedule_arrivals()
         summary = self.campaign.phases[-1]
@@ -251,7 +276,7 @@ class CampaignSimulator:
             if when > end:
                 break
             while next_tick <= when:
-                self._tick(next_tick)
+                self._tick(next_tick, freeze)
                 next_tick += dt.timedelta(days=1)
             # Up to ``batch`` items per store transaction, popped one at a time: a step may
             # schedule another before the next one already due, and the agenda must stay in
@@ -270,7 +295,7 @@ class CampaignSimulator:
                     self._do(item)
         # the tail: tick until nothing is open or time is up
         while next_tick <= end and self.flow.query(states=OPEN_STATES, limit=1):
-            self._tick(next_tick)
+            self._tick(next_tick, freeze)
             next_tick += dt.timedelta(days=1)
         if self.progress is not None:
             self.progress(self.total, self.total)
@@ -287,7 +312,9 @@ class CampaignSimulator:
         batch = getattr(self.store, "batch", None)
         return batch() if batch is not None else nullcontext()
 
-    def _tick(self, when: dt.datetime) -> None:
+    def _tick(self, when: dt.datetime, freeze: bool = False) -> None:
+        if freeze:
+            gc.freeze()
         self.clock.set(when)
         with self._batch():
             events = self.flow.tick(when)
@@ -422,7 +449,11 @@ class CampaignSimulator:
 
     def _intake_actor(self, channel: Channel, kind: ProposerKind, recommending: str | None, account: str) -> Actor:
         if recommending is not None:
-            return Actor(f"staff-{recommending}", Role.RECOMMENDING_UNIT, unit=recommending)
+            actor = self._recommender_actors.get(recommending)
+            if actor is None:
+                actor = Actor(f"staff-{recommending}", Role.RECOMMENDING_UNIT, unit=recommending)
+                self._recommender_actors[recommending] = actor
+            return actor
         if channel in (Channel.LETTER, Channel.ON_SITE, Channel.CIRCUIT_VISIT, Channel.PHONE):
             return self.office
         if kind is ProposerKind.INFORMATION_OFFICER:
@@ -430,7 +461,10 @@ class CampaignSimulator:
         return Actor(account, Role.PROPOSER)
 
     def _unit(self, code: str) -> Actor:
-        return Actor(f"staff-{code}", Role.HANDLING_UNIT, unit=code)
+        actor = self._unit_actors.get(code)
+        if actor is None:
+            actor = self._unit_actors[code] = Actor(f"staff-{code}", Role.HANDLING_UNIT, unit=code)
+        return actor
 
     def _alive(self, plan: _Plan) -> State | None:
         """The current state, or ``None`` if the suggestion has left the path (withdrawn...)."""
