@@ -222,8 +222,8 @@ def test_a_batch_that_fails_forgets_everything(store: SqlStore) -> None:
         assert store.load("C-12").research_notes is None
 
 
-def test_nothing_is_remembered_from_one_batch_to_the_next(store: SqlStore) -> None:
-    """Rows changed by another writer between two batches are read afresh."""
+def test_rows_changed_by_another_writer_between_two_batches_are_read_afresh(store: SqlStore) -> None:
+    """Whatever a batch kept (only SQLite keeps rows past a batch), another writer's commit wins."""
     store.commit(create(make_suggestion("C-13")))
     with store.batch():
         store.load("C-13")
@@ -278,6 +278,101 @@ def test_a_stale_remembered_row_never_becomes_a_partial_update(backend: str, req
                 store.commit(advance(row, research_notes="mine"))
         final = store.load("C-15")
         assert final.topic == "health" and final.research_notes == "theirs" and final.version == 2
+
+
+def sqlite_only(store: SqlStore) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite keeps rows from one batch to the next (its write lock and data_version)")
+
+
+def test_on_sqlite_the_next_batch_starts_from_the_rows_the_last_one_committed(store: SqlStore) -> None:
+    sqlite_only(store)
+    store.commit(create(make_suggestion("K-1")))
+    with store.batch():
+        store.commit(advance(store.load("K-1"), research_notes="first batch"))
+        kept = cache_of(store)["K-1"].row
+    with store.batch():
+        again = store.load("K-1")
+        assert again is kept  # no read: the object the first batch committed
+        store.commit(advance(again, research_notes="second batch"))
+    with store.batch():
+        assert store.load("K-1").research_notes == "second batch"
+    assert store.load("K-1").research_notes == "second batch"  # outside a batch: read from the database
+
+
+def test_on_sqlite_a_plain_commit_between_batches_is_seen(store: SqlStore) -> None:
+    """A commit outside a batch (same store, so maybe the same connection) changes total_changes."""
+    sqlite_only(store)
+    store.commit(create(make_suggestion("K-2")))
+    with store.batch():
+        store.commit(advance(store.load("K-2"), research_notes="in the batch"))
+    store.commit(advance(store.load("K-2"), research_notes="outside any batch"))
+    with store.batch():
+        row = store.load("K-2")
+        assert row.research_notes == "outside any batch" and row.version == 3
+        store.commit(advance(row, research_notes="next batch"))  # not a ConcurrencyConflict
+    assert store.load("K-2").version == 4
+
+
+def test_on_sqlite_sql_written_between_batches_on_the_same_connection_is_seen(store: SqlStore) -> None:
+    """An integrator's own UPDATE through the store's engine (same pooled connection) is noticed."""
+    sqlite_only(store)
+    store.commit(create(make_suggestion("K-3")))
+    with store.batch():
+        store.commit(advance(store.load("K-3"), research_notes="kept"))
+    with store.engine.begin() as conn:
+        conn.execute(suggestions.update().where(suggestions.c.id == "K-3").values(registration_number="R-by-hand"))
+    with store.batch():
+        assert store.load("K-3").registration_number == "R-by-hand"
+
+
+def test_on_sqlite_another_process_writing_between_batches_is_seen(store: SqlStore) -> None:
+    """A write on a plain sqlite3 connection (as another process would) changes data_version."""
+    sqlite_only(store)
+    import sqlite3
+
+    store.commit(create(make_suggestion("K-4")))
+    with store.batch():
+        store.commit(advance(store.load("K-4"), research_notes="kept"))
+    database = store.engine.url.database
+    assert database
+    raw = sqlite3.connect(database)
+    try:
+        raw.execute("UPDATE jianyi_suggestions SET registration_number = 'R-elsewhere' WHERE id = 'K-4'")
+        raw.commit()
+    finally:
+        raw.close()
+    with store.batch():
+        assert store.load("K-4").registration_number == "R-elsewhere"
+
+
+def test_on_sqlite_a_failed_batch_keeps_nothing_for_the_next(store: SqlStore) -> None:
+    sqlite_only(store)
+    store.commit(create(make_suggestion("K-5")))
+    with store.batch():
+        store.commit(advance(store.load("K-5"), research_notes="committed"))
+    with pytest.raises(RuntimeError), store.batch():
+        store.commit(advance(store.load("K-5"), research_notes="rolled back"))
+        raise RuntimeError("crash")
+    with store.batch():
+        row = store.load("K-5")
+        assert row.research_notes == "committed" and row.version == 2
+
+
+def test_the_least_recently_used_rows_go_first(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_store, "_CACHE_ROWS", 8)
+    for n in range(12):
+        store.commit(create(make_suggestion(f"L-{n:02d}")))
+    with store.batch():
+        for n in range(8):
+            store.load(f"L-{n:02d}")
+        store.load("L-00")  # used again: now the most recent
+        store.load("L-08")  # the ninth row: the two least recently used go (a quarter of 8)
+        assert list(cache_of(store)) == ["L-03", "L-04", "L-05", "L-06", "L-07", "L-00", "L-08"]
+        for n in range(9, 12):
+            store.load(f"L-{n:02d}")
+        assert len(cache_of(store)) <= 8
+        assert list(cache_of(store))[-3:] == ["L-09", "L-10", "L-11"]
 
 
 def test_on_sqlite_a_remembered_row_is_not_read_again(store: SqlStore) -> None:

@@ -37,13 +37,21 @@ ends up stored: ``WHERE version = :expected`` matches only the row the batch rem
 ``load`` of a remembered row reads nothing; on PostgreSQL and MariaDB another writer may
 commit meanwhile, so ``load`` always reads (and a stale remembered row can only ever make
 a commit fail with :class:`~jianyi_flow.errors.ConcurrencyConflict`, as it would have
-anyway).  A command that fails forgets its row; the batch forgets everything when it ends.
+anyway).  A command that fails forgets its row.  On PostgreSQL and MariaDB the batch
+forgets everything when it ends.  On SQLite the rows outlive the batch that committed them
+and serve the next batch, but only if nothing else has written to the database since: the
+next batch, holding the write lock, checks that it runs on the same connection, that
+``PRAGMA data_version`` is unchanged (no other connection or process committed) and that
+the connection's ``total_changes`` is unchanged (nothing was written on it outside a
+batch); otherwise it starts afresh.  At most ``_CACHE_ROWS`` rows are kept, least
+recently used first out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import sqlite3
 import threading
@@ -108,7 +116,8 @@ _DATETIME_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestio
 _UNIT_FIELDS = frozenset({"lead_unit", "co_units", "recommending_unit"})
 _RETRIES = 3
 _CACHE_ROWS = 20_000
-"""Most rows a batch keeps for its loads and commits (see :class:`_Cached`) before starting afresh."""
+"""Most rows a batch keeps for its loads and commits (see :class:`_Cached`); the least recently used go first."""
+_CONNECTION_TOKEN = "jianyi_flow_connection_token"
 _CHUNK = 500
 """Values per ``IN (...)``: well below every backend's limit on bound parameters."""
 
@@ -469,6 +478,7 @@ class SqlStore:
             # engines the store creates connect at READ COMMITTED already (see .engine)
             self._writer = self._reader = engine.execution_options(isolation_level="READ COMMITTED")
         self._skip_locked: bool | None = None
+        self._kept: tuple[tuple[Any, ...], dict[str, _Cached]] | None = None  # SQLite: rows the last batch left
         self._local = threading.local()  # .batch: the connection of this thread's open batch
         self._build_statements()
         if create:
@@ -588,21 +598,60 @@ class SqlStore:
             yield
             return
         self._check_open()
+        kept: tuple[tuple[Any, ...], dict[str, _Cached]] | None = None
         try:
             with self._mutex, self._writer.begin() as conn:
+                cache: dict[str, _Cached] = {}
                 if self._sqlite:
                     self._begin_immediate(conn)
+                    cache = self._take_kept(conn)
                 self._local.batch = conn
                 self._local.tx = Tx(conn, direct=self._sqlite)
-                self._local.cache = {}
+                self._local.cache = cache
                 try:
                     yield
+                    if self._sqlite:
+                        kept = (self._unchanged_since(conn), cache)
                 finally:
                     self._local.batch = None
                     self._local.tx = None
                     self._local.cache = None
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "write") from None
+        if kept is not None:  # committed: the next batch on this connection may start from these rows
+            self._kept = kept
+
+    def _unchanged_since(self, conn: Connection) -> tuple[Any, ...]:
+        """What must be the same at the next batch's start for the rows kept from this one to be current.
+
+        The connection (a token kept in its pool record, so a new connection never looks
+        like an old one), ``PRAGMA data_version`` (changes when any *other* connection,
+        in any process, commits) and the connection's ``total_changes`` (changes when this
+        connection writes outside a batch, e.g. a plain commit or an integrator's SQL).
+        """
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        token = conn.info.get(_CONNECTION_TOKEN)
+        if token is None:
+            token = conn.info[_CONNECTION_TOKEN] = object()
+        version = dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
+        return (token, version, dbapi_connection.total_changes)
+
+    def _take_kept(self, conn: Connection) -> dict[str, _Cached]:
+        """The rows the last batch kept, if nothing has written to the database since; else an empty cache.
+
+        SQLite only: the batch now holds the database's one write lock, so what was
+        current when the last batch committed and is unchanged since is current now.  The
+        cache is taken, not shared: a batch on another thread starts afresh.
+        """
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return {}
+        try:
+            same = kept[0] == self._unchanged_since(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite write failed: {type(exc).__name__}: {exc}") from None
+        return kept[1] if same else {}
 
     def _in_savepoint(self, tx: Tx, work: Callable[[Tx], T]) -> T:
         """``work`` inside the open batch, as a savepoint rolled back alone if it fails."""
@@ -893,8 +942,9 @@ class SqlStore:
         self._check_open()
         if self._sqlite:
             # The batch holds SQLite's write lock: no one else can have changed a row it saw.
-            hit = cache.get(suggestion_id)
+            hit = cache.pop(suggestion_id, None)
             if hit is not None:
+                cache[suggestion_id] = hit  # now the most recently used
                 return hit.row
         try:
             row = self._local.tx.first(self._sel_row, {"w_id": suggestion_id})
@@ -905,10 +955,16 @@ class SqlStore:
         return self._remember(cache, _cached(row)).row
 
     def _remember(self, cache: dict[str, _Cached], entry: _Cached) -> _Cached:
-        """Keep ``entry`` in the open batch's cache (emptied when it grows past ``_CACHE_ROWS``)."""
-        if len(cache) >= _CACHE_ROWS:
-            cache.clear()
-        cache[entry.row.id] = entry
+        """Keep ``entry`` in the open batch's cache as its most recent row.
+
+        Past ``_CACHE_ROWS`` rows the least recently used quarter goes (a dict keeps
+        insertion order, and a row used again is re-inserted at the end).
+        """
+        sid = entry.row.id
+        if cache.pop(sid, None) is None and len(cache) >= _CACHE_ROWS:
+            for old in list(itertools.islice(cache, _CACHE_ROWS // 4)):
+                del cache[old]
+        cache[sid] = entry
         return entry
 
     def history(self, suggestion_id: str) -> list[Event]:
@@ -1029,6 +1085,7 @@ class SqlStore:
         if self._closed:
             return
         self._closed = True
+        self._kept = None
         if self._owns_engine:
             self._engine.dispose()
 
