@@ -306,6 +306,10 @@ class Campaign:
     _unit_index: Mapping[str, Unit] = attrs.field(init=False, repr=False, eq=False, hash=False)
     _rule_index: Mapping[str, PhaseRule] = attrs.field(init=False, repr=False, eq=False, hash=False)
     _topics_by_area: Mapping[str, tuple[Topic, ...]] = attrs.field(init=False, repr=False, eq=False, hash=False)
+    _windows_by_command: Mapping[str, tuple[tuple[dt.date, dt.date], ...]] = attrs.field(
+        init=False, repr=False, eq=False, hash=False
+    )
+    """The (first day, last day) of each phase a restricted command may run in (is_open runs per command)."""
 
     def __attrs_post_init__(self) -> None:
         v.code("code", self.code)
@@ -371,6 +375,11 @@ class Campaign:
         object.__setattr__(self, "_rule_index", MappingProxyType(rules))
         by_area = {a: tuple(t for t in self.topics if t.area == a) for a in areas}
         object.__setattr__(self, "_topics_by_area", MappingProxyType(by_area))
+        windows = {
+            r.command: tuple((phases[code].start, phases[code].end) for code in r.phases)
+            for r in rules.values() if r.phases is not None
+        }
+        object.__setattr__(self, "_windows_by_command", MappingProxyType(windows))
 
     # --- lookups ---------------------------------------------------------------------------
     def area(self, code: str) -> Area:
@@ -432,12 +441,14 @@ class Campaign:
 
     def is_open(self, command: str, when: dt.datetime) -> bool:
         """Whether a phase rule lets ``command`` run at ``when`` (see :class:`PhaseGuard`)."""
-        rule = self.phase_rule(command)
-        if rule is None or rule.phases is None:
-            local_date(when)  # still refuse a naive datetime, as the guard would
+        day = local_date(when)  # also refuses a naive datetime, restricted command or not
+        windows = self._windows_by_command.get(command)
+        if windows is None:
             return True
-        day = local_date(when)
-        return any(self.phase(code).contains(day) for code in rule.phases)
+        for start, end in windows:
+            if start <= day <= end:
+                return True
+        return False
 
     def windows(self, command: str) -> str:
         """The windows ``command`` is open in, as PhaseClosed reports them ("always" if unrestricted)."""

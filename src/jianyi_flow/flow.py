@@ -108,7 +108,7 @@ def unit_recipient(unit: str) -> str:
 
 def default_registration_number(s: Suggestion, at: dt.datetime) -> str:
     """``<campaign>-<yyyymmdd>-<id>``: unique because ids are, readable by date."""
-    return f"{s.campaign or 'JY'}-{local_date(at):%Y%m%d}-{s.id}"
+    return f"{s.campaign or 'JY'}-{local_date(at).isoformat().replace('-', '')}-{s.id}"
 
 
 class Flow:
@@ -147,6 +147,7 @@ class Flow:
         self.known_topics = None if known_topics is None else frozenset(known_topics)
         self.known_units = None if known_units is None else frozenset(known_units)
         self._due_cache: dict[tuple[Step, dt.date], dt.datetime] = {}
+        self._actors_checked: dict[int, Actor] = {}  # id -> the (immutable) Actor already validated
 
     def due_for(self, step: Step, start: dt.datetime) -> dt.datetime:
         """When ``step`` started at ``start`` is due, by this flow's policy and calendar.
@@ -262,7 +263,7 @@ class Flow:
             if done is not None:
                 return done
         now = self._now()
-        self._check_actor(actor)
+        self._check_actor_once(actor)
         self._check_draft(draft)
         sid = suggestion_id if suggestion_id is not None else self._ids()
         v.code("suggestion_id", sid)
@@ -319,16 +320,16 @@ class Flow:
             v.required_text("registration_number", number, max_len=64)
             return {"registration_number": number}
 
-        return self._run("register", "register", suggestion_id, actor, changes, idempotency_key=idempotency_key,
-                         notify=lambda s: [proposer_recipient(s.id)])
+        return self._execute("register", "register", suggestion_id, actor, changes, idempotency_key=idempotency_key,
+                             notify=lambda s: [proposer_recipient(s.id)])[0]
 
     def not_accept(
         self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
     ) -> Suggestion:
         """Not accepted at registration (不予受理), e.g. a personal complaint; needs a reason."""
         v.required_text("reason", reason, max_len=v.REASON_MAX)
-        return self._run("not_accept", "not_accept", suggestion_id, actor, _closing, reason=reason,
-                         idempotency_key=idempotency_key, notify=lambda s: [proposer_recipient(s.id)])
+        return self._execute("not_accept", "not_accept", suggestion_id, actor, _closing, reason=reason,
+                             idempotency_key=idempotency_key, notify=lambda s: [proposer_recipient(s.id)])[0]
 
     def transfer(
         self,
@@ -368,9 +369,9 @@ class Flow:
                 "extended": False,
             }
 
-        return self._run("transfer", "transfer", suggestion_id, actor, changes, reason=note,
-                         args={"lead_unit": lead_unit, "co_units": co}, idempotency_key=idempotency_key,
-                         notify=lambda s: [unit_recipient(u) for u in (lead_unit, *co)])
+        return self._execute("transfer", "transfer", suggestion_id, actor, changes, reason=note,
+                             args={"lead_unit": lead_unit, "co_units": co}, idempotency_key=idempotency_key,
+                             notify=lambda s: [unit_recipient(u) for u in (lead_unit, *co)])[0]
 
     def return_transfer(
         self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
@@ -403,17 +404,17 @@ class Flow:
                 "extended": False,
             }
 
-        return self._run("return_transfer", "return_transfer", suggestion_id, actor, changes, reason=reason,
-                         idempotency_key=idempotency_key, notify=lambda s: [OFFICE])
+        return self._execute("return_transfer", "return_transfer", suggestion_id, actor, changes, reason=reason,
+                             idempotency_key=idempotency_key, notify=lambda s: [OFFICE])[0]
 
     def research(
         self, suggestion_id: str, actor: Actor, *, findings: str, idempotency_key: str | None = None
     ) -> Suggestion:
         """The lead unit records its research and discussion (调研论证); the decision stays due."""
         v.required_text("findings", findings, max_len=v.BODY_MAX)
-        return self._run("research", "research", suggestion_id, actor,
-                         lambda s, now: {"research_notes": findings, "objection_due_at": None},
-                         idempotency_key=idempotency_key)
+        return self._execute("research", "research", suggestion_id, actor,
+                             lambda s, now: {"research_notes": findings, "objection_due_at": None},
+                             idempotency_key=idempotency_key)[0]
 
     def decide(
         self,
@@ -443,8 +444,8 @@ class Flow:
                 "extended": False,
             }
 
-        return self._run("decide", _DECIDE[outcome], suggestion_id, actor, changes, reason=reason,
-                         args={"outcome": outcome}, idempotency_key=idempotency_key)
+        return self._execute("decide", _DECIDE[outcome], suggestion_id, actor, changes, reason=reason,
+                             args={"outcome": outcome}, idempotency_key=idempotency_key)[0]
 
     def reply(self, suggestion_id: str, actor: Actor, *, text: str, idempotency_key: str | None = None) -> Suggestion:
         """Reply to the proposer (答复); the proposer's rating window opens."""
@@ -459,8 +460,8 @@ class Flow:
                 "extended": False,
             }
 
-        return self._run("reply", "reply", suggestion_id, actor, changes, idempotency_key=idempotency_key,
-                         notify=lambda s: [proposer_recipient(s.id)])
+        return self._execute("reply", "reply", suggestion_id, actor, changes, idempotency_key=idempotency_key,
+                             notify=lambda s: [proposer_recipient(s.id)])[0]
 
     def rate(
         self,
@@ -480,17 +481,17 @@ class Flow:
 
         notify = (lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE]) \
             if rating is Rating.DISSATISFIED else None
-        return self._run("rate", "rate", suggestion_id, actor, changes, args={"rating": rating},
-                         idempotency_key=idempotency_key, notify=notify)
+        return self._execute("rate", "rate", suggestion_id, actor, changes, args={"rating": rating},
+                             idempotency_key=idempotency_key, notify=notify)[0]
 
     def withdraw(
         self, suggestion_id: str, actor: Actor, *, reason: str | None = None, idempotency_key: str | None = None
     ) -> Suggestion:
         """The proposer withdraws the suggestion before a decision (撤回)."""
         v.text("reason", reason, max_len=v.REASON_MAX, required=False)
-        return self._run("withdraw", "withdraw", suggestion_id, actor, _closing, reason=reason,
-                         idempotency_key=idempotency_key,
-                         notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])
+        return self._execute("withdraw", "withdraw", suggestion_id, actor, _closing, reason=reason,
+                             idempotency_key=idempotency_key,
+                             notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])[0]
 
     def reopen(
         self, suggestion_id: str, actor: Actor, *, reason: str, idempotency_key: str | None = None
@@ -518,9 +519,9 @@ class Flow:
                 "extended": False,
             }
 
-        return self._run("reopen", "reopen", suggestion_id, actor, changes, reason=reason,
-                         idempotency_key=idempotency_key,
-                         notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])
+        return self._execute("reopen", "reopen", suggestion_id, actor, changes, reason=reason,
+                             idempotency_key=idempotency_key,
+                             notify=lambda s: [unit_recipient(s.lead_unit)] if s.lead_unit else [OFFICE])[0]
 
     def extend(
         self,
@@ -545,8 +546,8 @@ class Flow:
                 raise InvalidTransition("extend", s.state.value, detail="nothing is due")
             return {"due_at": extend_due(s.due_at, CalendarDays(days), self.calendar), "extended": True}
 
-        return self._run("extend", "extend", suggestion_id, actor, changes, reason=reason,
-                         payload={"days": days, "approver": approver}, idempotency_key=idempotency_key)
+        return self._execute("extend", "extend", suggestion_id, actor, changes, reason=reason,
+                             payload={"days": days, "approver": approver}, idempotency_key=idempotency_key)[0]
 
     # --- summary phase (总结运用阶段) ------------------------------------------------------
     def report_upward(
@@ -562,9 +563,9 @@ class Flow:
                 raise ValidationError("form", f"already reported upward as {form.value!r}")
             return {"upward_reports": (*s.upward_reports, form)}
 
-        return self._run("report_upward", "report_upward", suggestion_id, actor, changes, reason=note,
-                         payload={"form": form.value}, idempotency_key=idempotency_key,
-                         notify=lambda s: [LEADERSHIP])
+        return self._execute("report_upward", "report_upward", suggestion_id, actor, changes, reason=note,
+                             payload={"form": form.value}, idempotency_key=idempotency_key,
+                             notify=lambda s: [LEADERSHIP])[0]
 
     def forward_to_city(
         self, suggestion_id: str, actor: Actor, *, note: str | None = None, idempotency_key: str | None = None
@@ -577,8 +578,8 @@ class Flow:
                 raise ValidationError("forward_to_city", "already forwarded to the municipal office")
             return {"forwarded_to_city_at": now}
 
-        return self._run("forward_to_city", "forward_to_city", suggestion_id, actor, changes, reason=note,
-                         idempotency_key=idempotency_key, notify=lambda s: [MUNICIPAL_OFFICE])
+        return self._execute("forward_to_city", "forward_to_city", suggestion_id, actor, changes, reason=note,
+                             idempotency_key=idempotency_key, notify=lambda s: [MUNICIPAL_OFFICE])[0]
 
     def evaluate(
         self, suggestion_id: str, actor: Actor, *, quality: int, value: int, effect: int, evaluator: str,
@@ -593,8 +594,8 @@ class Flow:
                 raise ValidationError(name, f"must be a whole number from {SCORE_MIN} to {SCORE_MAX}")
         v.required_text("evaluator", evaluator, max_len=v.NAME_MAX)
         evaluation = Evaluation(quality, value, effect, evaluator)
-        return self._run("evaluate", "evaluate", suggestion_id, actor, lambda s, now: {"evaluation": evaluation},
-                         args={"evaluator": evaluator}, idempotency_key=idempotency_key)
+        return self._execute("evaluate", "evaluate", suggestion_id, actor, lambda s, now: {"evaluation": evaluation},
+                             args={"evaluator": evaluator}, idempotency_key=idempotency_key)[0]
 
     def nominate_reward(
         self, suggestion_id: str, actor: Actor, *, tier: RewardTier, idempotency_key: str | None = None
@@ -607,8 +608,8 @@ class Flow:
                 raise ValidationError("tier", "a suggestion is evaluated before it is nominated for a reward")
             return {"reward_tier": tier}
 
-        return self._run("nominate_reward", "nominate_reward", suggestion_id, actor, changes,
-                         payload={"tier": tier.value}, idempotency_key=idempotency_key)
+        return self._execute("nominate_reward", "nominate_reward", suggestion_id, actor, changes,
+                             payload={"tier": tier.value}, idempotency_key=idempotency_key)[0]
 
     def record_adoption(
         self, suggestion_id: str, actor: Actor, *, adopted_into: str, idempotency_key: str | None = None
@@ -622,8 +623,8 @@ class Flow:
                                                       "into a measure")
             return {"adopted_into": adopted_into}
 
-        return self._run("record_adoption", "record_adoption", suggestion_id, actor, changes,
-                         idempotency_key=idempotency_key)
+        return self._execute("record_adoption", "record_adoption", suggestion_id, actor, changes,
+                             idempotency_key=idempotency_key)[0]
 
     def mark_typical(
         self, suggestion_id: str, actor: Actor, *, note: str | None = None, idempotency_key: str | None = None
@@ -636,8 +637,8 @@ class Flow:
                 raise ValidationError("typical_case", "already marked as a typical case")
             return {"typical_case": True}
 
-        return self._run("mark_typical", "mark_typical", suggestion_id, actor, changes, reason=note,
-                         idempotency_key=idempotency_key)
+        return self._execute("mark_typical", "mark_typical", suggestion_id, actor, changes, reason=note,
+                             idempotency_key=idempotency_key)[0]
 
     # --- time-driven work ----------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None, *, batch: int = 500) -> list[Event]:
@@ -719,6 +720,21 @@ class Flow:
         v.text("proposer.address", p.address, max_len=v.ADDRESS_MAX, required=False)
         v.text("proposer.account", p.account, max_len=v.NAME_MAX, required=False)
 
+    def _check_actor_once(self, actor: Actor) -> None:
+        """:meth:`_check_actor`, skipped for the very object already checked (callers reuse actors).
+
+        An ``Actor`` is frozen, and the memo holds a reference to each object it knows, so
+        an ``id`` in it cannot be reused by another object.  Bounded: it starts afresh past
+        1,024 actors.
+        """
+        checked = self._actors_checked
+        if checked.get(id(actor)) is actor:
+            return
+        self._check_actor(actor)
+        if len(checked) >= 1024:
+            checked.clear()
+        checked[id(actor)] = actor
+
     @staticmethod
     def _check_actor(actor: Actor) -> None:
         """The actor is written into every event and hashed: it is validated like any input."""
@@ -745,10 +761,6 @@ class Flow:
         assert result is not None
         return result
 
-    def _run(self, *args: Any, **kwargs: Any) -> Suggestion:
-        """Run one command (see :meth:`_execute`) and return the new suggestion."""
-        return self._execute(*args, **kwargs)[0]
-
     def _execute(
         self,
         command: str,
@@ -771,7 +783,7 @@ class Flow:
                 return done, None
         now = at or self._now()
         if actor is not SYSTEM_ACTOR:
-            self._check_actor(actor)
+            self._check_actor_once(actor)
         current = self.store.load(suggestion_id)
         if expected is not None and current.version != expected.version:
             raise ConcurrencyConflict(suggestion_id, expected.version, current.version)

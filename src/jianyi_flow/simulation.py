@@ -159,8 +159,10 @@ class _Plan:
     round: int = 1
 
 
-# One agenda item: (when, seq, suggestion id, action)
-_Item = tuple[dt.datetime, int, str, str]
+# One agenda item: (when as a POSIX timestamp, seq, when, suggestion id, action).  The heap
+# orders by the float first: comparing floats is much cheaper than comparing aware datetimes,
+# and a 2024 instant to the microsecond is exact in a float.
+_Item = tuple[float, int, dt.datetime, str, str]
 
 
 class CampaignSimulator:
@@ -212,6 +214,9 @@ class CampaignSimulator:
         self._plans: dict[str, _Plan] = {}
         self._count: dict[str, int] = {}
         self._ticks = 0
+        self._steps: dict[str, Callable[[dt.datetime, _Plan], None]] = {
+            name[len("_step_"):]: getattr(self, name) for name in dir(self) if name.startswith("_step_")
+        }
         self._unit_actors: dict[str, Actor] = {}  # one Actor per unit, not one per command
         self._recommender_actors: dict[str, Actor] = {}
         self.office = Actor("office-clerk", Role.COLLECTION_OFFICE, unit=OFFICE_UNIT, name="区征集办")
@@ -271,24 +276,26 @@ class CampaignSimulator:
         self._push(summary_day, "", "summary")
         next_tick = start_of_local_day(self.clock.now().astimezone(SHANGHAI).date()) + dt.timedelta(days=1)
         arrived = 0
-        while self._agenda:
-            when = self._agenda[0][0]
-            if when > end:
+        end_ts = end.timestamp()
+        agenda, pop, clock = self._agenda, heapq.heappop, self.clock
+        while agenda:
+            when_ts = agenda[0][0]
+            if when_ts > end_ts:
                 break
-            while next_tick <= when:
+            while next_tick.timestamp() <= when_ts:
                 self._tick(next_tick, freeze)
                 next_tick += dt.timedelta(days=1)
             # Up to ``batch`` items per store transaction, popped one at a time: a step may
             # schedule another before the next one already due, and the agenda must stay in
             # time order (the clock never goes back), whatever the batch size.
-            agenda, pop, clock = self._agenda, heapq.heappop, self.clock
+            tick_ts = next_tick.timestamp()
             with self._batch():
                 for _ in range(self.batch):
-                    if not agenda or agenda[0][0] >= next_tick or agenda[0][0] > end:
+                    if not agenda or agenda[0][0] >= tick_ts or agenda[0][0] > end_ts:
                         break
                     item = pop(agenda)
-                    clock.set(item[0])
-                    if item[3] == "receive":
+                    clock.set(item[2])
+                    if item[4] == "receive":
                         arrived += 1
                         if self.progress is not None and (arrived % 500 == 0 or arrived == self.total):
                             self.progress(arrived, self.total)
@@ -327,7 +334,7 @@ class CampaignSimulator:
 
     def _push(self, when: dt.datetime, sid: str, action: str) -> None:
         self._seq += 1
-        heapq.heappush(self._agenda, (when, self._seq, sid, action))
+        heapq.heappush(self._agenda, (when.timestamp(), self._seq, when, sid, action))
 
     def _schedule_arrivals(self) -> None:
         """Arrival times over the receiving windows: a trickle in launch, the bulk later."""
@@ -347,7 +354,7 @@ class CampaignSimulator:
 
     # --- one step ------------------------------------------------------------------------
     def _do(self, item: _Item) -> None:
-        when, _, sid, action = item
+        _, _, when, sid, action = item
         if action == "summary":
             self._summary(when)
             return
@@ -357,9 +364,7 @@ class CampaignSimulator:
         if action.startswith("evaluate:"):
             self._do_summary(when, sid, action)
             return
-        plan = self._plans[sid]
-        step = getattr(self, f"_step_{action}")
-        step(when, plan)
+        self._steps[action](when, self._plans[sid])
 
     def _call(self, command: str, *args: Any, **kwargs: Any) -> Suggestion:
         """Run one Flow command and count it."""
