@@ -501,3 +501,53 @@ def test_json_text_is_what_json_dumps_writes() -> None:
     with pytest.raises(ValidationError, match="Circular"):
         dumps(cycle)
     assert dumps({}) == "{}" and dumps(None) == "null" and dumps({1: 2, None: 3}) == reference({1: 2, None: 3})
+
+
+def test_a_query_in_a_batch_hands_back_the_rows_it_holds_at_the_same_version(store: SqlStore) -> None:
+    """tick asks for the same past-due rows every day: a held row at its stored version is not decoded again."""
+    from jianyi_flow.store import Query
+
+    due = dt.datetime(2024, 9, 1, tzinfo=SHANGHAI)
+    store.commit(create(make_suggestion("Q-1", due_at=due)))
+    store.commit(create(make_suggestion("Q-2", due_at=due + dt.timedelta(hours=1))))
+    past_due = Query(due_before=dt.datetime(2024, 10, 1, tzinfo=SHANGHAI))
+    with store.batch():
+        first = store.query(past_due)
+        assert [r.id for r in first] == ["Q-1", "Q-2"]
+        again = store.query(past_due)
+        assert all(a is b for a, b in zip(first, again, strict=True))
+        change = advance(store.load("Q-2"), research_notes="moved on")
+        store.commit(change)
+        third = store.query(past_due)
+        assert third[0] is first[0] and third[1] == change.suggestion
+    assert store.query(past_due) == [first[0], change.suggestion]  # and outside the batch, read afresh
+
+
+def test_a_query_in_a_batch_reads_a_row_another_writer_moved_on(store: SqlStore) -> None:
+    """A held row at an older version than the stored one is never handed out (server databases)."""
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite's batch holds the write lock: no other writer can commit meanwhile")
+    from jianyi_flow.store import Query
+
+    store.commit(create(make_suggestion("Q-3", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI))))
+    past_due = Query(due_before=dt.datetime(2024, 10, 1, tzinfo=SHANGHAI))
+    with other_store(store) as other, store.batch():
+        (held,) = store.query(past_due)
+        theirs = advance(other.load("Q-3"), research_notes="the other writer")
+        other.commit(theirs)
+        (fresh,) = store.query(past_due)
+        assert fresh == theirs.suggestion and fresh.version == held.version + 1
+
+
+@pytest.mark.parametrize("in_batch", [False, True], ids=["plain", "in a batch"])
+def test_a_query_over_an_undecodable_document_is_a_store_error(store: SqlStore, in_batch: bool) -> None:
+    from contextlib import nullcontext
+
+    from jianyi_flow.errors import StoreError
+    from jianyi_flow.store import Query
+
+    store.commit(create(make_suggestion("Q-4")))
+    with store.engine.begin() as conn:
+        conn.execute(suggestions.update().where(suggestions.c.id == "Q-4").values(data=sa.literal("{not json")))
+    with store.batch() if in_batch else nullcontext(), pytest.raises(StoreError, match="cannot be decoded"):
+        store.query(Query())

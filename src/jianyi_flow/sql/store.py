@@ -518,6 +518,7 @@ class SqlStore:
         d = self._engine.dialect
         w_id: sa.BindParameter[str] = bindparam("w_id")
         self._row_columns = [s.c[name] for name in COLUMN_FIELDS] + [s.c.data]
+        self._raw_row_columns = [*self._row_columns[:-1], sa.type_coerce(s.c.data, sa.Text()).label("data")]
         # The commit's statements and load's read are Prepared: on SQLite they run straight
         # on the driver (see .prepared).  An update's SET comes from the parameter names;
         # WHERE binds are prefixed w_ so they never clash with a column.
@@ -972,18 +973,43 @@ class SqlStore:
         return [_event(r) for r in rows]
 
     def query(self, query: Query) -> list[Suggestion]:
-        stmt = self.query_statement(query)
+        """The rows ``query`` finds; inside a batch, a row the batch holds at the same version is not decoded again.
+
+        The ``data`` document comes back as text and is parsed only for the rows the
+        batch does not hold: ``Flow.tick`` asks every day for all open rows past due, most
+        of them already flagged and unchanged since the day before.  A row is the same
+        at the same version (versions are never reused), on every backend.
+        """
+        stmt = self._query_select(query, self._raw_row_columns)
         rows = self._read(lambda conn: conn.execute(stmt).all())
         cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
-        if cache is None or len(rows) > _CACHE_ROWS // 4:
-            return [_suggestion(r) for r in rows]
-        # in a batch, a command on each row found usually follows (tick): keep them for its load
-        return [self._remember(cache, _cached(r)).row for r in rows]
+        keep = cache is not None and len(rows) <= _CACHE_ROWS // 4
+        out: list[Suggestion] = []
+        for r in rows:
+            if cache is not None:
+                hit = cache.get(r[0])
+                if hit is not None and hit.row.version == r[_VERSION_INDEX]:
+                    out.append(self._remember(cache, hit).row if keep else hit.row)
+                    continue
+            try:
+                text = r[_DATA_INDEX]
+                full = (*r[:_DATA_INDEX], None if text is None else json.loads(text))
+            except (ValueError, TypeError) as exc:
+                raise _undecodable(exc) from None
+            # in a batch, a command on each row found usually follows (tick): keep them for its load
+            out.append(self._remember(cache, _cached(full)).row if keep and cache is not None else _suggestion(full))
+        return out
 
     def query_statement(self, query: Query) -> sa.Select[Any]:
-        """The ``SELECT`` :meth:`query` runs for ``query`` (to inspect its plan, or to reuse in a report)."""
+        """The ``SELECT`` :meth:`query` runs for ``query`` (to inspect its plan, or to reuse in a report).
+
+        Its last column is the ``data`` document, parsed (``query`` itself reads it as text).
+        """
+        return self._query_select(query, self._row_columns)
+
+    def _query_select(self, query: Query, columns: Sequence[Any]) -> sa.Select[Any]:
         s = suggestions
-        stmt = sa.select(*self._row_columns)
+        stmt = sa.select(*columns)
         if query.states is not None:
             stmt = stmt.where(s.c.state.in_(sorted(_value(state) for state in query.states)))
         if query.unit is not None:
@@ -1160,6 +1186,7 @@ _DATA_LIST = list(DATA_FIELDS)
 
 
 _DATA_INDEX = len(COLUMN_FIELDS)
+_VERSION_INDEX = COLUMN_FIELDS.index("version")
 
 
 def _compile_decoder() -> Callable[[Sequence[Any], Mapping[str, Any]], Suggestion]:
