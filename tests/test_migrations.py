@@ -62,7 +62,7 @@ def differences(engine: sa.Engine, target: sa.MetaData) -> list[Any]:
 def test_migrations_build_exactly_the_metadata(engine: sa.Engine) -> None:
     assert db.current(engine) is None
     db.upgrade(engine)
-    assert db.current(engine) == db.head() == "0001"
+    assert db.current(engine) == db.head() == "0002"
     assert differences(engine, metadata) == []
 
 
@@ -83,11 +83,33 @@ def test_the_comparison_would_notice_a_difference(engine: sa.Engine) -> None:
 def test_upgrade_is_idempotent_and_downgrade_removes_only_jianyi_flow(engine: sa.Engine) -> None:
     db.upgrade(engine)
     db.upgrade(engine)
-    assert db.current(engine) == "0001"
+    assert db.current(engine) == "0002"
     db.downgrade(engine, "base")
     assert db.current(engine) is None
     left = set(sa.inspect(engine).get_table_names())
     assert not any(db.is_jianyi_flow_table(name) and name != db.VERSION_TABLE for name in left), left
+
+
+def test_0002_drops_the_campaign_and_lead_unit_indexes_and_its_downgrade_restores_them(engine: sa.Engine) -> None:
+    """A database at 0001 with rows in it goes to 0002 and back; the rows stay, the indexes come and go."""
+    from jianyi_flow.testing import create, make_suggestion
+
+    def indexes() -> set[str]:
+        return {i["name"] for i in sa.inspect(engine).get_indexes("jianyi_suggestions") if i["name"]}
+
+    db.upgrade(engine, "0001")
+    assert {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} <= indexes()
+    with SqlStore(engine) as store:
+        store.commit(create(make_suggestion("M-1", lead_unit="u1")))
+    db.upgrade(engine)
+    assert not {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} & indexes()
+    assert {"ix_jianyi_suggestions_due", "ix_jianyi_suggestions_area", "ix_jianyi_suggestions_topic"} <= indexes()
+    db.downgrade(engine, "0001")
+    assert {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} <= indexes()
+    with SqlStore(engine) as store:
+        assert store.load("M-1").lead_unit == "u1"
+    db.upgrade(engine)
+    assert differences(engine, metadata) == []
 
 
 def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
@@ -106,7 +128,7 @@ def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
     assert {db.VERSION_TABLE, "alembic_version", "host_things", *metadata.tables} <= names
     with engine.connect() as conn:
         assert conn.execute(sa.select(host_version.c.version_num)).scalars().all() == ["host_rev_7"]
-        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalars().all() == ["0001"]
+        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalars().all() == ["0002"]
         assert conn.execute(sa.select(host_things.c.id)).scalars().all() == [42]
     # the host's own autogenerate, with the hook from docs/storage.md, proposes nothing about our tables
     with engine.connect() as conn:
@@ -131,7 +153,7 @@ def test_store_open_migrates_and_plain_store_does_not(empty_url: str) -> None:
     assert db.current(empty_url) is None
     with SqlStore.open(empty_url) as store:
         assert store.query(Query()) == []
-    assert db.current(empty_url) == "0001"
+    assert db.current(empty_url) == "0002"
 
 
 def test_upgrade_of_an_unreachable_database_is_a_store_error(tmp_path: Path) -> None:

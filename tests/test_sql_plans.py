@@ -73,10 +73,15 @@ QUERIES = {
 """What Flow.overdue / due_soon / tick send (Flow passes its campaign when it has one)."""
 
 DUE_ORDERED = re.compile(
-    r"SEARCH jianyi_suggestions USING INDEX ix_jianyi_suggestions_(due|campaign|area|lead_unit|topic) "
+    r"SEARCH jianyi_suggestions USING INDEX ix_jianyi_suggestions_(due|area|topic) "
     r"\((\w+=\? AND )?due_at>\? AND due_at<\?\)"
 )
 """A plan line reading a due-ordered index by a due-time range (after any equality prefix)."""
+
+UNIT_FIRST = re.compile(
+    r"SEARCH jianyi_suggestion_units USING COVERING INDEX ix_jianyi_suggestion_units_unit \(unit=\?\)"
+)
+"""The plan line of a unit filter answered from the unit index first."""
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no statistics", "analyzed"])
@@ -101,8 +106,13 @@ def test_sqlite_supervision_queries_read_a_due_ordered_index(sqlite_store: SqlSt
     with sqlite_store.engine.connect() as conn:
         plan = [r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + captured.statement, captured.parameters)]
     text = "\n".join(plan)
-    assert any(DUE_ORDERED.fullmatch(line) for line in plan), text
     assert "SCAN jianyi_suggestions" not in text, text
+    if query.unit is not None and UNIT_FIRST.search(text) and "SEARCH jianyi_suggestions USING INDEX" in text:
+        # Without statistics (and with no campaign index since migration 0002) SQLite, like
+        # PostgreSQL with them, starts from the unit's rows, looks each up by id and sorts:
+        # bounded by the unit's suggestions (measured in docs/storage.md), never a table scan.
+        return
+    assert any(DUE_ORDERED.fullmatch(line) for line in plan), text
     assert "TEMP B-TREE" not in text, f"the rows are sorted after reading, not read in order:\n{text}"
 
 
@@ -127,7 +137,7 @@ def test_postgres_overdue_query_uses_the_due_index(postgres_migrated: str) -> No
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE jianyi_suggestions")
         captured = Captured(store.engine)
-        due_ordered = re.compile(r"Index Scan using ix_jianyi_suggestions_(due|campaign|area) on jianyi_suggestions")
+        due_ordered = re.compile(r"Index Scan using ix_jianyi_suggestions_(due|area) on jianyi_suggestions")
         for name, query in QUERIES.items():
             rows = store.query(query)
             assert rows, name

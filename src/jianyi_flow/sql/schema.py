@@ -21,10 +21,16 @@ file, and a PostgreSQL table is not analysed until autovacuum gets to it):
   in order and stop after ``n`` rows.  ``due_at`` leads (not ``state``) because an
   ``IN`` over nine open states on a ``(state, due_at)`` index needs a sort, and closed
   suggestions have no ``due_at`` so the index holds only open ones anyway.
-* ``campaign``, ``area``, ``lead_unit``, ``topic`` — each ``(column, due_at, id)``: an
-  equality filter on its own (prefix), and the same filter on the supervision scan still
-  read in due order.  A plain ``(campaign)`` index looks more selective than a range to a
-  planner without statistics, and it would pick it and sort every row of the campaign.
+* ``area``, ``topic`` — each ``(column, due_at, id)``: an equality filter on its own
+  (prefix), and the same filter on the supervision scan still read in due order.  A plain
+  ``(area)`` index looks more selective than a range to a planner without statistics, and
+  it would pick it and sort every row of the area.
+* No index on ``campaign`` or ``lead_unit`` (migration 0002 dropped them): every command
+  that moves a deadline rewrites the entry of each index holding ``due_at``, no query
+  filters on the lead unit, and the campaign filter of tick / overdue / due soon walks
+  the due index just as well in a database of one running campaign (the row is read
+  anyway, for its state).  An index on ``campaign`` alone would be worse than none: the
+  planner would prefer it to the due range, then sort.
 * No index leads with ``state``, for the same reason: ``state IN (...)`` looks like a few
   equality lookups and wins over the due-time range, then sorts.  Listing by state alone
   (no due bound, no other filter) reads the table.
@@ -94,9 +100,7 @@ suggestions = sa.Table(
     sa.Column("units_key", LongText(), nullable=False),
     sa.Column("data", JsonText(), nullable=False),
     sa.Index("ix_jianyi_suggestions_due", "due_at", "id"),
-    sa.Index("ix_jianyi_suggestions_campaign", "campaign", "due_at", "id"),
     sa.Index("ix_jianyi_suggestions_area", "area", "due_at", "id"),
-    sa.Index("ix_jianyi_suggestions_lead_unit", "lead_unit", "due_at", "id"),
     sa.Index("ix_jianyi_suggestions_topic", "topic", "due_at", "id"),
     comment="Current row of each suggestion; queried fields are columns, the rest is JSON in data.",
     **MYSQL_OPTIONS,

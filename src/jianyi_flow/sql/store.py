@@ -890,7 +890,7 @@ class SqlStore:
 
         Setting only what changed is what makes an update cheap: SQLite (and PostgreSQL's
         HOT updates) leave alone every index whose columns are not set, where setting all
-        of them rewrites the entries of all five.  Commands set a handful of column sets
+        of them rewrites the entries of all three (``due_at`` is in each).  Commands set a handful of column sets
         (at most one per subset of the 13 columns), so the statements are kept.
         """
         statement = self._upd_changed.get(keys)
