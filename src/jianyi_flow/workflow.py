@@ -129,6 +129,8 @@ def _cursor() -> _Cursor:
 
 
 _EVENTS = MACHINE.events
+_STATES: dict[str, State] = {s.value: s for s in State}
+"""State by value: ``State(value)`` goes through Enum's lookup machinery, once per command."""
 
 
 def allowed_triggers(state: State) -> list[str]:
@@ -153,7 +155,7 @@ def fire(trigger: str, state: State, command: str | None = None) -> State:
         event.trigger(cursor)
     except MachineError:
         raise InvalidTransition(command or trigger, state.value, allowed_triggers(state)) from None
-    return State(cursor.state)
+    return _STATES[cursor.state]
 
 
 def edges() -> list[tuple[State, str, State | None]]:
