@@ -170,6 +170,18 @@ class Tx:
         except sqlite3.Error as exc:
             raise self._wrap(statement, exc) from None
 
+    def executemany_counted(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run once per row; the number of rows changed in all (an ``UPDATE … WHERE version`` checks it)."""
+        if not rows:
+            return 0
+        if self.direct is None or statement.sql is None:
+            return int(self.conn.execute(statement.core, [dict(r) for r in rows]).rowcount)
+        try:
+            cursor = self.direct.executemany(statement.sql, [statement.bind(r) for r in rows])
+        except sqlite3.Error as exc:
+            raise self._wrap(statement, exc) from None
+        return int(cursor.rowcount)
+
     def first(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row, as a sequence in the order of the selected columns, or ``None``."""
         if self.direct is None or statement.sql is None:

@@ -45,6 +45,12 @@ next batch, holding the write lock, checks that it runs on the same connection, 
 the connection's ``total_changes`` is unchanged (nothing was written on it outside a
 batch); otherwise it starts afresh.  At most ``_CACHE_ROWS`` rows are kept, least
 recently used first out.
+
+On SQLite a batch also *writes behind*: a commit is checked against the rows the batch
+holds (which, under the write lock, are the database's) and queued, and the queued rows,
+events and messages go out together as a few ``executemany`` statements before the
+batch's next read and when it ends (:meth:`SqlStore._defer`).  A row the batch changes
+several times is written once.  A row not yet written is never evicted from the cache.
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
-from .types import UtcDateTime, dumps, to_utc
+from .types import EncodedJson, UtcDateTime, dumps, to_utc
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "SqlStore"]
 
@@ -184,7 +190,7 @@ class _Plan:
         "units_hinted",
     )
 
-    def __init__(self, change: Change, prev: _Cached | None = None) -> None:
+    def __init__(self, change: Change, prev: _Cached | None = None, *, fresh: bool = False) -> None:
         s = change.suggestion
         e = change.event
         if e.suggestion_id != s.id or e.version != s.version or s.version != change.expected_version + 1:
@@ -196,7 +202,12 @@ class _Plan:
         self.cached: _Cached | None = None
         self.set_keys: tuple[str, ...] | None = None
         self.units_changed = True
-        if prev is not None and change.expected_version > 0 and prev.row.version == change.expected_version \
+        if fresh and change.expected_version == 0:
+            # a new row, compared with a row of nothing: every field is set, and ``cached``
+            # is the row as ``load`` will return it (write-behind needs it; see SqlStore._defer)
+            self._diff(s, _nothing(), units)
+            self.units_hinted = True
+        elif prev is not None and change.expected_version > 0 and prev.row.version == change.expected_version \
                 and prev.row.id == s.id:
             self._diff(s, prev, units)
             self.units_hinted = self.units_changed
@@ -299,6 +310,37 @@ class _Plan:
 
 
 _MISSING: Any = object()
+
+
+def _nothing() -> _Cached:
+    """A row with no value in any field (not even ``None``): every field of a row compared with it differs."""
+    row = object.__new__(Suggestion)
+    for name in SUGGESTION_FIELDS:
+        object.__setattr__(row, name, _MISSING)
+    return _Cached(row, dict.fromkeys(DATA_FIELDS, _MISSING), (_MISSING,), True)
+
+
+class _Dirty:
+    """A row written by the open batch and not yet sent to the database (see :meth:`SqlStore._defer`)."""
+
+    __slots__ = ("base", "columns", "insert", "units")
+
+    def __init__(self, base: int) -> None:
+        self.base = base  # the version the database holds (0: not there yet)
+        self.insert = base == 0
+        self.columns: set[str] = set()  # what the batch changed since (for an UPDATE)
+        self.units = False  # whether the unit links must be rewritten
+
+
+class _Pending:
+    """What an SQLite batch has committed but not yet written: rows (kept whole in the cache), events, messages."""
+
+    __slots__ = ("events", "messages", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, _Dirty] = {}
+        self.events: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
 _UNCACHEABLE = ""
 """Key set in a diff's ``canon`` when the new row cannot be cached (no field has this name)."""
 
@@ -424,6 +466,27 @@ def _encode(name: str, value: Any) -> Any:
     if name in _DATETIME_FIELDS and value is not None:
         return value.astimezone(dt.UTC).isoformat()
     return encode_value(name, value)
+
+
+_INSERT_KEYS: tuple[str, ...] = (*ROW_KEYS, "units_key")
+_WRITE_BEHIND = 2000
+"""Most events an SQLite batch holds back before writing them (and their rows and messages)."""
+
+
+def _row_params(entry: _Cached, names: Sequence[str]) -> dict[str, Any]:
+    """The values of columns ``names`` for the row ``entry`` holds (as :class:`_Plan` would set them)."""
+    row = entry.row
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == "data":
+            out[name] = entry.data
+        elif name == "units_key":
+            out[name] = json.dumps(list(entry.units), ensure_ascii=False)
+        elif name == "state":
+            out[name] = _value(row.state)
+        else:
+            out[name] = getattr(row, name)
+    return out
 
 
 def _value(member: Any) -> Any:
@@ -585,15 +648,20 @@ class SqlStore:
     def batch(self) -> Iterator[None]:
         """Run the commits made on this thread inside one transaction (the bulk path).
 
-        Each :meth:`commit` inside becomes a savepoint: a command that fails (a stale
-        version, a taken key) is rolled back alone and raises as usual, while the others
-        stay.  Reads on this thread see the batch's own writes.  The batch commits when the
-        block ends and rolls back if it raises, so a crash loses the open batch and never
-        leaves half a command.  While it is open it holds the database's write lock on
-        SQLite: keep batches short (the simulator commits every couple of hundred commands).
-        Nested ``batch()`` blocks join the outer one.  The rows the batch loads and
-        commits are kept for its later commands (see the module docstring) and dropped
-        when it ends.
+        A command that fails (a stale version, a taken key) fails alone and raises from
+        its :meth:`commit` as usual, while the others stay.  Reads on this thread see the
+        batch's own writes.  The batch commits when the block ends and rolls back if it
+        raises, so a crash loses the open batch and never leaves half a command.  While it
+        is open it holds the database's write lock on SQLite: keep batches short (the
+        simulator commits every couple of hundred commands).  Nested ``batch()`` blocks
+        join the outer one.  The rows the batch loads and commits are kept for its later
+        commands (see the module docstring).
+
+        On PostgreSQL and MariaDB each commit is a savepoint, written at once.  On SQLite
+        the batch writes behind (see :meth:`_defer`): each commit is checked when it is
+        made, and written with the others before the batch's next read of the database and
+        when the batch ends — so something only the database can refuse (a damaged history,
+        a full disk) fails the whole batch, when it is written.
         """
         if getattr(self._local, "batch", None) is not None:
             yield
@@ -607,16 +675,19 @@ class SqlStore:
                     self._begin_immediate(conn)
                     cache = self._take_kept(conn)
                 self._local.batch = conn
-                self._local.tx = Tx(conn, direct=self._sqlite)
+                self._local.tx = tx = Tx(conn, direct=self._sqlite)
                 self._local.cache = cache
+                self._local.pending = _Pending() if tx.direct is not None else None
                 try:
                     yield
+                    self._flush_pending()
                     if self._sqlite:
                         kept = (self._unchanged_since(conn), cache)
                 finally:
                     self._local.batch = None
                     self._local.tx = None
                     self._local.cache = None
+                    self._local.pending = None
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "write") from None
         if kept is not None:  # committed: the next batch on this connection may start from these rows
@@ -680,6 +751,7 @@ class SqlStore:
         self._check_open()
         batch: Tx | None = getattr(self._local, "tx", None)
         if batch is not None:
+            self._flush_pending()
             return self._in_savepoint(batch, work)
         for attempt in range(1, _RETRIES + 1):
             try:
@@ -716,6 +788,7 @@ class SqlStore:
         batch = getattr(self._local, "batch", None)
         try:
             if batch is not None:
+                self._flush_pending()  # the batch's reads see its writes
                 return work(batch)
             with self._mutex, self._reader.connect() as conn:
                 return work(conn)
@@ -750,6 +823,12 @@ class SqlStore:
             plan = _Plan(change)
             self._commit_plans(lambda conn: self._apply(conn, plan))
             return
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            if change.idempotency_key is None:
+                self._defer(change, cache, pending)
+                return
+            self._flush_pending()  # a key is checked by the database: write what is pending, then this
         # In a batch: start from the row as this batch last saw it (see _Plan), and keep
         # the new row for the next load.  Whatever fails, the entry goes: the savepoint is
         # rolled back, and a conflict means the cached row was stale.
@@ -776,6 +855,7 @@ class SqlStore:
         plans = [_Plan(c) for c in changes]
         if not plans:
             return
+        self._flush_pending()
         cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
         if cache is not None:
             for p in plans:
@@ -792,6 +872,115 @@ class SqlStore:
                     raise IdempotencyKeyReused(p.key["key"], f"an earlier change in the same batch ({p.sid})")
                 keys.add(p.key["key"])
         self._commit_plans(lambda conn: self._apply_many(conn, plans))
+
+    def _defer(self, change: Change, cache: dict[str, _Cached], pending: _Pending) -> None:
+        """Commit ``change`` inside an SQLite batch by writing it later, with the batch's other writes.
+
+        Write-behind: the batch holds SQLite's only write lock, and its cache holds every
+        row it has committed (see the module docstring), so the checks a write would make
+        are made here, against the cache, and raise here: a stale version is a
+        :class:`ConcurrencyConflict`, a taken id a :class:`DuplicateSuggestion`, an unknown
+        one :class:`NotFound`, a value JSON cannot write a :class:`ValidationError` — and a
+        command that fails leaves nothing behind, as a rolled-back savepoint would.  The
+        row, its event and its messages are written by :meth:`_flush_pending`: before any
+        read of the batch that is not a cached row, and when the batch ends, as a few
+        ``executemany`` statements (a row changed several times is written once, with every
+        column any of its commands changed).  Only what the database alone can refuse —
+        a history that already holds the event (a damaged database), a full disk — is
+        found then, and fails the whole batch.  A change with an idempotency key, or with a
+        value the database would hand back as another type, is written at once instead.
+        """
+        tx: Tx = self._local.tx
+        s = change.suggestion
+        sid = s.id
+        expected = change.expected_version
+        prev = cache.get(sid)
+        try:
+            if expected == 0:
+                if prev is not None or sid in pending.rows or tx.first(self._sel_version, {"w_id": sid}) is not None:
+                    raise DuplicateSuggestion(sid)
+            elif prev is None:
+                row = tx.first(self._sel_row, {"w_id": sid})
+                if row is None:
+                    raise NotFound("suggestion", sid)
+                prev = self._remember(cache, _cached(row))
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error(exc, "write") from None
+        if prev is not None and prev.row.version != expected:
+            raise ConcurrencyConflict(sid, expected, prev.row.version)
+        plan = _Plan(change, prev, fresh=True)
+        if plan.cached is None:  # the stored row must be read back: write now
+            self._flush_pending()
+            try:
+                self._commit_plans(lambda conn: self._apply(conn, plan if expected else _Plan(change)))
+            except BaseException:
+                cache.pop(sid, None)
+                raise
+            cache.pop(sid, None)
+            return
+        event = plan.event
+        event["changes"] = EncodedJson(dumps(event["changes"]))  # refused now, not when the batch ends
+        event["payload"] = EncodedJson(dumps(event["payload"]))
+        for m in plan.messages:
+            m["payload"] = EncodedJson(dumps(m["payload"]))
+        dirty = pending.rows.get(sid)
+        if dirty is None:
+            dirty = pending.rows[sid] = _Dirty(expected)
+        if not dirty.insert and plan.set_keys is not None:
+            dirty.columns.update(plan.set_keys)
+        if plan.units_changed:
+            dirty.units = True
+        pending.events.append(event)
+        pending.messages.extend(plan.messages)
+        self._remember(cache, plan.cached)
+        if len(pending.events) >= _WRITE_BEHIND:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        """Write what the open SQLite batch has committed but not yet written (see :meth:`_defer`)."""
+        pending: _Pending | None = getattr(self._local, "pending", None)
+        if pending is None or not (pending.rows or pending.events):
+            return
+        tx: Tx = self._local.tx
+        cache: dict[str, _Cached] = self._local.cache
+        self._local.pending = _Pending()
+        inserts: list[dict[str, Any]] = []
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        relink: list[str] = []
+        links: list[dict[str, Any]] = []
+        for sid, dirty in pending.rows.items():
+            entry = cache[sid]
+            if dirty.insert:
+                inserts.append({**_row_params(entry, _INSERT_KEYS), "id": sid})
+            else:
+                columns = tuple(sorted(dirty.columns))
+                if not columns:
+                    continue
+                params = _row_params(entry, columns)
+                params["w_id"] = sid
+                params["w_version"] = dirty.base
+                updates.setdefault(columns, []).append(params)
+                if not dirty.units:
+                    continue
+                relink.append(sid)
+            links.extend({"suggestion_id": sid, "unit": u} for u in entry.units)
+        try:
+            if inserts:
+                try:
+                    tx.executemany(self._ins_row, inserts)
+                except sa.exc.IntegrityError as exc:
+                    raise StoreError(f"a suggestion the batch created already exists ({type(exc.orig).__name__})") \
+                        from None
+            for columns, rows in updates.items():
+                if tx.executemany_counted(self._changed_update(columns), rows) != len(rows):
+                    raise StoreError("a row the batch holds was changed under it: the batch is rolled back")
+            for chunk in _chunks(relink):
+                tx.conn.execute(self._del_units_many, {"w_ids": chunk})
+            tx.executemany(self._ins_units, links)
+            self._insert_events(tx, pending.events)
+            tx.executemany(self._ins_outbox, pending.messages)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error(exc, "write") from None
 
     def _commit_plans(self, work: Callable[[Tx], None]) -> None:
         """Run a commit; explain a constraint violation once the transaction is rolled back.
@@ -963,8 +1152,11 @@ class SqlStore:
         """
         sid = entry.row.id
         if cache.pop(sid, None) is None and len(cache) >= _CACHE_ROWS:
+            pending: _Pending | None = getattr(self._local, "pending", None)
+            dirty = pending.rows if pending is not None else {}
             for old in list(itertools.islice(cache, _CACHE_ROWS // 4)):
-                del cache[old]
+                if old not in dirty:  # a row not yet written stays: it is the only copy
+                    del cache[old]
         cache[sid] = entry
         return entry
 

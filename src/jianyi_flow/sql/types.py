@@ -112,12 +112,20 @@ class JsonText(sa.types.TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
+        if type(value) is EncodedJson:  # encoded already (and so checked) when the command ran
+            return str(value)
         return dumps(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
         return json.loads(value)
+
+
+class EncodedJson(str):
+    """JSON text that :class:`JsonText` binds as is (the store encodes some documents early, to fail early)."""
+
+    __slots__ = ()
 
 
 def dumps(value: Any) -> str:
