@@ -165,3 +165,76 @@ def test_a_key_or_a_value_read_back_otherwise_is_written_at_once(store: SqlStore
         store.commit(keyed)
         assert store._local.pending is not None and not store._local.pending.events  # written with the key
         assert store.idempotency("k-1") is not None
+
+
+# --- found in review: each of these failed before the fix --------------------------------------
+def test_a_write_that_failed_and_was_caught_never_commits_half_a_batch(store: SqlStore) -> None:
+    """Rows without their events: the write failing halfway poisons the batch, even if its error is swallowed."""
+    d1 = create(make_suggestion("P-1", at=T0))
+    d2 = create(make_suggestion("P-2", at=T0))
+    store.commit(d1)
+    store.commit(d2)
+    with store.engine.begin() as conn:  # a damaged history: P-1 v2 is there already
+        row = {c.name: None for c in events.columns}
+        row.update(suggestion_id="P-1", version=2, kind="edit", to_state="received", actor_id="x",
+                   actor_role="collection_office", at=T0, changes={}, payload={}, prev_hash="", hash="")
+        conn.execute(events.insert(), [row])
+    with pytest.raises(StoreError, match="rolled back"), store.batch():
+        store.commit(advance(d2.suggestion, research_notes="y"))  # queued; fine on its own
+        store.commit(advance(d1.suggestion, research_notes="x"))  # queued; its event clashes
+        with pytest.raises(StoreError, match="event already exists"):
+            store.history("P-2")  # the write happens here (Flow.verify_history catches such errors)
+        with pytest.raises(StoreError, match="rolled back"):
+            store.load("P-2")  # every later call in the batch says so
+    assert store.load("P-2").version == store.history("P-2")[-1].version == 1
+
+
+def test_the_next_batch_never_starts_from_rows_a_failed_batch_held(store: SqlStore) -> None:
+    from jianyi_flow.errors import NotFound
+
+    with pytest.raises(StoreError), store.batch():
+        store.commit(create(make_suggestion("G-1", at=T0)))
+        store._local.pending.events[-1]["hash"] = None  # what only the database refuses, once written
+        try:
+            store.query(Query())
+        except StoreError:
+            pass
+    with pytest.raises(NotFound):
+        store.load("G-1")
+    with store.batch(), pytest.raises(NotFound):
+        store.load("G-1")
+
+
+def test_a_value_only_the_database_refuses_fails_its_own_command(store: SqlStore) -> None:
+    """A required column left empty: refused from its own commit, the rest of the batch stays."""
+    with pytest.raises(StoreError):
+        store.commit(create(make_suggestion("N-1", at=T0, area=None)))  # outside a batch
+    with store.batch():
+        store.commit(create(make_suggestion("G-2", at=T0)))
+        with pytest.raises(StoreError):
+            store.commit(create(make_suggestion("N-2", at=T0, area=None)))
+        store.commit(create(make_suggestion("G-3", at=T0)))
+    assert [store.load(i).version for i in ("G-2", "G-3")] == [1, 1]
+
+
+def test_a_commit_after_close_inside_a_batch_is_refused(tmp_path: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'closed.db'}")
+    with pytest.raises(StoreError, match="end"), store.batch():
+        store.close()
+        with pytest.raises(StoreError, match="closed"):
+            store.commit(create(make_suggestion("Z-1", at=T0)))
+        raise StoreError("end")
+
+
+@pytest.mark.parametrize("in_batch", [False, True], ids=["plain", "in a batch"])
+def test_a_malformed_stale_change_is_a_validation_error_in_and_out_of_a_batch(store: SqlStore, in_batch: bool) -> None:
+    """Validation comes before the version check, in a batch as outside (tick skips conflicts silently)."""
+    from contextlib import nullcontext
+
+    made = create(make_suggestion("M-1", at=T0))
+    store.commit(made)
+    stale = advance(made.suggestion, research_notes="x")
+    store.commit(stale)
+    bad = attrs.evolve(stale, event=attrs.evolve(stale.event, at=T0.replace(tzinfo=None)))
+    with store.batch() if in_batch else nullcontext(), pytest.raises(ValidationError):
+        store.commit(bad)

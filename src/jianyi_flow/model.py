@@ -391,13 +391,27 @@ def encode_datetime(value: dt.datetime) -> str:
     Deadlines repeat (every suggestion due on a day shares its end-of-day), so results are
     memoised in a small table that is emptied when it grows past 4096 entries.
     """
+    last = _last_encoded
+    if last[0] is value:  # a command encodes its own time several times (changes, event, messages)
+        return last[1]
     key = (value, value.fold)  # equal wall times in one zone differ by ``fold`` across a DST change
     text = _ENCODED.get(key)
     if text is None:
         if len(_ENCODED) > 4096:
             _ENCODED.clear()
         text = _ENCODED[key] = value.astimezone(dt.UTC).isoformat()
+    _remember_encoded((value, text))
     return text
+
+
+_last_encoded: tuple[Any, str] = (None, "")
+"""The last datetime encoded and its text (one tuple, replaced whole: safe across threads; the
+reference keeps the object alive, so ``is`` cannot match another object at the same address)."""
+
+
+def _remember_encoded(pair: tuple[Any, str]) -> None:
+    global _last_encoded
+    _last_encoded = pair
 
 
 def decode_datetime(text: str) -> dt.datetime:

@@ -85,7 +85,7 @@ from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
-from .types import EncodedJson, UtcDateTime, dumps, to_utc
+from .types import EncodedJson, JsonText, UtcDateTime, dumps, to_utc
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "SqlStore"]
 
@@ -468,6 +468,59 @@ def _encode(name: str, value: Any) -> Any:
     return encode_value(name, value)
 
 
+def _column_spec(table: sa.Table) -> tuple[tuple[str, tuple[type, ...] | None, bool], ...]:
+    """(name, the Python types the column takes or None for any, nullable) of each column but an autoincrement id."""
+    out: list[tuple[str, tuple[type, ...] | None, bool]] = []
+    for column in table.columns:
+        if column.autoincrement is True:
+            continue
+        kind = column.type
+        types: tuple[type, ...] | None = None
+        if isinstance(kind, UtcDateTime):
+            types = (dt.datetime,)
+        elif isinstance(kind, sa.Integer):
+            types = (int,)
+        elif isinstance(kind, (sa.String, sa.Text)) or (
+            isinstance(kind, sa.types.TypeDecorator) and isinstance(kind.impl_instance, (sa.String, sa.Text))
+            and not isinstance(kind, JsonText)
+        ):
+            types = (str,)
+        out.append((column.name, types, bool(column.nullable) or column.server_default is not None))
+    return tuple(out)
+
+
+_EVENT_SPEC = _column_spec(events)
+_OUTBOX_SPEC = _column_spec(outbox)
+_ROW_REQUIRED = tuple(name for name in COLUMN_FIELDS if not suggestions.c[name].nullable)
+
+
+def _fits(spec: Sequence[tuple[str, tuple[type, ...] | None, bool]], values: Mapping[str, Any]) -> bool:
+    for name, types, nullable in spec:
+        value = values.get(name)
+        if value is None:
+            if not nullable:
+                return False
+        elif types is not None and type(value) not in types:
+            return False
+    return True
+
+
+def _storable(plan: _Plan) -> bool:
+    """Whether the database will take the plan's row, event and messages as they are.
+
+    Write-behind sends them later, with the rest of the batch: a value only the database
+    checks (an empty required column, a type the driver cannot bind) is sent at once
+    instead, so that it fails its own command, as outside a batch.
+    """
+    assert plan.cached is not None
+    row = plan.cached.row
+    return (
+        all(getattr(row, name) is not None for name in _ROW_REQUIRED)
+        and _fits(_EVENT_SPEC, plan.event)
+        and all(_fits(_OUTBOX_SPEC, m) for m in plan.messages)
+    )
+
+
 _INSERT_KEYS: tuple[str, ...] = (*ROW_KEYS, "units_key")
 _WRITE_BEHIND = 2000
 """Most events an SQLite batch holds back before writing them (and their rows and messages)."""
@@ -678,9 +731,11 @@ class SqlStore:
                 self._local.tx = tx = Tx(conn, direct=self._sqlite)
                 self._local.cache = cache
                 self._local.pending = _Pending() if tx.direct is not None else None
+                self._local.broken = False
                 try:
                     yield
                     self._flush_pending()
+                    self._check_intact()  # a failed write whose error was caught: roll back
                     if self._sqlite:
                         kept = (self._unchanged_since(conn), cache)
                 finally:
@@ -688,6 +743,7 @@ class SqlStore:
                     self._local.tx = None
                     self._local.cache = None
                     self._local.pending = None
+                    self._local.broken = False
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "write") from None
         if kept is not None:  # committed: the next batch on this connection may start from these rows
@@ -751,6 +807,7 @@ class SqlStore:
         self._check_open()
         batch: Tx | None = getattr(self._local, "tx", None)
         if batch is not None:
+            self._check_intact()
             self._flush_pending()
             return self._in_savepoint(batch, work)
         for attempt in range(1, _RETRIES + 1):
@@ -788,6 +845,7 @@ class SqlStore:
         batch = getattr(self._local, "batch", None)
         try:
             if batch is not None:
+                self._check_intact()
                 self._flush_pending()  # the batch's reads see its writes
                 return work(batch)
             with self._mutex, self._reader.connect() as conn:
@@ -885,31 +943,43 @@ class SqlStore:
         row, its event and its messages are written by :meth:`_flush_pending`: before any
         read of the batch that is not a cached row, and when the batch ends, as a few
         ``executemany`` statements (a row changed several times is written once, with every
-        column any of its commands changed).  Only what the database alone can refuse —
+        column any of its commands changed).  Only what the database alone can know —
         a history that already holds the event (a damaged database), a full disk — is
-        found then, and fails the whole batch.  A change with an idempotency key, or with a
-        value the database would hand back as another type, is written at once instead.
+        found then; it fails the whole batch: every later call in the batch raises, and so
+        does its end, so a half-written batch never commits even if that error is caught.
+        A change with an idempotency key, a value the database would hand back as another
+        type, or a value the database may refuse (an empty required column, a type the
+        driver cannot bind) is written at once instead, so that it fails alone.
         """
+        self._check_open()
+        self._check_intact()
         tx: Tx = self._local.tx
         s = change.suggestion
         sid = s.id
         expected = change.expected_version
         prev = cache.get(sid)
+        exists = prev is not None or sid in pending.rows
         try:
-            if expected == 0:
-                if prev is not None or sid in pending.rows or tx.first(self._sel_version, {"w_id": sid}) is not None:
-                    raise DuplicateSuggestion(sid)
-            elif prev is None:
+            if prev is None and expected > 0:
                 row = tx.first(self._sel_row, {"w_id": sid})
-                if row is None:
-                    raise NotFound("suggestion", sid)
-                prev = self._remember(cache, _cached(row))
+                if row is not None:
+                    prev = self._remember(cache, _cached(row))
+                    exists = True
+            elif not exists:
+                exists = tx.first(self._sel_version, {"w_id": sid}) is not None
         except sa.exc.SQLAlchemyError as exc:
             raise self._error(exc, "write") from None
-        if prev is not None and prev.row.version != expected:
-            raise ConcurrencyConflict(sid, expected, prev.row.version)
-        plan = _Plan(change, prev, fresh=True)
-        if plan.cached is None:  # the stored row must be read back: write now
+        plan = _Plan(change, prev, fresh=True)  # validates first, as a commit outside a batch does
+        if expected == 0 and exists:
+            raise DuplicateSuggestion(sid)
+        if expected > 0:
+            if prev is None:
+                raise NotFound("suggestion", sid)
+            if prev.row.version != expected:
+                raise ConcurrencyConflict(sid, expected, prev.row.version)
+        if plan.cached is None or not _storable(plan):
+            # the stored row must be read back, or the database may refuse a value: write now,
+            # so that what it refuses fails this command alone, from this commit
             self._flush_pending()
             try:
                 self._commit_plans(lambda conn: self._apply(conn, plan if expected else _Plan(change)))
@@ -941,9 +1011,24 @@ class SqlStore:
         pending: _Pending | None = getattr(self._local, "pending", None)
         if pending is None or not (pending.rows or pending.events):
             return
+        self._check_intact()
         tx: Tx = self._local.tx
         cache: dict[str, _Cached] = self._local.cache
         self._local.pending = _Pending()
+        try:
+            self._write_pending(tx, cache, pending)
+        except BaseException:
+            # Part of it may be written: the batch can only be rolled back.  Every later call in
+            # it raises, and so does its end (even if this error is caught), so it never commits.
+            self._local.broken = True
+            cache.clear()
+            raise
+
+    def _check_intact(self) -> None:
+        if getattr(self._local, "broken", False):
+            raise StoreError("an earlier write of this batch failed: the batch can only be rolled back")
+
+    def _write_pending(self, tx: Tx, cache: dict[str, _Cached], pending: _Pending) -> None:
         inserts: list[dict[str, Any]] = []
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         relink: list[str] = []
@@ -1130,6 +1215,7 @@ class SqlStore:
                 raise NotFound("suggestion", suggestion_id)
             return _suggestion(row)
         self._check_open()
+        self._check_intact()
         if self._sqlite:
             # The batch holds SQLite's write lock: no one else can have changed a row it saw.
             hit = cache.pop(suggestion_id, None)
