@@ -213,8 +213,17 @@ def test_a_value_only_the_database_refuses_fails_its_own_command(store: SqlStore
         store.commit(create(make_suggestion("G-2", at=T0)))
         with pytest.raises(StoreError):
             store.commit(create(make_suggestion("N-2", at=T0, area=None)))
+        no_recipient = create(make_suggestion("N-3", at=T0), notify=["office"])
+        no_recipient = attrs.evolve(no_recipient, messages=(attrs.evolve(no_recipient.messages[0], recipient=None),))
+        with pytest.raises(StoreError):
+            store.commit(no_recipient)  # an outbox column
+        listed = create(make_suggestion("N-4", at=T0))
+        listed = attrs.evolve(listed, event=attrs.evolve(listed.event, reason=["not", "text"]))
+        with pytest.raises(StoreError):
+            store.commit(listed)  # a type the driver cannot bind
         store.commit(create(make_suggestion("G-3", at=T0)))
     assert [store.load(i).version for i in ("G-2", "G-3")] == [1, 1]
+    assert [s.id for s in store.query(Query())] == ["G-2", "G-3"]
 
 
 def test_a_commit_after_close_inside_a_batch_is_refused(tmp_path: Path) -> None:
