@@ -35,10 +35,14 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 def dump(store: SqlStore) -> dict[str, list[tuple[object, ...]]]:
-    """Every stored row of the four tables a commit writes, in a stable order (outbox in id order)."""
+    """Every stored row of the four tables a commit writes, in a stable order (outbox in id order).
+
+    The data documents are compared as text: write-behind builds them from per-field pieces."""
     with store.engine.connect() as conn:
         return {
-            "suggestions": [tuple(r) for r in conn.execute(sa.select(suggestions).order_by(suggestions.c.id))],
+            "suggestions": [tuple(r) for r in conn.execute(  # data as the stored text, byte for byte
+                sa.select(*[c for c in suggestions.c if c.name != "data"],
+                          sa.type_coerce(suggestions.c.data, sa.Text())).order_by(suggestions.c.id))],
             "units": [tuple(r) for r in conn.execute(sa.select(suggestion_units).order_by(*suggestion_units.c))],
             "events": [tuple(r) for r in conn.execute(sa.select(events).order_by(events.c.suggestion_id,
                                                                                  events.c.version))],
