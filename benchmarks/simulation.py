@@ -30,6 +30,11 @@ Run alone: ``python -m benchmarks.simulation [--quick]``; one part:
 peak RSS as JSON), ``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.  The environment
 variable ``JIANYI_BENCH_SQLITE_PRAGMAS`` (e.g. ``"cache_size=-131072;mmap_size=1073741824"``)
 adds per-connection pragmas to the SQLite child, for experiments; the figures never set it.
+Three more experiment knobs, never set by the figures: ``JIANYI_BENCH_FIRE_TABLE=1`` answers
+the machine step from a table compiled from the machine instead of the ``transitions``
+trigger (what docs/performance.md quotes as the product owner's option);
+``JIANYI_BENCH_CACHE_ROWS=N`` sets the SQLite batch row cache size; ``JIANYI_BENCH_NO_GC_FREEZE=1``
+runs the simulator with ``freeze_gc=False``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,14 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
 
         sql_engine.prepare_sqlite_connection = prepare_more  # type: ignore[assignment]
         log(f"simulation/sqlite: extra pragmas {pragmas}")
+    if os.environ.get("JIANYI_BENCH_FIRE_TABLE"):  # an experiment knob: the transitions trigger replaced
+        _fire_from_a_table()
+    rows = os.environ.get("JIANYI_BENCH_CACHE_ROWS")
+    if rows:  # an experiment knob: the SQLite batch row cache size
+        import jianyi_flow.sql.store as sql_store
+
+        sql_store._CACHE_ROWS = int(rows)
+        log(f"simulation/{kind}: batch row cache {int(rows):,} rows")
     store: Any = MemoryStore() if kind == "memory" else SqlStore.open(f"sqlite:///{db}")
     last = [time.perf_counter()]
 
@@ -85,12 +98,40 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
             log(f"simulation/{kind}: {done:,}/{total:,} arrived")
 
     started = time.perf_counter()
-    result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress).run()
+    freeze_gc = not os.environ.get("JIANYI_BENCH_NO_GC_FREEZE")  # an experiment knob
+    result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress,
+                               freeze_gc=freeze_gc).run()
     seconds = time.perf_counter() - started
     store.close()
     return {"seconds": seconds, "commands": result.commands, "ticks": result.ticks,
             "peak_rss": peak_rss_bytes(), "by_command": dict(result.by_command),
             "batched": callable(getattr(store, "batch", None))}
+
+
+def _fire_from_a_table() -> None:
+    """Replace ``Flow``'s machine step with a dict lookup compiled from the one machine (not what ships).
+
+    Measures what the product owner's choice would be worth (docs/performance.md): the
+    table holds, for every (trigger, source) edge of ``workflow.MACHINE``, the state its
+    trigger leads to; anything else falls through to the real ``fire`` (and its errors).
+    """
+    import jianyi_flow.flow as flow_module
+    import jianyi_flow.workflow as workflow
+    from jianyi_flow.model import State
+
+    table: dict[tuple[str, State], State] = {}
+    for name, event in workflow.MACHINE.events.items():
+        for source, transitions in event.transitions.items():
+            dest = transitions[0].dest
+            table[(name, State(source))] = State(source if dest is None else dest)
+    real = workflow.fire
+
+    def fire(trigger: str, state: State, command: str | None = None) -> State:
+        found = table.get((trigger, state))
+        return found if found is not None else real(trigger, state, command)
+
+    flow_module.fire = fire  # type: ignore[assignment]
+    log(f"simulation: machine step from a table of {len(table)} edges (experiment)")
 
 
 def _floor(source: str, target: str) -> dict[str, Any]:
