@@ -37,7 +37,8 @@ ends up stored: ``WHERE version = :expected`` matches only the row the batch rem
 ``load`` of a remembered row reads nothing; on PostgreSQL and MariaDB another writer may
 commit meanwhile, so ``load`` always reads (and a stale remembered row can only ever make
 a commit fail with :class:`~jianyi_flow.errors.ConcurrencyConflict`, as it would have
-anyway).  A command that fails forgets its row.  On PostgreSQL and MariaDB the batch
+anyway).  A command that fails forgets its row (under SQLite's write-behind, below, a
+failed command has written nothing and the held row stays as it was).  On PostgreSQL and MariaDB the batch
 forgets everything when it ends.  On SQLite the rows outlive the batch that committed them
 and serve the next batch, but only if nothing else has written to the database since: the
 next batch, holding the write lock, checks that it runs on the same connection, that
@@ -215,7 +216,7 @@ class _Plan:
         if fresh and change.expected_version == 0:
             # a new row, compared with a row of nothing: every field is set, and ``cached``
             # is the row as ``load`` will return it (write-behind needs it; see SqlStore._defer)
-            self._diff(s, _nothing(), units)
+            self._diff(s, _NOTHING, units)
             self.units_hinted = True
         elif prev is not None and change.expected_version > 0 and prev.row.version == change.expected_version \
                 and prev.row.id == s.id:
@@ -338,6 +339,10 @@ def _nothing() -> _Cached:
     for name in SUGGESTION_FIELDS:
         object.__setattr__(row, name, _MISSING)
     return _Cached(row, dict.fromkeys(DATA_FIELDS, _MISSING), (_MISSING,), True)
+
+
+_NOTHING = _nothing()
+"""One for all (a diff only reads the row it starts from)."""
 
 
 class _Dirty:
