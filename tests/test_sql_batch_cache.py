@@ -285,13 +285,14 @@ def test_a_stale_remembered_row_never_becomes_a_partial_update(backend: str, req
         assert final.topic == "health" and final.research_notes == "theirs" and final.version == 2
 
 
-def sqlite_only(store: SqlStore) -> None:
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("only SQLite keeps rows from one batch to the next (its write lock and data_version)")
+@pytest.fixture(params=["sqlite"])
+def sqlite_store(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[SqlStore]:  # noqa: F811
+    """Only SQLite keeps rows from one batch to the next (its write lock and data_version)."""
+    yield from backend_store(request, sqlite_template, tmp_path)
 
 
-def test_on_sqlite_the_next_batch_starts_from_the_rows_the_last_one_committed(store: SqlStore) -> None:
-    sqlite_only(store)
+def test_on_sqlite_the_next_batch_starts_from_the_rows_the_last_one_committed(sqlite_store: SqlStore) -> None:
+    store = sqlite_store
     store.commit(create(make_suggestion("K-1")))
     with store.batch():
         store.commit(advance(store.load("K-1"), research_notes="first batch"))
@@ -305,9 +306,9 @@ def test_on_sqlite_the_next_batch_starts_from_the_rows_the_last_one_committed(st
     assert store.load("K-1").research_notes == "second batch"  # outside a batch: read from the database
 
 
-def test_on_sqlite_a_plain_commit_between_batches_is_seen(store: SqlStore) -> None:
+def test_on_sqlite_a_plain_commit_between_batches_is_seen(sqlite_store: SqlStore) -> None:
     """A commit outside a batch (same store, so maybe the same connection) changes total_changes."""
-    sqlite_only(store)
+    store = sqlite_store
     store.commit(create(make_suggestion("K-2")))
     with store.batch():
         store.commit(advance(store.load("K-2"), research_notes="in the batch"))
@@ -319,9 +320,9 @@ def test_on_sqlite_a_plain_commit_between_batches_is_seen(store: SqlStore) -> No
     assert store.load("K-2").version == 4
 
 
-def test_on_sqlite_sql_written_between_batches_on_the_same_connection_is_seen(store: SqlStore) -> None:
+def test_on_sqlite_sql_written_between_batches_on_the_same_connection_is_seen(sqlite_store: SqlStore) -> None:
     """An integrator's own UPDATE through the store's engine (same pooled connection) is noticed."""
-    sqlite_only(store)
+    store = sqlite_store
     store.commit(create(make_suggestion("K-3")))
     with store.batch():
         store.commit(advance(store.load("K-3"), research_notes="kept"))
@@ -331,9 +332,9 @@ def test_on_sqlite_sql_written_between_batches_on_the_same_connection_is_seen(st
         assert store.load("K-3").registration_number == "R-by-hand"
 
 
-def test_on_sqlite_another_process_writing_between_batches_is_seen(store: SqlStore) -> None:
+def test_on_sqlite_another_process_writing_between_batches_is_seen(sqlite_store: SqlStore) -> None:
     """A write on a plain sqlite3 connection (as another process would) changes data_version."""
-    sqlite_only(store)
+    store = sqlite_store
     import sqlite3
 
     store.commit(create(make_suggestion("K-4")))
@@ -351,8 +352,8 @@ def test_on_sqlite_another_process_writing_between_batches_is_seen(store: SqlSto
         assert store.load("K-4").registration_number == "R-elsewhere"
 
 
-def test_on_sqlite_a_failed_batch_keeps_nothing_for_the_next(store: SqlStore) -> None:
-    sqlite_only(store)
+def test_on_sqlite_a_failed_batch_keeps_nothing_for_the_next(sqlite_store: SqlStore) -> None:
+    store = sqlite_store
     store.commit(create(make_suggestion("K-5")))
     with store.batch():
         store.commit(advance(store.load("K-5"), research_notes="committed"))

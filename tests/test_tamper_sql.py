@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_copy, sqlite_template, wipe
+from dbs import BACKENDS, backend_store, mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_template
 from helpers import drive_to, make_flow
 from jianyi_flow import Flow, State
 from jianyi_flow.errors import StoreError
@@ -36,12 +36,6 @@ from jianyi_flow.sql import SqlStore
 from jianyi_flow.sql.types import UtcDateTime
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures
-
-BACKENDS = [
-    "sqlite",
-    pytest.param("postgres", marks=pytest.mark.postgres),
-    pytest.param("mysql", marks=pytest.mark.mysql),
-]
 
 TARGET = "s0002"
 """The suggestion that is tampered with: rated, seven events, in the middle of the id order."""
@@ -54,12 +48,7 @@ Problems = list[tuple[int, str]]
 @pytest.fixture(params=BACKENDS)
 def flow(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> Iterator[Flow]:
     """A Flow on an empty database of each backend, with three suggestions driven through it."""
-    if request.param == "sqlite":
-        url = sqlite_copy(sqlite_template, tmp_path)
-    else:
-        url = str(request.getfixturevalue(f"{request.param}_migrated"))
-    with SqlStore(url) as store:
-        wipe(store.engine)
+    for store in backend_store(request, sqlite_template, tmp_path):
         f = make_flow(store)
         assert drive_to(f, State.RESEARCHED).id == "s0001"
         assert drive_to(f, State.RATED).id == TARGET

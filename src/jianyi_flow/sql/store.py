@@ -941,9 +941,15 @@ class SqlStore:
                 self._defer(change, cache, pending)
                 return
             self._flush_pending()  # a key is checked by the database: write what is pending, then this
-        # In a batch: start from the row as this batch last saw it (see _Plan), and keep
-        # the new row for the next load.  Whatever fails, the entry goes: the savepoint is
-        # rolled back, and a conflict means the cached row was stale.
+        self._commit_at_once(change, cache)
+
+    def _commit_at_once(self, change: Change, cache: dict[str, _Cached]) -> None:
+        """Commit ``change`` inside the open batch now, as a savepoint (nothing may be pending).
+
+        It starts from the row as this batch last saw it (see _Plan) and keeps the new row
+        for the next load.  Whatever fails, the entry goes: the savepoint is rolled back,
+        and a conflict means the cached row was stale.
+        """
         sid = change.suggestion.id
         try:
             plan = _Plan(change, cache.get(sid))
@@ -1035,12 +1041,7 @@ class SqlStore:
             # the stored row must be read back, or the database may refuse a value: write now,
             # so that what it refuses fails this command alone, from this commit
             self._flush_pending()
-            try:
-                self._commit_plans(lambda conn: self._apply(conn, plan if expected else _Plan(change)))
-            except BaseException:
-                cache.pop(sid, None)
-                raise
-            cache.pop(sid, None)
+            self._commit_at_once(change, cache)
             return
         event = plan.event
         event["changes"] = EncodedJson(dumps(event["changes"]))  # refused now, not when the batch ends
