@@ -128,7 +128,8 @@ _CACHE_ROWS = 50_000
 A kept row costs about 7 KB (the row, its encoded document and that document's pieces).
 Measured on the 100,000-suggestion simulation on SQLite: 20,000 rows 211 s and 395 MiB peak,
 45,000 rows 201 s and 661 MiB, 60,000 rows 189 s and 817 MiB (the working set of a large
-campaign is tens of thousands of suggestions; every miss is a read and a decode)."""
+campaign is tens of thousands of suggestions; every miss is a read and a decode).  Reproduce with
+JIANYI_BENCH_CACHE_ROWS=N python -m benchmarks.simulation --child sqlite 100000 DB."""
 _CONNECTION_TOKEN = "jianyi_flow_connection_token"
 _CHUNK = 500
 """Values per ``IN (...)``: well below every backend's limit on bound parameters."""
