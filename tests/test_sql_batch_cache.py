@@ -471,6 +471,33 @@ def test_sqlite_datetime_conversions_give_what_core_gives() -> None:
         sqlite_utc_bind(dt.datetime(2024, 1, 1))  # naive
 
 
+def test_the_bind_memo_tells_fold_and_zone_apart() -> None:
+    """Equal keys must mean one instant: a DST fold's two wall times, and one instant in two zones."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.dialects import sqlite
+
+    from jianyi_flow.sql.types import UtcDateTime, sqlite_utc_bind
+
+    dialect = sqlite.dialect()
+    core_bind = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert core_bind is not None
+    york = ZoneInfo("America/New_York")
+    other = dt.datetime(2024, 8, 1, tzinfo=dt.UTC)
+    values = [
+        dt.datetime(2024, 11, 3, 1, 30, tzinfo=york, fold=0),  # 05:30 UTC
+        dt.datetime(2024, 11, 3, 1, 30, tzinfo=york, fold=1),  # 06:30 UTC: equal to the first in its zone
+        dt.datetime(2024, 11, 3, 5, 30, tzinfo=dt.UTC),
+        dt.datetime(2024, 11, 3, 14, 30, tzinfo=SHANGHAI),  # the first instant again, in another zone
+    ]
+    for _ in range(2):  # the second round comes from the memo (a new object each time, not the last one)
+        for value in values:
+            sqlite_utc_bind(other)
+            fresh = value.replace()
+            assert sqlite_utc_bind(fresh) == core_bind(fresh), fresh
+    assert sqlite_utc_bind(values[0]) != sqlite_utc_bind(values[1])
+
+
 def test_json_text_is_what_json_dumps_writes() -> None:
     import enum
     import json

@@ -119,7 +119,7 @@ _OUTBOX_KEYS = ("topic", "suggestion_id", "version", "recipient", "payload", "cr
 _KEY_KEYS = tuple(idempotency.c.keys())
 _UNIT_KEYS = tuple(suggestion_units.c.keys())
 
-_DATETIME_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion) if "datetime" in str(a.type))
+_DATETIME_FIELDS = frozenset(a.name for a in attrs.fields(Suggestion) if "datetime" in str(a.type))
 _UNIT_FIELDS = frozenset({"lead_unit", "co_units", "recommending_unit"})
 _RETRIES = 3
 _CACHE_ROWS = 50_000
@@ -207,7 +207,7 @@ class _Plan:
         e = change.event
         if e.suggestion_id != s.id or e.version != s.version or s.version != change.expected_version + 1:
             raise ValidationError("change", "row, event and expected version must agree")
-        to_utc(e.at, "event.at")
+        _check_aware(e.at, "event.at")
         units = self.unit_codes = s.units()
         self.sid = s.id
         self.expected = change.expected_version
@@ -245,6 +245,7 @@ class _Plan:
         }
         self.messages: list[dict[str, Any]] = []
         for m in change.messages:
+            _check_aware(m.created_at, "message.created_at")  # bound as UTC by the column's type
             self.messages.append(
                 {
                     "topic": m.topic,
@@ -252,7 +253,7 @@ class _Plan:
                     "version": m.version,
                     "recipient": m.recipient,
                     "payload": _plain(m.payload),
-                    "created_at": to_utc(m.created_at, "message.created_at"),
+                    "created_at": m.created_at,
                     "attempts": 0,
                 }
             )
@@ -280,7 +281,7 @@ class _Plan:
         for name in _DATETIME_FIELDS:
             value = getattr(s, name)
             if value is not None:
-                to_utc(value, name)
+                _check_aware(value, name)
         self.row: dict[str, Any] = {
             "campaign": s.campaign,
             "state": _value(s.state),
@@ -321,10 +322,9 @@ class _Plan:
             pieces = prev.pieces
             if pieces is not None and prev.ordered:  # re-encode only the fields whose encoding is new
                 pieces = pieces.copy()
-                old = prev.data
-                for name in DATA_FIELDS:
-                    value = data[name]
-                    if value is not old[name]:
+                # ``data`` is a copy of the ordered ``prev.data`` with some values replaced: same keys, same order
+                for (name, value), before in zip(data.items(), prev.data.values(), strict=True):
+                    if value is not before:
                         pieces[name] = _piece(name, value)
             else:
                 pieces = None
@@ -377,7 +377,7 @@ def _changed_column(name: str, value: Any, before: Any, row: dict[str, Any], can
         canon[name] = before
         return
     if name in _DATETIME_COLUMNS and value is not None:
-        to_utc(value, name)
+        _check_aware(value, name)
     row[name] = _value(value) if name == "state" else value
     if _UNCACHEABLE not in canon:
         try:
@@ -392,7 +392,7 @@ def _changed_column(name: str, value: Any, before: Any, row: dict[str, Any], can
 def _changed_field(name: str, value: Any, row: dict[str, Any], data: dict[str, Any], canon: dict[str, Any]) -> None:
     """Data field ``name`` is not the object the stored row holds: encode it, and the document is set."""
     if name in _DATETIME_FIELDS and value is not None:
-        to_utc(value, name)
+        _check_aware(value, name)
     encoded = data[name] = _encode(name, value)
     row["data"] = data
     if _UNCACHEABLE not in canon:
@@ -484,14 +484,22 @@ def _chunks(values: Sequence[V]) -> Iterator[list[V]]:
 
 
 def _encode(name: str, value: Any) -> Any:
-    """``encode_value``, except datetimes, converted here rather than through its memo table.
+    """``encode_value``: datetimes through ``model.encode_datetime``'s memo only when they are plain ``datetime``.
 
-    ``model.encode_datetime`` memoises by datetime, and the two wall times of a DST fold
-    (``fold=0``/``fold=1``) are equal as dict keys: they would share one encoding.
+    Its memo is keyed by ``(value, value.fold)``, so the two wall times of a DST fold are
+    told apart; a ``datetime`` subclass might format itself otherwise, so it is converted
+    here, the way ``encode_datetime`` converts a value it has not seen.
     """
-    if name in _DATETIME_FIELDS and value is not None:
+    if name in _DATETIME_FIELDS and value is not None and type(value) is not dt.datetime:
         return value.astimezone(dt.UTC).isoformat()
     return encode_value(name, value)
+
+
+def _check_aware(value: Any, name: str) -> None:
+    """:func:`to_utc`'s check, without its conversion when the value is in the library's own zone."""
+    if type(value) is dt.datetime and value.tzinfo is SHANGHAI:
+        return  # a ZoneInfo always has an offset: aware
+    to_utc(value, name)
 
 
 def _column_spec(table: sa.Table) -> tuple[tuple[str, tuple[type, ...] | None, bool], ...]:
@@ -551,12 +559,23 @@ def _storable(plan: _Plan) -> bool:
     instead, so that it fails its own command, as outside a batch.
     """
     assert plan.cached is not None
-    row = plan.cached.row
     return (
-        all(getattr(row, name) is not None for name in _ROW_REQUIRED)
+        _row_complete(plan.cached.row)
         and _event_fits(plan.event)
         and all(_message_fits(m) for m in plan.messages)
     )
+
+
+def _compile_complete() -> Callable[[Suggestion], bool]:
+    """``complete(row)``: whether every required column of ``row`` has a value (straight-line code, built once)."""
+    test = " and ".join(f"s.{name} is not None" for name in _ROW_REQUIRED) or "True"
+    namespace: dict[str, Any] = {}
+    exec(f"def complete(s):\n    return {test}", namespace)  # generated from the schema's column names only
+    complete: Callable[[Suggestion], bool] = namespace["complete"]
+    return complete
+
+
+_row_complete = _compile_complete()
 
 
 _INSERT_KEYS: tuple[str, ...] = (*ROW_KEYS, "units_key")
