@@ -201,3 +201,39 @@ def test_the_collector_is_given_back_as_it_was_found() -> None:
         assert 0 < gc.get_freeze_count() <= mine
     finally:
         gc.unfreeze()
+
+
+def test_the_summary_phase_evaluates_only_the_runs_own_suggestions() -> None:
+    """A store that already holds a handled suggestion of the campaign: the run leaves it alone.
+
+    The summary phase picks among the suggestions this run handled (its own record of their
+    states, kept from command results and tick events), not among every handled row of the
+    campaign: a row the run did not create has no plan to follow.
+    """
+    from jianyi_flow.campaign import make_flow
+    from jianyi_flow.presets import yongchuan_2024
+
+    campaign = yongchuan_2024()
+    store = MemoryStore()
+    # a first run (ids of its own) leaves handled suggestions of the same campaign in the store
+    ids = (f"X{n:07d}" for n in itertools.count(1))
+    first = CampaignSimulator(campaign, store, seed=2, suggestions=40,
+                              flow_factory=lambda c, s, clock: make_flow(c, s, clock, ids=lambda: next(ids)))
+    first.run()
+    before = {s.id: s.version for s in iter_suggestions(store)}
+    assert any(s.state in _handled() for s in iter_suggestions(store))
+    second = CampaignSimulator(campaign, store, seed=3, suggestions=40,
+                               config=SimulationConfig(evaluated=1.0))
+    second.run()
+    after = {s.id: s.version for s in iter_suggestions(store) if s.id in before}
+    assert after == before  # the first run's rows were not touched
+    own = {s.id: s.state for s in iter_suggestions(store) if s.id not in before}
+    assert len(own) == 40
+    # and the run's own record of each state is the store's
+    assert {sid: plan.state for sid, plan in second._plans.items()} == own
+
+
+def _handled() -> frozenset[State]:
+    from jianyi_flow.workflow import HANDLED_STATES
+
+    return frozenset(HANDLED_STATES)
