@@ -6,6 +6,8 @@ PostgreSQL and MariaDB test servers, see tests/dbs.py).
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 
 from dbs import empty_mysql_url, empty_postgres_url
 from jianyi_flow import db
+from jianyi_flow.clock import SHANGHAI
 from jianyi_flow.errors import StoreError
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.sql.engine import create_engine
@@ -62,7 +65,7 @@ def differences(engine: sa.Engine, target: sa.MetaData) -> list[Any]:
 def test_migrations_build_exactly_the_metadata(engine: sa.Engine) -> None:
     assert db.current(engine) is None
     db.upgrade(engine)
-    assert db.current(engine) == db.head() == "0002"
+    assert db.current(engine) == db.head() == "0003"
     assert differences(engine, metadata) == []
 
 
@@ -83,33 +86,95 @@ def test_the_comparison_would_notice_a_difference(engine: sa.Engine) -> None:
 def test_upgrade_is_idempotent_and_downgrade_removes_only_jianyi_flow(engine: sa.Engine) -> None:
     db.upgrade(engine)
     db.upgrade(engine)
-    assert db.current(engine) == "0002"
+    assert db.current(engine) == "0003"
     db.downgrade(engine, "base")
     assert db.current(engine) is None
     left = set(sa.inspect(engine).get_table_names())
     assert not any(db.is_jianyi_flow_table(name) and name != db.VERSION_TABLE for name in left), left
 
 
+def _write_as_0002(engine: sa.Engine, suggestion: Any) -> None:
+    """Insert a row as the store wrote it before 0003: ``overdue_flagged_at`` inside ``data``.
+
+    (Today's store writes the column, which an older schema does not have.)
+    """
+    from jianyi_flow.model import SUGGESTION_FIELDS, encode_value
+    from jianyi_flow.sql.schema import suggestion_units, suggestions
+    from jianyi_flow.sql.store import COLUMN_FIELDS
+
+    old_columns = [name for name in COLUMN_FIELDS if name != "overdue_flagged_at"]
+    table = sa.Table("jianyi_suggestions", sa.MetaData(),
+                     *[c._copy() for c in suggestions.columns if c.name != "overdue_flagged_at"])
+    units = list(suggestion.units())
+    with engine.begin() as conn:
+        values = {name: getattr(suggestion, name) for name in old_columns}
+        values["state"] = suggestion.state.value
+        conn.execute(table.insert().values(
+            **values,
+            units_key=json.dumps(units, ensure_ascii=False),
+            data={name: encode_value(name, getattr(suggestion, name))
+                  for name in SUGGESTION_FIELDS if name not in old_columns},
+        ))
+        for unit in units:
+            conn.execute(suggestion_units.insert().values(suggestion_id=suggestion.id, unit=unit))
+
+
 def test_0002_drops_the_campaign_and_lead_unit_indexes_and_its_downgrade_restores_them(engine: sa.Engine) -> None:
     """A database at 0001 with rows in it goes to 0002 and back; the rows stay, the indexes come and go."""
-    from jianyi_flow.testing import create, make_suggestion
+    from jianyi_flow.testing import make_suggestion
 
     def indexes() -> set[str]:
         return {i["name"] for i in sa.inspect(engine).get_indexes("jianyi_suggestions") if i["name"]}
 
     db.upgrade(engine, "0001")
     assert {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} <= indexes()
-    with SqlStore(engine) as store:
-        store.commit(create(make_suggestion("M-1", lead_unit="u1")))
-    db.upgrade(engine)
+    _write_as_0002(engine, make_suggestion("M-1", lead_unit="u1"))
+    db.upgrade(engine, "0002")
     assert not {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} & indexes()
     assert {"ix_jianyi_suggestions_due", "ix_jianyi_suggestions_area", "ix_jianyi_suggestions_topic"} <= indexes()
     db.downgrade(engine, "0001")
     assert {"ix_jianyi_suggestions_campaign", "ix_jianyi_suggestions_lead_unit"} <= indexes()
+    db.upgrade(engine)
     with SqlStore(engine) as store:
         assert store.load("M-1").lead_unit == "u1"
-    db.upgrade(engine)
     assert differences(engine, metadata) == []
+
+
+def test_0003_moves_overdue_flagged_at_to_a_column_and_its_downgrade_moves_it_back(engine: sa.Engine) -> None:
+    """Rows written at 0002 (the flag time inside ``data``) read back the same after 0003, and after a round trip."""
+    from jianyi_flow.testing import make_suggestion
+
+    due = dt.datetime(2024, 9, 5, 23, 59, 59, tzinfo=SHANGHAI)
+    rows = [
+        make_suggestion("F-1", due_at=due, overdue_flagged_at=due),  # flagged for its due time
+        make_suggestion("F-2", due_at=due + dt.timedelta(days=9), overdue_flagged_at=due),  # flagged, then moved
+        make_suggestion("F-3", due_at=due),  # never flagged
+        *[make_suggestion(f"P-{n:04d}", due_at=due) for n in range(1100)],  # more than one page of 1,000
+    ]
+    db.upgrade(engine, "0002")
+    for row in rows:
+        _write_as_0002(engine, row)
+    db.upgrade(engine)
+    assert db.current(engine) == "0003"
+    with engine.connect() as conn:
+        documents = [json.loads(t) for t in conn.execute(sa.text("SELECT data FROM jianyi_suggestions")).scalars()]
+    assert len(documents) == len(rows) and not any("overdue_flagged_at" in d for d in documents)
+    with SqlStore(engine) as store:
+        for row in rows[:3]:
+            assert store.load(row.id) == row
+        unflagged = store.query(Query(due_before=due + dt.timedelta(days=30), overdue_unflagged=True))
+        assert "F-1" not in {r.id for r in unflagged} and {"F-2", "F-3"} <= {r.id for r in unflagged}
+        assert len(unflagged) == len(rows) - 1
+    db.downgrade(engine, "0002")
+    assert "overdue_flagged_at" not in {c["name"] for c in sa.inspect(engine).get_columns("jianyi_suggestions")}
+    with engine.connect() as conn:
+        found = dict(conn.execute(sa.text("SELECT id, data FROM jianyi_suggestions WHERE id LIKE 'F-%'")).all())
+    flagged = {sid: json.loads(text)["overdue_flagged_at"] for sid, text in found.items()}
+    utc = due.astimezone(dt.UTC).isoformat()
+    assert flagged == {"F-1": utc, "F-2": utc, "F-3": None}
+    db.upgrade(engine)
+    with SqlStore(engine) as store:
+        assert [store.load(row.id) for row in rows[:3]] == rows[:3]
 
 
 def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
@@ -128,7 +193,7 @@ def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
     assert {db.VERSION_TABLE, "alembic_version", "host_things", *metadata.tables} <= names
     with engine.connect() as conn:
         assert conn.execute(sa.select(host_version.c.version_num)).scalars().all() == ["host_rev_7"]
-        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalars().all() == ["0002"]
+        assert conn.execute(sa.text(f"SELECT version_num FROM {db.VERSION_TABLE}")).scalars().all() == ["0003"]
         assert conn.execute(sa.select(host_things.c.id)).scalars().all() == [42]
     # the host's own autogenerate, with the hook from docs/storage.md, proposes nothing about our tables
     with engine.connect() as conn:
@@ -153,7 +218,7 @@ def test_store_open_migrates_and_plain_store_does_not(empty_url: str) -> None:
     assert db.current(empty_url) is None
     with SqlStore.open(empty_url) as store:
         assert store.query(Query()) == []
-    assert db.current(empty_url) == "0002"
+    assert db.current(empty_url) == "0003"
 
 
 def test_upgrade_of_an_unreachable_database_is_a_store_error(tmp_path: Path) -> None:

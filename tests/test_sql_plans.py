@@ -69,6 +69,7 @@ QUERIES = {
     "due soon": Query(states=OPEN_STATES, due_after=NOW, due_before=NOW + dt.timedelta(days=3), limit=50),
     "overdue in an area": Query(states=OPEN_STATES, due_before=NOW, area="a3", limit=50),
     "overdue of a lead unit": Query(states=OPEN_STATES, due_before=NOW, campaign="jy2024", unit="u3", limit=50),
+    "tick": Query(states=OPEN_STATES, due_before=NOW, campaign="jy2024", limit=500, overdue_unflagged=True),
 }
 """What Flow.overdue / due_soon / tick send (Flow passes its campaign when it has one)."""
 

@@ -658,7 +658,8 @@ class Flow:
         limit = batch
         while True:
             rows = self.store.query(
-                Query(states=OPEN_STATES, due_before=at, due_after=after, limit=limit, campaign=self.campaign)
+                Query(states=OPEN_STATES, due_before=at, due_after=after, limit=limit, campaign=self.campaign,
+                      overdue_unflagged=True)
             )
             fresh = [row for row in rows if row.id not in seen]
             for row in fresh:

@@ -75,6 +75,10 @@ class Query:
     ``due_before``/``due_after`` select by the current due time (only rows with one);
     results are ordered by due time then id when a due bound is set, else by id.
     ``after_id`` pages by keyset (ids greater than it) for bulk export.
+    ``overdue_unflagged`` keeps only rows not yet flagged overdue for their current due
+    time (``overdue_flagged_at`` unset or not equal to ``due_at``): what ``Flow.tick``
+    still has to look at, so that a daily tick does not read back every row it flagged
+    on an earlier day.
     """
 
     states: frozenset[State] | None = attrs.field(default=None, converter=_optional_states)
@@ -86,6 +90,7 @@ class Query:
     due_after: dt.datetime | None = None
     after_id: str | None = None
     limit: int | None = None
+    overdue_unflagged: bool = False
 
     @property
     def by_due(self) -> bool:
@@ -163,6 +168,8 @@ def matches(query: Query, s: Suggestion) -> bool:
         if query.due_after is not None and not s.due_at >= query.due_after:
             return False
     if query.after_id is not None and not s.id > query.after_id:
+        return False
+    if query.overdue_unflagged and s.overdue_flagged_at is not None and s.overdue_flagged_at == s.due_at:
         return False
     return True
 

@@ -21,6 +21,10 @@ file, and a PostgreSQL table is not analysed until autovacuum gets to it):
   in order and stop after ``n`` rows.  ``due_at`` leads (not ``state``) because an
   ``IN`` over nine open states on a ``(state, due_at)`` index needs a sort, and closed
   suggestions have no ``due_at`` so the index holds only open ones anyway.
+* ``overdue_flagged_at`` is a column (migration 0003), not in ``data``, so that the daily
+  ``Flow.tick`` asks only for rows it has not yet flagged for their current due time
+  (``Query.overdue_unflagged``: ``overdue_flagged_at IS NULL OR overdue_flagged_at <>
+  due_at``), a filter on the rows the due index finds, not a new index.
 * ``area``, ``topic`` — each ``(column, due_at, id)``: an equality filter on its own
   (prefix), and the same filter on the supervision scan still read in due order.  A plain
   ``(area)`` index looks more selective than a range to a planner without statistics, and
@@ -97,6 +101,7 @@ suggestions = sa.Table(
     sa.Column("due_at", UtcDateTime(), nullable=True),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("overdue_flagged_at", UtcDateTime(), nullable=True),
     sa.Column("units_key", LongText(), nullable=False),
     sa.Column("data", JsonText(), nullable=False),
     sa.Index("ix_jianyi_suggestions_due", "due_at", "id"),

@@ -106,6 +106,7 @@ COLUMN_FIELDS: tuple[str, ...] = (
     "due_at",
     "received_at",
     "updated_at",
+    "overdue_flagged_at",
 )
 """Suggestion fields stored in their own column (queried, sorted on, or useful to a SQL reader)."""
 
@@ -282,20 +283,10 @@ class _Plan:
             value = getattr(s, name)
             if value is not None:
                 _check_aware(value, name)
-        self.row: dict[str, Any] = {
-            "campaign": s.campaign,
-            "state": _value(s.state),
-            "version": s.version,
-            "area": s.area,
-            "topic": s.topic,
-            "lead_unit": s.lead_unit,
-            "recommending_unit": s.recommending_unit,
-            "registration_number": s.registration_number,
-            "due_at": s.due_at,
-            "received_at": s.received_at,
-            "updated_at": s.updated_at,
-            "data": {name: _encode(name, getattr(s, name)) for name in DATA_FIELDS},
-        }
+        row: dict[str, Any] = {name: getattr(s, name) for name in _UPDATE_COLUMNS}
+        row["state"] = _value(s.state)
+        row["data"] = {name: _encode(name, getattr(s, name)) for name in DATA_FIELDS}
+        self.row = row
 
     def _diff(self, s: Suggestion, prev: _Cached, units: tuple[str, ...]) -> None:
         """The partial update from ``prev`` to ``s``, and the row ``load`` would give after it."""
@@ -1383,6 +1374,10 @@ class SqlStore:
             stmt = stmt.order_by(s.c.due_at, s.c.id)
         else:
             stmt = stmt.order_by(s.c.id)
+        if query.overdue_unflagged:
+            # the negation of "flagged for its current due time", NULLs included (as ``store.matches``)
+            flagged = s.c.overdue_flagged_at
+            stmt = stmt.where(sa.or_(flagged.is_(None), s.c.due_at.is_(None), flagged != s.c.due_at))
         if query.after_id is not None:
             stmt = stmt.where(s.c.id > query.after_id)
         if query.limit is not None:

@@ -869,6 +869,10 @@ class StoreContract(abc.ABC):
                        ).astimezone(ODD_ZONES[n % len(ODD_ZONES)])
             co = tuple(u for u in units if rng.random() < 0.3)
             lead = rng.choice([None, *units])
+            flag_choice = rng.random()  # flagged for this due time (the instant in another zone), another, or not
+            flagged = None if flag_choice < 0.4 else T0 if flag_choice < 0.5 else (
+                None if due is None else due.astimezone(ODD_ZONES[(n + 1) % len(ODD_ZONES)])
+                + (dt.timedelta(microseconds=1) if flag_choice < 0.6 else dt.timedelta(0)))
             s = make_suggestion(
                 sid,
                 state=rng.choice(list(State)),
@@ -879,6 +883,7 @@ class StoreContract(abc.ABC):
                 co_units=tuple(u for u in co if u != lead),
                 recommending_unit=rng.choice([None, "r1", "u2"]),
                 due_at=due,
+                overdue_flagged_at=flagged,
             )
             changes.append(create(s))
         for c in changes:
@@ -924,6 +929,9 @@ class StoreContract(abc.ABC):
             Query(due_after=shared),
             Query(due_after=shared, due_before=shared + dt.timedelta(microseconds=1)),
             Query(states=OPEN_STATES, due_before=T0 + dt.timedelta(days=4), limit=10),
+            Query(overdue_unflagged=True),
+            Query(due_before=shared + dt.timedelta(microseconds=1), overdue_unflagged=True),
+            Query(states=OPEN_STATES, due_before=T0 + dt.timedelta(days=4), limit=10, overdue_unflagged=True),
         ]
         for _ in range(70):
             queries.append(
@@ -937,8 +945,11 @@ class StoreContract(abc.ABC):
                     due_after=rng.choice(bounds),
                     after_id=rng.choice([None, None, "B2", "b-2", "q010"]),
                     limit=rng.choice([None, None, 1, 4, 9]),
+                    overdue_unflagged=rng.choice([False, True]),
                 )
             )
+        flagged = [r for r in rows if r.overdue_flagged_at is not None and r.overdue_flagged_at == r.due_at]
+        assert flagged and len(flagged) < len(rows)  # the unflagged filter has something to leave out, and to keep
         for q in queries:
             expected = list(order(q, [r for r in rows if matches(q, r)]))
             got = store.query(q)
