@@ -523,9 +523,12 @@ def test_json_text_is_what_json_dumps_writes() -> None:
         return [None, True, False, rng.randint(-(10**20), 10**20), rng.random() * 1e10, "办理\"\\\n\x00中文",
                 "", Level.HIGH, 1.0][pick]
 
+    from jianyi_flow.sql.store import _piece
+
     for _ in range(3000):
         value = sample()
         assert dumps(value) == reference(value)
+        assert _piece("field", value) == '"field":' + reference(value)  # a data field's piece of the document
     for bad in (float("nan"), {"x": float("inf")}, {"s": {1, 2}}, {(1, 2): 3}, object()):
         with pytest.raises(ValidationError):
             dumps(bad)

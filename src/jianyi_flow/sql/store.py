@@ -209,7 +209,12 @@ class _Plan:
         if e.suggestion_id != s.id or e.version != s.version or s.version != change.expected_version + 1:
             raise ValidationError("change", "row, event and expected version must agree")
         _check_aware(e.at, "event.at")
-        units = self.unit_codes = s.units()
+        if prev is not None and prev.row.lead_unit is s.lead_unit and prev.row.co_units is s.co_units \
+                and prev.row.recommending_unit is s.recommending_unit:
+            units = prev.units  # the very fields the cached units were computed from
+        else:
+            units = s.units()
+        self.unit_codes = units
         self.sid = s.id
         self.expected = change.expected_version
         self.cached: _Cached | None = None
@@ -575,7 +580,22 @@ _WRITE_BEHIND = 2000
 
 
 def _piece(name: str, encoded: Any) -> str:
-    return f'"{name}":{dumps(encoded)}'  # data field names are identifiers: no escaping needed
+    """``'"name":<json>'``, with the text ``dumps`` gives (a plain str, int, bool or None without its set-up)."""
+    kind = type(encoded)
+    if kind is str:
+        text = _encode_str(encoded)  # the function dumps's encoder runs for a str
+    elif encoded is None:
+        text = "null"
+    elif kind is bool:
+        text = "true" if encoded else "false"
+    elif kind is int:
+        text = int.__repr__(encoded)
+    else:
+        text = dumps(encoded)
+    return f'"{name}":{text}'  # data field names are identifiers: no escaping needed
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _document(entry: _Cached) -> EncodedJson:
