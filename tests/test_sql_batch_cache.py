@@ -587,3 +587,86 @@ def test_a_query_over_an_undecodable_document_is_a_store_error(store: SqlStore, 
         conn.execute(suggestions.update().where(suggestions.c.id == "Q-4").values(data=sa.literal("{not json")))
     with store.batch() if in_batch else nullcontext(), pytest.raises(StoreError, match="cannot be decoded"):
         store.query(Query())
+
+
+# --- the compiled diff's inline fast paths decide exactly as the general functions ----------
+def _reference_diff() -> Any:
+    """The diff with no fast path: every changed field through ``_changed_column`` / ``_changed_field``."""
+    lines = ["def diff(s, old, row, data, canon):"]
+    for name in sql_store._UPDATE_COLUMNS:
+        lines.append(f"    if s.{name} is not old.{name}: _column({name!r}, s.{name}, old.{name}, row, canon)")
+    for name in sql_store.DATA_FIELDS:
+        lines.append(f"    if s.{name} is not old.{name}: _field({name!r}, s.{name}, row, data, canon)")
+    namespace: dict[str, Any] = {"_column": sql_store._changed_column, "_field": sql_store._changed_field}
+    exec("\n".join(lines), namespace)
+    return namespace["diff"]
+
+
+def test_fields_stored_as_is_encode_and_decode_to_themselves() -> None:
+    from jianyi_flow.model import decode_value, encode_value
+
+    full = make_maximal("as-is")
+    for name in sql_store._AS_IS_FIELDS:
+        value = getattr(full, name)
+        assert value is not None, name
+        assert encode_value(name, value) is value and decode_value(name, value) is value, name
+
+
+def test_the_compiled_diff_matches_the_general_one() -> None:
+    import random
+    from zoneinfo import ZoneInfo
+
+    from jianyi_flow.model import SUGGESTION_FIELDS, Channel, Rating
+
+    class Text(str):
+        pass
+
+    reference = _reference_diff()
+    rng = random.Random(5)
+    base = make_maximal("d-1")
+    york = ZoneInfo("America/New_York")
+    t = dt.datetime(2024, 11, 3, 1, 30, tzinfo=york)
+
+    def variants(name: str, value: Any) -> list[Any]:
+        out: list[Any] = [None, value]
+        if isinstance(value, dt.datetime):
+            out += [value + dt.timedelta(seconds=1), value.astimezone(dt.UTC), value.astimezone(york),
+                    value.replace(fold=1), value.replace(microsecond=value.microsecond),  # equal, not identical
+                    t, t.replace(fold=1), t.astimezone(SHANGHAI)]
+        elif isinstance(value, State):
+            out += [State.REPLIED, value.value]
+        elif isinstance(value, Channel):
+            out += [Channel.LETTER, value.value]
+        elif isinstance(value, Rating):
+            out += [Rating.DISSATISFIED]
+        elif isinstance(value, bool):
+            out += [not value, int(value)]
+        elif isinstance(value, int):
+            out += [value + 1, True, str(value), int(str(value + 10**6)) - 10**6]  # the last: equal, not the same
+        elif isinstance(value, str):
+            out += [value + "改", Text(value), "".join(list(value))]  # the last: equal, not identical
+        elif isinstance(value, tuple):
+            out += [(*value, "u9"), list(value)]
+        return out
+
+    candidates = {name: variants(name, getattr(base, name)) for name in SUGGESTION_FIELDS}
+    prevs = [sql_store._NOTHING, sql_store._Cached(base, {n: sql_store._encode(n, getattr(base, n))
+                                                          for n in sql_store.DATA_FIELDS}, base.units(), True)]
+    for _ in range(3000):
+        prev = rng.choice(prevs)
+        changes = {name: rng.choice(candidates[name]) for name in rng.sample(list(candidates), rng.randint(1, 12))
+                   if name not in ("id",)}
+        new = attrs.evolve(base, **changes)
+        results = []
+        for diff in (sql_store._diff_fields, reference):
+            row: dict[str, Any] = {}
+            data = prev.data.copy()
+            canon: dict[str, Any] = {}
+            try:
+                diff(new, prev.row, row, data, canon)
+            except Exception as exc:  # a value of the wrong type: both must refuse it alike
+                results.append(("error", type(exc).__name__, str(exc)))
+                continue
+            results.append((row, data, canon))
+        fast, general = results
+        assert repr(fast) == repr(general), changes

@@ -380,6 +380,8 @@ _ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
     "reward_tier": RewardTier,
 }
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
+_SPECIAL_FIELDS = _TUPLE_FIELDS | {"upward_reports", "evaluation", "proposer"}
+"""Fields besides datetimes and enums that :func:`encode_value` converts: every other field is stored as is."""
 
 
 _ENCODED: dict[tuple[dt.datetime, int], str] = {}

@@ -81,7 +81,20 @@ from ..errors import (
     StoreError,
     ValidationError,
 )
-from ..model import SUGGESTION_FIELDS, Actor, Event, Role, State, Suggestion, decode_value, encode_value, replace
+from ..model import (
+    _ENUM_FIELDS,
+    _SPECIAL_FIELDS,
+    SUGGESTION_FIELDS,
+    Actor,
+    Event,
+    Role,
+    State,
+    Suggestion,
+    decode_value,
+    encode_datetime,
+    encode_value,
+    replace,
+)
 from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
@@ -405,23 +418,62 @@ def _compile_diff() -> Callable[[Suggestion, Suggestion, dict[str, Any], dict[st
     """Generate the field-by-field comparison of a new row with the stored one, once.
 
     One identity test per field, no loop: most commands change three or four of the 45
-    fields, and only those reach ``_changed_column`` / ``_changed_field``.
+    fields, and only those are looked at.  A changed value of the common kinds — ``None``,
+    a plain ``str``/``int``/``bool`` where the field stores it as is, a member of the
+    field's enum, a datetime in Asia/Shanghai (``fold=0``) — is handled inline: its
+    encoding is known and it loads back as the very same object, so nothing goes in
+    ``canon``.  Any other value goes to ``_changed_column`` / ``_changed_field``, which
+    decide the general case (the inline code is their fast path, not a second rule).
     """
     lines = ["def diff(s, old, row, data, canon):"]
+    namespace: dict[str, Any] = {
+        "_column": _changed_column, "_field": _changed_field, "_DT": dt.datetime, "_SH": SHANGHAI,
+        "_SCALARS": (str, int, bool), "_enc_dt": encode_datetime,
+    }
     for name in _UPDATE_COLUMNS:
         lines.append(f"    v = s.{name}")
-        lines.append(f"    if v is not old.{name}: _column({name!r}, v, old.{name}, row, canon)")
-    for name in DATA_FIELDS:
+        lines.append(f"    if v is not old.{name}:")
+        lines.append(f"        b = old.{name}")
+        if name == "state":
+            namespace["_STATE"] = State
+            fast, store = "type(v) is _STATE", "v.value"
+        elif name == "version":
+            fast, store = "type(v) is int", "v"
+        elif name in _DATETIME_COLUMNS:
+            fast, store = "v is None or (type(v) is _DT and v.tzinfo is _SH and not v.fold)", "v"
+        else:
+            fast, store = "v is None or type(v) is str", "v"
+        lines.append(f"        if {fast}:")
+        lines.append(f"            if v == b: canon[{name!r}] = b")  # equal, not identical: the stored value stands
+        lines.append(f"            else: row[{name!r}] = {store}")
+        lines.append(f"        else: _column({name!r}, v, b, row, canon)")
+    for i, name in enumerate(DATA_FIELDS):
         lines.append(f"    v = s.{name}")
-        lines.append(f"    if v is not old.{name}: _field({name!r}, v, row, data, canon)")
-    namespace: dict[str, Any] = {"_column": _changed_column, "_field": _changed_field}
-    exec("\n".join(lines), namespace)
+        lines.append(f"    if v is not old.{name}:")
+        if name in _DATETIME_FIELDS:
+            fast, encoded = "v is None or (type(v) is _DT and v.tzinfo is _SH and not v.fold)", \
+                "None if v is None else _enc_dt(v)"
+        elif name in _ENUM_FIELDS:
+            namespace[f"_E{i}"] = _ENUM_FIELDS[name]
+            fast, encoded = f"v is None or type(v) is _E{i}", "None if v is None else v.value"
+        elif name in _AS_IS_FIELDS:
+            fast, encoded = "v is None or type(v) in _SCALARS", "v"
+        else:
+            lines.append(f"        _field({name!r}, v, row, data, canon)")
+            continue
+        lines.append(f"        if {fast}:")
+        lines.append(f"            data[{name!r}] = {encoded}")
+        lines.append("            row['data'] = data")
+        lines.append(f"        else: _field({name!r}, v, row, data, canon)")
+    exec("\n".join(lines), namespace)  # generated from the model's field names only
     fn: Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any]], None] = namespace["diff"]
     return fn
 
 
 _UPDATE_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMN_FIELDS if name != "id")
 _DATETIME_COLUMNS = frozenset(name for name in _UPDATE_COLUMNS if name in _DATETIME_FIELDS)
+_AS_IS_FIELDS = frozenset(SUGGESTION_FIELDS) - _DATETIME_FIELDS - frozenset(_ENUM_FIELDS) - _SPECIAL_FIELDS
+"""Fields ``encode_value`` / ``decode_value`` pass through unchanged (bodies, codes, numbers, flags)."""
 _JSON_SCALARS = frozenset({str, int, bool, type(None)})
 """Types ``json.loads(json.dumps(x))`` gives back as the very same value and type."""
 _diff_fields = _compile_diff()
