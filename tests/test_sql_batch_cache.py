@@ -592,11 +592,12 @@ def test_a_query_over_an_undecodable_document_is_a_store_error(store: SqlStore, 
 # --- the compiled diff's inline fast paths decide exactly as the general functions ----------
 def _reference_diff() -> Any:
     """The diff with no fast path: every changed field through ``_changed_column`` / ``_changed_field``."""
-    lines = ["def diff(s, old, row, data, canon):"]
+    lines = ["def diff(s, old, row, data, canon, touched):"]
     for name in sql_store._UPDATE_COLUMNS:
         lines.append(f"    if s.{name} is not old.{name}: _column({name!r}, s.{name}, old.{name}, row, canon)")
     for name in sql_store.DATA_FIELDS:
-        lines.append(f"    if s.{name} is not old.{name}: _field({name!r}, s.{name}, row, data, canon)")
+        lines.append(f"    if s.{name} is not old.{name}: _field({name!r}, s.{name}, row, data, canon); "
+                     f"touched.append({name!r})")
     namespace: dict[str, Any] = {"_column": sql_store._changed_column, "_field": sql_store._changed_field}
     exec("\n".join(lines), namespace)
     return namespace["diff"]
@@ -662,11 +663,12 @@ def test_the_compiled_diff_matches_the_general_one() -> None:
             row: dict[str, Any] = {}
             data = prev.data.copy()
             canon: dict[str, Any] = {}
+            touched: list[str] = []
             try:
-                diff(new, prev.row, row, data, canon)
+                diff(new, prev.row, row, data, canon, touched)
             except Exception as exc:  # a value of the wrong type: both must refuse it alike
                 results.append(("error", type(exc).__name__, str(exc)))
                 continue
-            results.append((row, data, canon))
+            results.append((row, data, canon, touched))
         fast, general = results
         assert repr(fast) == repr(general), changes

@@ -310,12 +310,13 @@ class _Plan:
         """The partial update from ``prev`` to ``s``, and the row ``load`` would give after it."""
         row: dict[str, Any] = {}
         canon: dict[str, Any] = {}  # fields of s whose loaded value would be another object
+        touched: list[str] = []  # the data fields set
         if prev.ordered:
             data = prev.data.copy()
-            _diff_fields(s, prev.row, row, data, canon)
+            _diff_fields(s, prev.row, row, data, canon, touched)
         else:  # a document written otherwise (fields missing, or in another order): write it as the store does
             data = {name: prev.data.get(name, _MISSING) for name in DATA_FIELDS}
-            _diff_fields(s, prev.row, row, data, canon)
+            _diff_fields(s, prev.row, row, data, canon, touched)
             for name in DATA_FIELDS:
                 if data[name] is _MISSING:
                     _changed_field(name, getattr(s, name), row, data, canon)
@@ -331,10 +332,8 @@ class _Plan:
             pieces = prev.pieces
             if pieces is not None and prev.ordered:  # re-encode only the fields whose encoding is new
                 pieces = pieces.copy()
-                # ``data`` is a copy of the ordered ``prev.data`` with some values replaced: same keys, same order
-                for (name, value), before in zip(data.items(), prev.data.values(), strict=True):
-                    if value is not before:
-                        pieces[name] = _piece(name, value)
+                for name in touched:  # re-encoding an unchanged encoding gives the same text: harmless
+                    pieces[name] = _piece(name, data[name])
             else:
                 pieces = None
             self.cached = _Cached(replace(s, canon) if canon else s, data, units, True, pieces)
@@ -414,7 +413,11 @@ def _changed_field(name: str, value: Any, row: dict[str, Any], data: dict[str, A
                 canon[name] = loaded
 
 
-def _compile_diff() -> Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any]], None]:
+_Diff = Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any], list[str]], None]
+"""``diff(new, old, row, data, canon, touched)``: fills the three dicts, names the data fields it set in ``touched``."""
+
+
+def _compile_diff() -> _Diff:
     """Generate the field-by-field comparison of a new row with the stored one, once.
 
     One identity test per field, no loop: most commands change three or four of the 45
@@ -425,7 +428,7 @@ def _compile_diff() -> Callable[[Suggestion, Suggestion, dict[str, Any], dict[st
     ``canon``.  Any other value goes to ``_changed_column`` / ``_changed_field``, which
     decide the general case (the inline code is their fast path, not a second rule).
     """
-    lines = ["def diff(s, old, row, data, canon):"]
+    lines = ["def diff(s, old, row, data, canon, touched):"]
     namespace: dict[str, Any] = {
         "_column": _changed_column, "_field": _changed_field, "_DT": dt.datetime, "_SH": SHANGHAI,
         "_SCALARS": (str, int, bool), "_enc_dt": encode_datetime,
@@ -460,14 +463,18 @@ def _compile_diff() -> Callable[[Suggestion, Suggestion, dict[str, Any], dict[st
             fast, encoded = "v is None or type(v) in _SCALARS", "v"
         else:
             lines.append(f"        _field({name!r}, v, row, data, canon)")
+            lines.append(f"        touched.append({name!r})")
             continue
         lines.append(f"        if {fast}:")
         lines.append(f"            data[{name!r}] = {encoded}")
         lines.append("            row['data'] = data")
         lines.append(f"        else: _field({name!r}, v, row, data, canon)")
+        lines.append(f"        touched.append({name!r})")
     exec("\n".join(lines), namespace)  # generated from the model's field names only
-    fn: Callable[[Suggestion, Suggestion, dict[str, Any], dict[str, Any], dict[str, Any]], None] = namespace["diff"]
+    fn: _Diff = namespace["diff"]
     return fn
+
+
 
 
 _UPDATE_COLUMNS: tuple[str, ...] = tuple(name for name in COLUMN_FIELDS if name != "id")
