@@ -50,7 +50,7 @@ from jianyi_flow import Change
 from jianyi_flow.model import encode_value
 from jianyi_flow.sql import SqlStore, create_engine
 from jianyi_flow.sql.schema import events, outbox, suggestion_units, suggestions
-from jianyi_flow.sql.store import DATA_FIELDS
+from jianyi_flow.sql.store import COLUMN_FIELDS, DATA_FIELDS
 
 from ._common import Figure, figure, log, median, per_op
 from ._fixtures import LEAD, OFFICE, Recorder, batches, make_flow, registered
@@ -83,17 +83,8 @@ class Floor:
             "row": {
                 "w_id": row.id,
                 "w_version": change.expected_version,
-                "campaign": row.campaign,
+                **{name: getattr(row, name) for name in COLUMN_FIELDS if name != "id"},
                 "state": row.state.value,
-                "version": row.version,
-                "area": row.area,
-                "topic": row.topic,
-                "lead_unit": row.lead_unit,
-                "recommending_unit": row.recommending_unit,
-                "registration_number": row.registration_number,
-                "due_at": row.due_at,
-                "received_at": row.received_at,
-                "updated_at": row.updated_at,
                 "units_key": json.dumps(list(units), ensure_ascii=False),
                 "data": {name: encode_value(name, getattr(row, name)) for name in DATA_FIELDS},
             },

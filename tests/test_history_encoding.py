@@ -57,3 +57,20 @@ def _event_with_payload(payload: dict[str, Any]) -> Any:
         actor=Actor("clerk", Role.COLLECTION_OFFICE, unit="XFB"), at=dt.datetime(2024, 8, 1, 9, tzinfo=SHANGHAI),
         changes={}, payload=payload,
     )
+
+
+def test_a_datetime_subclass_never_enters_the_shared_encoding_memo() -> None:
+    """A subclass may format itself otherwise: a plain datetime at the same instant must keep its own text."""
+    import datetime as dt
+
+    from jianyi_flow.model import encode_datetime
+
+    class Millis(dt.datetime):
+        def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+            return super().isoformat(sep, "milliseconds")
+
+    odd = Millis(2024, 9, 5, 15, 59, 59, 999_999, tzinfo=dt.UTC)
+    plain = dt.datetime(2024, 9, 5, 23, 59, 59, 999_999, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert encode_datetime(odd) == "2024-09-05T15:59:59.999+00:00"
+    assert encode_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # another value in between
+    assert encode_datetime(plain) == "2024-09-05T15:59:59.999999+00:00"

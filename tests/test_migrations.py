@@ -177,6 +177,45 @@ def test_0003_moves_overdue_flagged_at_to_a_column_and_its_downgrade_moves_it_ba
         assert [store.load(row.id) for row in rows[:3]] == rows[:3]
 
 
+def test_a_0003_upgrade_stopped_by_a_bad_row_names_it_and_resumes_once_it_is_fixed(engine: sa.Engine) -> None:
+    """SQLite and MariaDB commit the new column at once: the retry must not trip over it."""
+    from jianyi_flow.testing import make_suggestion
+
+    due = dt.datetime(2024, 9, 5, 23, 59, 59, tzinfo=SHANGHAI)
+    db.upgrade(engine, "0002")
+    _write_as_0002(engine, make_suggestion("B-1", due_at=due, overdue_flagged_at=due))
+    _write_as_0002(engine, make_suggestion("B-2", due_at=due))
+
+    def set_flag(sid: str, value: Any) -> None:
+        with engine.begin() as conn:
+            text = conn.execute(sa.text("SELECT data FROM jianyi_suggestions WHERE id = :id"), {"id": sid}).scalar()
+            document = json.loads(text)
+            document["overdue_flagged_at"] = value
+            conn.execute(sa.text("UPDATE jianyi_suggestions SET data = :d WHERE id = :id"),
+                         {"d": json.dumps(document, ensure_ascii=False), "id": sid})
+
+    set_flag("B-2", 20240905)  # not ISO text: hand-edited
+    with pytest.raises(StoreError, match=r"'B-2'.*overdue_flagged_at"):
+        db.upgrade(engine)
+    assert db.current(engine) == "0002"
+    naive = due.astimezone(dt.UTC).replace(tzinfo=None)
+    set_flag("B-2", naive.isoformat())  # naive text: the store before 0003 read it as the machine's local time
+    db.upgrade(engine)
+    assert db.current(engine) == "0003"
+    with SqlStore(engine) as store:
+        assert store.load("B-1").overdue_flagged_at == due
+        assert store.load("B-2").overdue_flagged_at == naive.astimezone(dt.UTC)
+    assert differences(engine, metadata) == []
+
+
+def test_0003_cannot_be_printed_as_sql() -> None:
+    from alembic import command
+
+    command.upgrade(db.alembic_config(url="sqlite:///unused.db"), "0001:0002", sql=True)  # the others can
+    with pytest.raises(StoreError, match="0003"):
+        command.upgrade(db.alembic_config(url="sqlite:///unused.db"), "0002:0003", sql=True)
+
+
 def test_version_table_is_separate_from_the_hosts(engine: sa.Engine) -> None:
     """A host application's Alembic history (``alembic_version``) and tables are left untouched."""
     host = sa.MetaData()

@@ -55,7 +55,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
     With ``connection`` the migrations run on it (inside its transaction); with ``url``
     ``env.py`` opens its own engine.  Useful for Alembic commands this module does not wrap
-    (``history``, ``upgrade --sql``...).
+    (``history``, ``upgrade --sql``...).  Revision ``0003`` moves values between rows and
+    cannot be printed as SQL: it raises :class:`~jianyi_flow.errors.StoreError` in that mode.
     """
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))

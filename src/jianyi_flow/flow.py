@@ -54,7 +54,7 @@ from .model import (
     replace,
     replay,
 )
-from .store import Change, OutboxMessage, Query, Store, iter_suggestions
+from .store import Change, OutboxMessage, Query, Store, flagged_for_due, iter_suggestions
 from .workflow import fire
 
 OPEN_STATES = frozenset(
@@ -682,7 +682,7 @@ class Flow:
             if row.state is State.REPLIED and row.due_step == Step.RATE.value:
                 _, event = self._execute("close_unrated", "close_unrated", row.id, SYSTEM_ACTOR, _closing,
                                          at=at, expected=row)
-            elif row.overdue_flagged_at != row.due_at:
+            elif not flagged_for_due(row):
                 _, event = self._execute(
                     "flag_overdue", "flag_overdue", row.id, SYSTEM_ACTOR,
                     lambda s, now: {"overdue_flagged_at": s.due_at},

@@ -396,6 +396,8 @@ def encode_datetime(value: dt.datetime) -> str:
     last = _last_encoded
     if last[0] is value:  # a command encodes its own time several times (changes, event, messages)
         return last[1]
+    if type(value) is not dt.datetime:  # a subclass may format itself otherwise: never into the shared memo
+        return value.astimezone(dt.UTC).isoformat()
     key = (value, value.fold)  # equal wall times in one zone differ by ``fold`` across a DST change
     text = _ENCODED.get(key)
     if text is None:

@@ -169,15 +169,30 @@ def matches(query: Query, s: Suggestion) -> bool:
             return False
     if query.after_id is not None and not s.id > query.after_id:
         return False
-    if query.overdue_unflagged and s.overdue_flagged_at is not None and s.overdue_flagged_at == s.due_at:
+    if query.overdue_unflagged and flagged_for_due(s):
         return False
     return True
 
 
+def flagged_for_due(s: Suggestion) -> bool:
+    """Whether ``s`` was flagged overdue for its current due time: the two are the same instant.
+
+    Compared in UTC, as a database compares them: ``==`` on aware datetimes compares wall
+    times when both share one zone (ignoring ``fold``) and refuses a DST fold across zones.
+    """
+    flagged, due = s.overdue_flagged_at, s.due_at
+    if flagged is None or due is None:
+        return False
+    return flagged is due or flagged.astimezone(dt.UTC) == due.astimezone(dt.UTC)
+
+
+_NO_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def order(query: Query, rows: Iterable[Suggestion]) -> Sequence[Suggestion]:
     """Sort and cut ``rows`` as :class:`Query` documents."""
-    if query.by_due:
-        ordered = sorted(rows, key=lambda s: (s.due_at, s.id))
+    if query.by_due:  # by instant, as a database orders them (``<`` ignores ``fold`` within one zone)
+        ordered = sorted(rows, key=lambda s: (s.due_at.astimezone(dt.UTC) if s.due_at is not None else _NO_TIME, s.id))
     else:
         ordered = sorted(rows, key=lambda s: s.id)
     return ordered if query.limit is None else ordered[: query.limit]

@@ -23,8 +23,8 @@ file, and a PostgreSQL table is not analysed until autovacuum gets to it):
   suggestions have no ``due_at`` so the index holds only open ones anyway.
 * ``overdue_flagged_at`` is a column (migration 0003), not in ``data``, so that the daily
   ``Flow.tick`` asks only for rows it has not yet flagged for their current due time
-  (``Query.overdue_unflagged``: ``overdue_flagged_at IS NULL OR overdue_flagged_at <>
-  due_at``), a filter on the rows the due index finds, not a new index.
+  (``Query.overdue_unflagged``: ``overdue_flagged_at IS NULL OR due_at IS NULL OR
+  overdue_flagged_at <> due_at``), a filter on the rows the due index finds, not a new index.
 * ``area``, ``topic`` — each ``(column, due_at, id)``: an equality filter on its own
   (prefix), and the same filter on the supervision scan still read in due order.  A plain
   ``(area)`` index looks more selective than a range to a planner without statistics, and

@@ -539,14 +539,11 @@ def _chunks(values: Sequence[V]) -> Iterator[list[V]]:
 
 
 def _encode(name: str, value: Any) -> Any:
-    """``encode_value``: datetimes through ``model.encode_datetime``'s memo only when they are plain ``datetime``.
+    """``encode_value``: datetimes through ``model.encode_datetime``'s memo.
 
-    Its memo is keyed by ``(value, value.fold)``, so the two wall times of a DST fold are
-    told apart; a ``datetime`` subclass might format itself otherwise, so it is converted
-    here, the way ``encode_datetime`` converts a value it has not seen.
+    The memo is keyed by ``(value, value.fold)``, so the two wall times of a DST fold are
+    told apart, and it never holds a ``datetime`` subclass (which may format itself otherwise).
     """
-    if name in _DATETIME_FIELDS and value is not None and type(value) is not dt.datetime:
-        return value.astimezone(dt.UTC).isoformat()
     return encode_value(name, value)
 
 

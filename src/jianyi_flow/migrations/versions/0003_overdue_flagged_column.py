@@ -11,12 +11,25 @@ column, the query says ``overdue_flagged_at IS NULL OR due_at IS NULL OR
 overdue_flagged_at <> due_at`` (``Query.overdue_unflagged``) and the database skips them
 while it walks the due index.  Measured: see docs/storage.md.
 
-Upgrade adds the column, then pages through the table by id (1,000 rows at a time, so a
-large table is never held in memory at once): each row's ``data`` document loses the key,
-and its value (ISO text in UTC, or null) goes to the column.  Downgrade puts the value back
-into the document, as the last key (the store before this revision reads a document in any
-key order), and drops the column.  The table definitions are spelled out here rather than
-imported, so later changes to the models cannot change what this revision does.
+Upgrade adds the column (unless an earlier attempt did: SQLite and MariaDB commit an
+``ALTER TABLE`` at once, so a backfill that failed half-way resumes), then pages through
+the table by id (1,000 rows at a time, so a large table is never held in memory at once):
+each row's ``data`` document loses the key, and its value goes to the column, read as the
+store before this revision read it (ISO text; a naive text taken as the machine's local
+time).  A value that is not such text stops the upgrade with the row's id; fix the row and
+run it again.  Downgrade puts each value back into its document at the place the store
+before this revision wrote it (after ``extended``), so that store reads the documents on
+its fast path, and drops the column.
+
+On PostgreSQL the whole upgrade is one transaction, and ``ADD COLUMN`` holds an exclusive
+lock on ``jianyi_suggestions`` until it ends: plan a short maintenance window for a large
+table.  Every process that writes suggestions must run the same version of the package:
+an older one would write the flag into ``data``, where this one no longer looks (tick
+would flag those rows again).  It moves values between rows, so it cannot be printed as
+SQL (``--sql``): run it against the database (``jianyi-flow db upgrade URL``).
+
+The table definitions are spelled out here rather than imported, so later changes to the
+models cannot change what this revision does.
 """
 
 from __future__ import annotations
@@ -27,8 +40,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
+from jianyi_flow.errors import StoreError
 from jianyi_flow.sql.types import Code, UtcDateTime
 
 revision: str = "0003"
@@ -39,6 +53,8 @@ depends_on: str | Sequence[str] | None = None
 _TABLE = "jianyi_suggestions"
 _FIELD = "overdue_flagged_at"
 _PAGE = 1000
+_BEFORE = "extended"
+"""The data field the store before 0003 wrote just before ``overdue_flagged_at``."""
 
 _rows = sa.table(
     _TABLE,
@@ -51,6 +67,14 @@ _rows = sa.table(
 def _dumps(document: Any) -> str:
     """The text the store writes (``jianyi_flow.sql.types.dumps``, spelled out)."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _with_after(document: dict[str, Any], before: str, value: Any) -> Any:
+    """The document's items with ``overdue_flagged_at`` inserted right after ``before``."""
+    for key, item in document.items():
+        yield key, item
+        if key == before:
+            yield _FIELD, value
 
 
 def _pages(columns: Sequence[Any]) -> Any:
@@ -68,9 +92,17 @@ def _pages(columns: Sequence[Any]) -> Any:
         after = page[-1][0]
 
 
+def _online() -> None:
+    if context.is_offline_mode():
+        raise StoreError("migration 0003 moves values between rows: run it against the database "
+                         "(jianyi-flow db upgrade URL), it cannot be printed as SQL")
+
+
 def upgrade() -> None:
-    op.add_column(_TABLE, sa.Column(_FIELD, UtcDateTime(), nullable=True))
+    _online()
     bind = op.get_bind()
+    if _FIELD not in {c["name"] for c in sa.inspect(bind).get_columns(_TABLE)}:
+        op.add_column(_TABLE, sa.Column(_FIELD, UtcDateTime(), nullable=True))
     update = (
         sa.update(_rows)
         .where(_rows.c.id == sa.bindparam("w_id"))
@@ -83,13 +115,18 @@ def upgrade() -> None:
             if not isinstance(document, dict) or _FIELD not in document:
                 continue
             value = document.pop(_FIELD)
-            flagged = None if value is None else dt.datetime.fromisoformat(value)
+            try:  # as the store before 0003 read it (``model.decode_datetime``)
+                flagged = None if value is None else dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+            except (TypeError, ValueError):
+                raise StoreError(f"migration 0003: suggestion {sid!r} has overdue_flagged_at {value!r} in its data, "
+                                 "not an ISO date-time; correct it and run the upgrade again") from None
             changes.append({"w_id": sid, "w_flagged": flagged, "w_data": _dumps(document)})
         if changes:
             bind.execute(update, changes)
 
 
 def downgrade() -> None:
+    _online()
     bind = op.get_bind()
     update = sa.update(_rows).where(_rows.c.id == sa.bindparam("w_id")).values(data=sa.bindparam("w_data"))
     for page in _pages([_rows.c.id, _rows.c.data, _rows.c[_FIELD]]):
@@ -98,7 +135,11 @@ def downgrade() -> None:
             document = json.loads(text)
             if not isinstance(document, dict):
                 continue
-            document[_FIELD] = None if flagged is None else flagged.astimezone(dt.UTC).isoformat()
+            value = None if flagged is None else flagged.astimezone(dt.UTC).isoformat()
+            if _BEFORE in document:  # where the older store wrote it
+                document = dict(_with_after(document, _BEFORE, value))
+            else:
+                document[_FIELD] = value
             changes.append({"w_id": sid, "w_data": _dumps(document)})
         if changes:
             bind.execute(update, changes)
