@@ -170,6 +170,9 @@ def test_0003_moves_overdue_flagged_at_to_a_column_and_its_downgrade_moves_it_ba
     with engine.connect() as conn:
         found = dict(conn.execute(sa.text("SELECT id, data FROM jianyi_suggestions WHERE id LIKE 'F-%'")).all())
     flagged = {sid: json.loads(text)["overdue_flagged_at"] for sid, text in found.items()}
+    for text in found.values():  # back where the store before 0003 wrote it: that store reads it on its fast path
+        keys = list(json.loads(text))
+        assert keys[keys.index("extended") + 1] == "overdue_flagged_at"
     utc = due.astimezone(dt.UTC).isoformat()
     assert flagged == {"F-1": utc, "F-2": utc, "F-3": None}
     db.upgrade(engine)
