@@ -617,7 +617,7 @@ def test_the_compiled_diff_matches_the_general_one() -> None:
     import random
     from zoneinfo import ZoneInfo
 
-    from jianyi_flow.model import SUGGESTION_FIELDS, Channel, Rating
+    from jianyi_flow.model import SUGGESTION_FIELDS, Channel, Rating, encode_value
 
     class Text(str):
         pass
@@ -651,7 +651,7 @@ def test_the_compiled_diff_matches_the_general_one() -> None:
         return out
 
     candidates = {name: variants(name, getattr(base, name)) for name in SUGGESTION_FIELDS}
-    prevs = [sql_store._NOTHING, sql_store._Cached(base, {n: sql_store._encode(n, getattr(base, n))
+    prevs = [sql_store._NOTHING, sql_store._Cached(base, {n: encode_value(n, getattr(base, n))
                                                           for n in sql_store.DATA_FIELDS}, base.units(), True)]
     for _ in range(3000):
         prev = rng.choice(prevs)

@@ -65,7 +65,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.engine import URL, Connection, Engine, Row
@@ -82,6 +81,7 @@ from ..errors import (
     ValidationError,
 )
 from ..model import (
+    _DATETIME_FIELDS,
     _ENUM_FIELDS,
     _SPECIAL_FIELDS,
     SUGGESTION_FIELDS,
@@ -133,7 +133,6 @@ _OUTBOX_KEYS = ("topic", "suggestion_id", "version", "recipient", "payload", "cr
 _KEY_KEYS = tuple(idempotency.c.keys())
 _UNIT_KEYS = tuple(suggestion_units.c.keys())
 
-_DATETIME_FIELDS = frozenset(a.name for a in attrs.fields(Suggestion) if "datetime" in str(a.type))
 _UNIT_FIELDS = frozenset({"lead_unit", "co_units", "recommending_unit"})
 _RETRIES = 3
 _CACHE_ROWS = 50_000
@@ -303,7 +302,7 @@ class _Plan:
                 _check_aware(value, name)
         row: dict[str, Any] = {name: getattr(s, name) for name in _UPDATE_COLUMNS}
         row["state"] = _value(s.state)
-        row["data"] = {name: _encode(name, getattr(s, name)) for name in DATA_FIELDS}
+        row["data"] = {name: encode_value(name, getattr(s, name)) for name in DATA_FIELDS}
         self.row = row
 
     def _diff(self, s: Suggestion, prev: _Cached, units: tuple[str, ...]) -> None:
@@ -401,7 +400,7 @@ def _changed_field(name: str, value: Any, row: dict[str, Any], data: dict[str, A
     """Data field ``name`` is not the object the stored row holds: encode it, and the document is set."""
     if name in _DATETIME_FIELDS and value is not None:
         _check_aware(value, name)
-    encoded = data[name] = _encode(name, value)
+    encoded = data[name] = encode_value(name, value)
     row["data"] = data
     if _UNCACHEABLE not in canon:
         try:
@@ -536,15 +535,6 @@ def _data_as_loaded(name: str, value: Any, encoded: Any) -> Any:
 def _chunks(values: Sequence[V]) -> Iterator[list[V]]:
     for i in range(0, len(values), _CHUNK):
         yield list(values[i : i + _CHUNK])
-
-
-def _encode(name: str, value: Any) -> Any:
-    """``encode_value``: datetimes through ``model.encode_datetime``'s memo.
-
-    The memo is keyed by ``(value, value.fold)``, so the two wall times of a DST fold are
-    told apart, and it never holds a ``datetime`` subclass (which may format itself otherwise).
-    """
-    return encode_value(name, value)
 
 
 def _check_aware(value: Any, name: str) -> None:
