@@ -76,7 +76,8 @@ class Query:
     results are ordered by due time then id when a due bound is set, else by id.
     ``after_id`` pages by keyset (ids greater than it) for bulk export.
     ``overdue_unflagged`` keeps only rows not yet flagged overdue for their current due
-    time (``overdue_flagged_at`` unset or not equal to ``due_at``): what ``Flow.tick``
+    time (``overdue_flagged_at`` unset, or not the same instant as ``due_at``; see
+    :func:`flagged_for_due`): what ``Flow.tick``
     still has to look at, so that a daily tick does not read back every row it flagged
     on an earlier day.
     """
