@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,44 @@ def require_aware(value: object, field: str = "time") -> dt.datetime:
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
     return value
+
+
+class InstantTexts:
+    """``convert(value)`` for aware datetimes, memoised by instant: ``texts(value)``.
+
+    Deadlines repeat (every suggestion due on a day shares its end-of-day) and a command
+    converts its own time several times, so the texts are kept: the last value and its
+    text (one tuple, replaced whole: safe across threads; the reference keeps the object
+    alive, so ``is`` cannot match another object at the same address), and a ``table``
+    keyed by ``(value, value.fold)`` — equal wall times in one zone differ by ``fold``
+    across a DST change, and equal keys are then one instant.  The table is emptied past
+    4096 entries.  Only plain ``datetime`` objects are kept (a subclass may format itself
+    otherwise), and only once ``convert`` accepted them (its errors are not remembered).
+    """
+
+    __slots__ = ("_last", "convert", "table")
+
+    def __init__(self, convert: Callable[[dt.datetime], str]) -> None:
+        self.convert = convert
+        self.table: dict[tuple[dt.datetime, int], str] = {}
+        self._last: tuple[object, str] = (None, "")
+
+    def __call__(self, value: dt.datetime) -> str:
+        last = self._last
+        if last[0] is value:
+            return last[1]
+        if type(value) is not dt.datetime:
+            return self.convert(value)
+        key = (value, value.fold)
+        table = self.table
+        text = table.get(key)
+        if text is None:
+            text = self.convert(value)
+            if len(table) > 4096:
+                table.clear()
+            table[key] = text
+        self._last = (value, text)
+        return text
 
 
 def local_date(value: dt.datetime) -> dt.date:

@@ -88,7 +88,7 @@ _DATETIME: Any = dt.datetime
 _TIMEZONE = dt.timezone
 
 
-_MEMO: dict[Any, str] = getattr(model, "_ENCODED", {})
+_MEMO: dict[Any, str] = model.encode_datetime.table
 """``encode_datetime``'s memo ``(datetime, fold) -> text``, read directly on the hot path.
 
 Whatever it holds is right (a miss calls the function), so it only has to be fast.

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from .clock import SHANGHAI
+from .clock import SHANGHAI, InstantTexts
 
 
 class State(enum.StrEnum):
@@ -384,38 +384,12 @@ _SPECIAL_FIELDS = _TUPLE_FIELDS | {"upward_reports", "evaluation", "proposer"}
 """Fields besides datetimes and enums that :func:`encode_value` converts: every other field is stored as is."""
 
 
-_ENCODED: dict[tuple[dt.datetime, int], str] = {}
+def _utc_iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
 
 
-def encode_datetime(value: dt.datetime) -> str:
-    """Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally).
-
-    Deadlines repeat (every suggestion due on a day shares its end-of-day), so results are
-    memoised in a small table that is emptied when it grows past 4096 entries.
-    """
-    last = _last_encoded
-    if last[0] is value:  # a command encodes its own time several times (changes, event, messages)
-        return last[1]
-    if type(value) is not dt.datetime:  # a subclass may format itself otherwise: never into the shared memo
-        return value.astimezone(dt.UTC).isoformat()
-    key = (value, value.fold)  # equal wall times in one zone differ by ``fold`` across a DST change
-    text = _ENCODED.get(key)
-    if text is None:
-        if len(_ENCODED) > 4096:
-            _ENCODED.clear()
-        text = _ENCODED[key] = value.astimezone(dt.UTC).isoformat()
-    _remember_encoded((value, text))
-    return text
-
-
-_last_encoded: tuple[Any, str] = (None, "")
-"""The last datetime encoded and its text (one tuple, replaced whole: safe across threads; the
-reference keeps the object alive, so ``is`` cannot match another object at the same address)."""
-
-
-def _remember_encoded(pair: tuple[Any, str]) -> None:
-    global _last_encoded
-    _last_encoded = pair
+encode_datetime = InstantTexts(_utc_iso)
+"""Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally), memoised by instant."""
 
 
 def decode_datetime(text: str) -> dt.datetime:

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.processors import str_to_datetime
 from sqlalchemy.types import TypeEngine
 
-from ..clock import SHANGHAI
+from ..clock import SHANGHAI, InstantTexts
 from ..errors import ValidationError
 
 __all__ = [
@@ -217,43 +217,17 @@ def sqlite_utc_bind(value: dt.datetime | None) -> str | None:
     """What Core binds for a :class:`UtcDateTime` on SQLite (``process_bind_param`` then SQLite's
     ``DATETIME`` formatting, :data:`SQLITE_DATETIME_FORMAT`), in one step.
 
-    A command binds its time three times or so (the event's, the row's ``updated_at``, its
-    messages'), so the last datetime bound and its text are kept (as one tuple: threads
-    replace it whole; the reference keeps the object alive, so ``is`` cannot be fooled).
-    Deadlines repeat too (every suggestion due on a day shares its end-of-day), so texts are
-    also memoised by instant, as :func:`~jianyi_flow.model.encode_datetime` does: the key is
-    ``(value, value.fold)``, because equal wall times in one zone differ by ``fold`` across
-    a DST change; equal keys are then the same instant, hence the same UTC text.  Only
-    plain ``datetime`` objects are memoised (a subclass may format itself otherwise), and
-    only after :func:`to_utc` accepted them; the table is emptied past 4096 entries.
+    A command binds its time three times or so, and deadlines repeat: the texts are
+    memoised by instant (:class:`~jianyi_flow.clock.InstantTexts`, as ``encode_datetime``).
     """
-    if value is None:
-        return None
-    last = _last_bound
-    if last[0] is value:
-        return last[1]
-    if type(value) is not dt.datetime:
-        return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
-    key = (value, value.fold)
-    text = _BOUND.get(key)
-    if text is None:
-        text = to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
-        if len(_BOUND) > 4096:
-            _BOUND.clear()
-        _BOUND[key] = text
-    _remember_bound((value, text))
-    return text
+    return None if value is None else _bound_text(value)
 
 
-_BOUND: dict[tuple[dt.datetime, int], str] = {}
+def _sqlite_utc_text(value: dt.datetime) -> str:
+    return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-_last_bound: tuple[Any, str] = (None, "")
-
-
-def _remember_bound(pair: tuple[Any, str]) -> None:
-    global _last_bound
-    _last_bound = pair
+_bound_text = InstantTexts(_sqlite_utc_text)
 
 
 def sqlite_utc_result(value: Any) -> dt.datetime | None:
