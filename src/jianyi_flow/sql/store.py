@@ -626,22 +626,7 @@ _WRITE_BEHIND = 2000
 
 
 def _piece(name: str, encoded: Any) -> str:
-    """``'"name":<json>'``, with the text ``dumps`` gives (a plain str, int, bool or None without its set-up)."""
-    kind = type(encoded)
-    if kind is str:
-        text = _encode_str(encoded)  # the function dumps's encoder runs for a str
-    elif encoded is None:
-        text = "null"
-    elif kind is bool:
-        text = "true" if encoded else "false"
-    elif kind is int:
-        text = int.__repr__(encoded)
-    else:
-        text = dumps(encoded)
-    return f'"{name}":{text}'  # data field names are identifiers: no escaping needed
-
-
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+    return f'"{name}":{dumps(encoded)}'  # data field names are identifiers: no escaping needed
 
 
 def _document(entry: _Cached) -> EncodedJson:

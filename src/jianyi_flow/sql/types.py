@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import json.encoder as _json_encoder
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -137,8 +138,17 @@ def dumps(value: Any) -> str:
     references, whose marker table could not be shared between threads: a structure that
     contains itself is sent to ``json.dumps``, which reports it).
     """
-    if value is None or (type(value) is dict and not value):
-        return "null" if value is None else "{}"
+    kind = type(value)
+    if kind is str:  # the commonest values, written as the encoder writes them, without its set-up
+        return _encode_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is dict and not value:
+        return "{}"
     if _encode_json is not None:
         try:
             return "".join(_encode_json(value, 0))
@@ -156,6 +166,7 @@ def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
+_encode_str: Callable[[str], str] = _json_encoder.encode_basestring  # what the encoder below runs for a str
 _make_encoder: Any = getattr(_json_encoder, "c_make_encoder", None)
 _encode_json: Any = None
 if _make_encoder is not None:  # pragma: no branch - CPython has it
