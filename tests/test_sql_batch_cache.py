@@ -320,36 +320,36 @@ def test_on_sqlite_a_plain_commit_between_batches_is_seen(sqlite_store: SqlStore
     assert store.load("K-2").version == 4
 
 
-def test_on_sqlite_sql_written_between_batches_on_the_same_connection_is_seen(sqlite_store: SqlStore) -> None:
-    """An integrator's own UPDATE through the store's engine (same pooled connection) is noticed."""
-    store = sqlite_store
-    store.commit(create(make_suggestion("K-3")))
-    with store.batch():
-        store.commit(advance(store.load("K-3"), research_notes="kept"))
+def _write_through_the_engine(store: SqlStore, sid: str) -> None:
+    """An integrator's own UPDATE through the store's engine (the same pooled connection)."""
     with store.engine.begin() as conn:
-        conn.execute(suggestions.update().where(suggestions.c.id == "K-3").values(registration_number="R-by-hand"))
-    with store.batch():
-        assert store.load("K-3").registration_number == "R-by-hand"
+        conn.execute(suggestions.update().where(suggestions.c.id == sid).values(registration_number="R-by-hand"))
 
 
-def test_on_sqlite_another_process_writing_between_batches_is_seen(sqlite_store: SqlStore) -> None:
-    """A write on a plain sqlite3 connection (as another process would) changes data_version."""
-    store = sqlite_store
+def _write_as_another_process(store: SqlStore, sid: str) -> None:
+    """A write on a plain sqlite3 connection, as another process would make (it changes data_version)."""
     import sqlite3
 
-    store.commit(create(make_suggestion("K-4")))
-    with store.batch():
-        store.commit(advance(store.load("K-4"), research_notes="kept"))
     database = store.engine.url.database
     assert database
     raw = sqlite3.connect(database)
     try:
-        raw.execute("UPDATE jianyi_suggestions SET registration_number = 'R-elsewhere' WHERE id = 'K-4'")
+        raw.execute("UPDATE jianyi_suggestions SET registration_number = 'R-by-hand' WHERE id = ?", (sid,))
         raw.commit()
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("write", [_write_through_the_engine, _write_as_another_process])
+def test_on_sqlite_a_write_between_batches_is_seen(sqlite_store: SqlStore, write: Any) -> None:
+    """A row the last batch kept is not handed out once something else wrote to the database."""
+    store = sqlite_store
+    store.commit(create(make_suggestion("K-3")))
     with store.batch():
-        assert store.load("K-4").registration_number == "R-elsewhere"
+        store.commit(advance(store.load("K-3"), research_notes="kept"))
+    write(store, "K-3")
+    with store.batch():
+        assert store.load("K-3").registration_number == "R-by-hand"
 
 
 def test_on_sqlite_a_failed_batch_keeps_nothing_for_the_next(sqlite_store: SqlStore) -> None:

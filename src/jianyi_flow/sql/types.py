@@ -171,7 +171,7 @@ _make_encoder: Any = getattr(_json_encoder, "c_make_encoder", None)
 _encode_json: Any = None
 if _make_encoder is not None:  # pragma: no branch - CPython has it
     # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan)
-    _encode_json = _make_encoder(None, _not_json, _json_encoder.encode_basestring, None, ":", ",", False, False, False)
+    _encode_json = _make_encoder(None, _not_json, _encode_str, None, ":", ",", False, False, False)
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
