@@ -73,11 +73,16 @@ def run_script(store: SqlStore) -> None:
     store.commit(advance(c.suggestion, research_notes="研究意见", notify=["proposer"]))
 
 
-def test_a_batch_leaves_exactly_what_one_commit_at_a_time_leaves(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paramstyle", ["qmark", "named"])
+def test_a_batch_leaves_exactly_what_one_commit_at_a_time_leaves(tmp_path: Path, paramstyle: str) -> None:
+    """Byte for byte.  With ``qmark`` (the driver's default) the flush binds parameter tuples straight
+    from the rows it holds; with ``named`` the statements are not prepared for the driver and the
+    same rows go through Core as dicts."""
     with SqlStore.open(f"sqlite:///{tmp_path / 'plain.db'}") as plain:
         run_script(plain)
         expected = dump(plain)
-    with SqlStore.open(f"sqlite:///{tmp_path / 'batched.db'}") as batched:
+    with SqlStore.open(f"sqlite:///{tmp_path / 'batched.db'}", paramstyle=paramstyle) as batched:
+        assert (batched._ins_row.sql is not None) == (paramstyle == "qmark")
         with batched.batch():
             run_script(batched)
             assert batched._local.pending is not None  # nothing was written on the way...

@@ -182,6 +182,20 @@ class Tx:
             raise self._wrap(statement, exc) from None
         return int(cursor.rowcount)
 
+    def executemany_bound(self, statement: Prepared, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Run once per row of parameters already bound (``statement.bind``'s output); the rows changed in all.
+
+        The direct path only (``self.direct`` and ``statement.sql`` set).
+        """
+        if not rows:
+            return 0
+        assert self.direct is not None and statement.sql is not None
+        try:
+            cursor = self.direct.executemany(statement.sql, rows)
+        except sqlite3.Error as exc:
+            raise self._wrap(statement, exc) from None
+        return int(cursor.rowcount)
+
     def first(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row, as a sequence in the order of the selected columns, or ``None``."""
         if self.direct is None or statement.sql is None:
