@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_copy, sqlite_template, wipe
-from jianyi_flow import SHANGHAI, FakeClock, Flow, State
+from jianyi_flow import SHANGHAI, FakeClock, Flow
 from jianyi_flow.errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -343,60 +342,3 @@ def test_export_events_pages_whole_histories(store: SqlStore) -> None:
     assert exported == expected and len(exported) == 50
     assert store.export_events("x023", 10) == store.history("x024")
     assert store.export_events("x024", 10) == []
-
-
-# --- cost -----------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_commit_keeps_up_with_raw_core(tmp_path: Path, sqlite_template: Path) -> None:
-    """SqlStore.commit on SQLite keeps at least 60% of the throughput of raw Core doing the same writes.
-
-    The raw floor gets everything for free that can be prepared outside the loop (its
-    statements and parameters); both run one transaction per command on a WAL file.
-    Interleaved runs, best of five, to be fair on a busy machine.
-    """
-    rounds, per_round = 5, 150
-    store_times: list[float] = []
-    raw_times: list[float] = []
-    for r in range(rounds):
-        for kind in ("store", "raw"):
-            directory = tmp_path / f"{kind}{r}"
-            directory.mkdir()
-            with SqlStore(sqlite_copy(sqlite_template, directory)) as s:
-                base = [create(make_suggestion(f"c{n:04d}")) for n in range(per_round)]
-                s.commit_many(base)
-                changes = [
-                    advance(c.suggestion, kind="register", state=State.REGISTERED, registration_number=f"R{n}",
-                            notify=[f"proposer:c{n:04d}"], key=f"k{n}")
-                    for n, c in enumerate(base)
-                ]
-                if kind == "store":
-                    started = time.perf_counter()
-                    for change in changes:
-                        s.commit(change)
-                    store_times.append(time.perf_counter() - started)
-                else:
-                    raw_times.append(_raw_core(s.engine, changes))
-                assert count(s, events) == 2 * per_round
-    ratio = min(raw_times) / min(store_times)
-    assert ratio >= 0.6, f"SqlStore.commit runs at {ratio:.2f}x raw Core ({min(store_times) / per_round * 1e6:.0f} µs)"
-
-
-def _raw_core(engine: sa.Engine, changes: list[Change]) -> float:
-    from jianyi_flow.sql.store import _Plan
-
-    update = suggestions.update().where(
-        suggestions.c.id == sa.bindparam("w_id"),
-        suggestions.c.version == sa.bindparam("w_version"),
-        suggestions.c.units_key == sa.bindparam("w_units_key"),
-    )
-    insert_event, insert_outbox, insert_key = events.insert(), outbox.insert(), idempotency.insert()
-    plans = [_Plan(c) for c in changes]
-    params = [{**p.row, "w_id": p.sid, "w_version": p.expected, "w_units_key": p.units_key} for p in plans]
-    started = time.perf_counter()
-    for p, row in zip(plans, params, strict=True):
-        with engine.begin() as conn:
-            assert conn.execute(update, row).rowcount == 1
-            conn.execute(insert_event, p.event)
-            conn.execute(insert_outbox, p.messages)
-            conn.execute(insert_key, p.key)
-    return time.perf_counter() - started

@@ -171,8 +171,8 @@ class CampaignSimulator:
     ``flow_factory`` builds the flow (default: :func:`jianyi_flow.campaign.make_flow` with
     the campaign's phase guard and deterministic ids).  ``progress`` is called with
     (done, total) arrivals as the run goes.  ``batch`` is how many agenda items share one
-    store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`);
-    it changes the speed, never the event log.  ``freeze_gc`` see :meth:`run`.
+    store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`),
+    a day's tick counting as one; it changes the speed, never the event log.  ``freeze_gc`` see :meth:`run`.
     """
 
     def __init__(
