@@ -162,17 +162,25 @@ def matches(query: Query, s: Suggestion) -> bool:
     if query.campaign is not None and s.campaign != query.campaign:
         return False
     if query.by_due:
-        if s.due_at is None:
+        due = s.due_at
+        if due is None:
             return False
-        if query.due_before is not None and not s.due_at < query.due_before:
+        # by instant, as a database compares them: ``<`` between two datetimes of one zone
+        # compares wall times and ignores ``fold`` (at a DST fold, 01:30 the second time is
+        # later than 01:45 the first time)
+        if query.due_before is not None and not _utc(due) < _utc(query.due_before):
             return False
-        if query.due_after is not None and not s.due_at >= query.due_after:
+        if query.due_after is not None and not _utc(due) >= _utc(query.due_after):
             return False
     if query.after_id is not None and not s.id > query.after_id:
         return False
     if query.overdue_unflagged and flagged_for_due(s):
         return False
     return True
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
 
 
 def flagged_for_due(s: Suggestion) -> bool:

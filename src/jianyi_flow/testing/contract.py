@@ -918,8 +918,12 @@ class StoreContract(abc.ABC):
         rows = self._query_rows(store)
         rng = random.Random(7)
         shared = T0 + dt.timedelta(days=3, hours=5)
+        # and in New York around the DST fold of the rows fold-1/fold-2: 01:45 the first time
+        # (05:45Z) comes before 01:30 the second time (06:30Z), though its wall time is later
+        york = ZoneInfo("America/New_York")
+        first_0145 = dt.datetime(2024, 11, 3, 1, 45, tzinfo=york, fold=0)
         bounds = [None, T0, shared, shared + dt.timedelta(microseconds=1), T0 + dt.timedelta(days=10),
-                  T0 - dt.timedelta(days=5)]
+                  T0 - dt.timedelta(days=5), first_0145, first_0145.replace(fold=1)]
         queries = [
             Query(),
             Query(states=frozenset()),
@@ -938,6 +942,9 @@ class StoreContract(abc.ABC):
             Query(due_after=shared, due_before=shared + dt.timedelta(microseconds=1)),
             Query(states=OPEN_STATES, due_before=T0 + dt.timedelta(days=4), limit=10),
             Query(overdue_unflagged=True),
+            Query(due_before=first_0145),  # fold-2 (05:30Z) only: fold-1 is 06:30Z
+            Query(due_after=first_0145),  # fold-1, not fold-2
+            Query(due_before=first_0145.replace(fold=1)),  # both: 06:45Z
             Query(due_before=shared + dt.timedelta(microseconds=1), overdue_unflagged=True),
             Query(states=OPEN_STATES, due_before=T0 + dt.timedelta(days=4), limit=10, overdue_unflagged=True),
         ]
