@@ -9,6 +9,7 @@ error still comes from the ``commit`` that caused it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,33 @@ def test_a_batch_leaves_exactly_what_one_commit_at_a_time_leaves(tmp_path: Path,
         assert dump(batched) == expected  # ...and the end wrote it all, messages in commit order
         assert batched.query(Query(unit="u4")) == [batched.load("W-2")]
         assert batched.query(Query(unit="u1")) == []  # W-1's links were rewritten when it was re-routed
+
+
+@pytest.mark.parametrize("paramstyle", ["qmark", "named"])
+def test_updates_of_rows_written_before_the_batch_leave_the_same(tmp_path: Path, paramstyle: str) -> None:
+    """The flush's UPDATE path on both bindings: rows committed before the batch, then moved on inside it."""
+
+    def script(store: SqlStore, in_batch: bool) -> None:
+        made = [create(make_suggestion(f"U-{n}", at=T0, recommending_unit="u9" if n % 2 else None))
+                for n in range(4)]
+        for c in made:
+            store.commit(c)
+        with store.batch() if in_batch else contextlib.nullcontext():
+            for n, c in enumerate(made):
+                s = store.load(c.suggestion.id)
+                store.commit(advance(s, state=State.REGISTERED, registration_number=f"R-{n}",
+                                     due_at=T0 + dt.timedelta(days=n)))
+            for n, c in enumerate(made[:2]):  # a unit change: the links are rewritten
+                store.commit(advance(store.load(c.suggestion.id), state=State.TRANSFERRED, lead_unit=f"u{n}",
+                                     co_units=("u7",), notify=[f"unit:u{n}"]))
+            store.commit(advance(store.load("U-3"), research_notes="研究", due_at=None))
+
+    with SqlStore.open(f"sqlite:///{tmp_path / 'plain.db'}") as plain:
+        script(plain, in_batch=False)
+        expected = dump(plain)
+    with SqlStore.open(f"sqlite:///{tmp_path / 'batched.db'}", paramstyle=paramstyle) as batched:
+        script(batched, in_batch=True)
+        assert dump(batched) == expected
 
 
 def test_every_read_of_the_batch_sees_its_writes(store: SqlStore) -> None:

@@ -65,3 +65,23 @@ class TestMariaDbStore(StoreContract):
         store = SqlStore(self.url)
         wipe(store.engine)
         return store
+
+
+def test_matches_compares_due_bounds_by_instant_and_refuses_a_naive_bound() -> None:
+    """The filter third-party stores may reuse: at a DST fold, wall time is not the order; naive is an error."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from jianyi_flow.errors import ValidationError
+    from jianyi_flow.store import Query, matches
+    from jianyi_flow.testing import make_suggestion
+
+    york = ZoneInfo("America/New_York")
+    second_0130 = dt.datetime(2024, 11, 3, 1, 30, tzinfo=york, fold=1)  # 06:30Z
+    first_0145 = dt.datetime(2024, 11, 3, 1, 45, tzinfo=york)  # 05:45Z
+    row = make_suggestion("F-1", due_at=second_0130)
+    assert not matches(Query(due_before=first_0145), row)
+    assert matches(Query(due_after=first_0145), row)
+    assert matches(Query(due_before=first_0145.replace(fold=1)), row)
+    with pytest.raises(ValidationError, match=r"query\.due_before"):
+        matches(Query(due_before=dt.datetime(2030, 1, 1)), row)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .clock import require_aware
 from .model import Event, State, Suggestion
 
 
@@ -168,9 +169,9 @@ def matches(query: Query, s: Suggestion) -> bool:
         # by instant, as a database compares them: ``<`` between two datetimes of one zone
         # compares wall times and ignores ``fold`` (at a DST fold, 01:30 the second time is
         # later than 01:45 the first time)
-        if query.due_before is not None and not _utc(due) < _utc(query.due_before):
+        if query.due_before is not None and not _utc(due, "due_at") < _utc(query.due_before, "query.due_before"):
             return False
-        if query.due_after is not None and not _utc(due) >= _utc(query.due_after):
+        if query.due_after is not None and not _utc(due, "due_at") >= _utc(query.due_after, "query.due_after"):
             return False
     if query.after_id is not None and not s.id > query.after_id:
         return False
@@ -179,8 +180,11 @@ def matches(query: Query, s: Suggestion) -> bool:
     return True
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+def _utc(value: dt.datetime, field: str) -> dt.datetime:
+    """``value`` in UTC; a naive one is refused (``astimezone`` would read it as the host's local time)."""
+    if value.tzinfo is dt.UTC:
+        return value
+    return require_aware(value, field).astimezone(dt.UTC)
 
 
 def flagged_for_due(s: Suggestion) -> bool:
