@@ -73,51 +73,6 @@ def test_the_virtual_clock_never_goes_back_and_the_batch_size_changes_nothing() 
     assert one == big == run(7)[0]
 
 
-def test_a_days_tick_shares_the_transaction_of_the_items_around_it() -> None:
-    """Ticks count as agenda items: they do not cut a batch short (fewer, fuller transactions on SqlStore)."""
-    import contextlib
-    from collections.abc import Iterator
-
-    from jianyi_flow.presets import yongchuan_2024
-    from jianyi_flow.store import Change
-
-    class CountingStore(MemoryStore):
-        def __init__(self) -> None:
-            super().__init__()
-            self.batches: list[int] = []  # commits per outermost batch
-            self.depth = 0
-
-        @contextlib.contextmanager
-        def batch(self) -> Iterator[None]:
-            if self.depth == 0:
-                self.batches.append(0)
-            self.depth += 1
-            try:
-                yield
-            finally:
-                self.depth -= 1
-
-        def commit(self, change: Change) -> None:
-            super().commit(change)
-            if self.depth:
-                self.batches[-1] += 1
-
-    def run(batch: int) -> tuple[CountingStore, int, str]:
-        store = CountingStore()
-        result = CampaignSimulator(yongchuan_2024(), store, seed=8, suggestions=300, batch=batch).run()
-        return store, result.ticks, digest(store)
-
-    store, ticks, whole = run(10**6)
-    commits = sum(store.batches)
-    # one transaction up to the handling tail, then one per tail tick
-    assert store.batches[0] > 0.9 * commits
-    assert len(store.batches) < ticks / 2
-    small, _, log = run(50)
-    assert log == whole
-    assert max(small.batches) >= 50  # a batch of 50 items holds at least 50 commits (a tick may add more)
-    assert len(small.batches) < ticks + commits / 50
-
-
 def test_every_path_of_the_workflow_happens(run300: tuple[CampaignSimulator, Campaign]) -> None:
     sim, _ = run300
     kinds = Counter(e.kind for e in iter_events(sim.store))

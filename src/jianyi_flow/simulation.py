@@ -171,8 +171,9 @@ class CampaignSimulator:
     ``flow_factory`` builds the flow (default: :func:`jianyi_flow.campaign.make_flow` with
     the campaign's phase guard and deterministic ids).  ``progress`` is called with
     (done, total) arrivals as the run goes.  ``batch`` is how many agenda items share one
-    store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`),
-    a day's tick counting as one; it changes the speed, never the event log.  ``freeze_gc`` see :meth:`run`.
+    store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`;
+    a day's tick runs in a transaction of its own, between two batches); it changes the speed,
+    never the event log.  ``freeze_gc`` see :meth:`run`.
     """
 
     def __init__(
@@ -278,24 +279,21 @@ class CampaignSimulator:
         arrived = 0
         end_ts = end.timestamp()
         agenda, pop, clock = self._agenda, heapq.heappop, self.clock
-        tick_ts = next_tick.timestamp()
-        while agenda and agenda[0][0] <= end_ts:
-            # Up to ``batch`` items per store transaction, a day's tick counting as one, popped
-            # one at a time: a step may schedule another before the next one already due, and
-            # the agenda must stay in time order (the clock never goes back), whatever the
-            # batch size.  A tick is due before the first item at or after its time.
+        while agenda:
+            when_ts = agenda[0][0]
+            if when_ts > end_ts:
+                break
+            while next_tick.timestamp() <= when_ts:
+                self._tick(next_tick, freeze)
+                next_tick += dt.timedelta(days=1)
+            # Up to ``batch`` items per store transaction, popped one at a time: a step may
+            # schedule another before the next one already due, and the agenda must stay in
+            # time order (the clock never goes back), whatever the batch size.
+            tick_ts = next_tick.timestamp()
             with self._batch():
                 for _ in range(self.batch):
-                    if not agenda:
+                    if not agenda or agenda[0][0] >= tick_ts or agenda[0][0] > end_ts:
                         break
-                    when_ts = agenda[0][0]
-                    if when_ts > end_ts:
-                        break
-                    if tick_ts <= when_ts:
-                        self._tick(next_tick, freeze)
-                        next_tick += dt.timedelta(days=1)
-                        tick_ts = next_tick.timestamp()
-                        continue
                     item = pop(agenda)
                     clock.set(item[2])
                     if item[4] == "receive":
