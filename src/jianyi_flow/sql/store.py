@@ -292,7 +292,7 @@ class _Plan:
     @property
     def units_key(self) -> str:
         """The units as the ``units_key`` column holds them."""
-        return json.dumps(list(self.unit_codes), ensure_ascii=False)
+        return _units_key(self.unit_codes)
 
     def _whole(self, s: Suggestion) -> None:
         """Every column but id and units_key: the SET of an update, plus those two for an insert."""
@@ -696,6 +696,7 @@ def _compile_row_bind(statement: Prepared) -> _RowBind:
 
 
 def _units_key(units: Sequence[str]) -> str:
+    """The ``units_key`` column's text for these unit codes (compared to skip rewriting the link rows)."""
     return json.dumps(list(units), ensure_ascii=False)
 
 
