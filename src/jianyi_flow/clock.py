@@ -27,6 +27,15 @@ def require_aware(value: object, field: str = "time") -> dt.datetime:
     return value
 
 
+def to_utc(value: object, field: str = "datetime") -> dt.datetime:
+    """``value`` as an aware UTC datetime; :class:`ValidationError` if it is not an aware datetime.
+
+    How stores compare and keep times: by instant.  (``<`` between two datetimes of one
+    zone compares wall times and ignores ``fold``.)
+    """
+    return require_aware(value, field).astimezone(dt.UTC)
+
+
 class InstantTexts:
     """``convert(value)`` for aware datetimes, memoised by instant: ``texts(value)``.
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .clock import require_aware
+from .clock import to_utc
 from .model import Event, State, Suggestion
 
 
@@ -166,25 +166,19 @@ def matches(query: Query, s: Suggestion) -> bool:
         due = s.due_at
         if due is None:
             return False
-        # by instant, as a database compares them: ``<`` between two datetimes of one zone
-        # compares wall times and ignores ``fold`` (at a DST fold, 01:30 the second time is
+        # by instant, as a database compares them (at a DST fold, 01:30 the second time is
         # later than 01:45 the first time)
-        if query.due_before is not None and not _utc(due, "due_at") < _utc(query.due_before, "query.due_before"):
-            return False
-        if query.due_after is not None and not _utc(due, "due_at") >= _utc(query.due_after, "query.due_after"):
-            return False
+        if query.due_before is not None or query.due_after is not None:
+            due = to_utc(due, "due_at")
+            if query.due_before is not None and not due < to_utc(query.due_before, "query.due_before"):
+                return False
+            if query.due_after is not None and not due >= to_utc(query.due_after, "query.due_after"):
+                return False
     if query.after_id is not None and not s.id > query.after_id:
         return False
     if query.overdue_unflagged and flagged_for_due(s):
         return False
     return True
-
-
-def _utc(value: dt.datetime, field: str) -> dt.datetime:
-    """``value`` in UTC; a naive one is refused (``astimezone`` would read it as the host's local time)."""
-    if value.tzinfo is dt.UTC:
-        return value
-    return require_aware(value, field).astimezone(dt.UTC)
 
 
 def flagged_for_due(s: Suggestion) -> bool:

@@ -70,7 +70,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
-from ..clock import SHANGHAI
+from ..clock import SHANGHAI, to_utc
 from ..errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -99,7 +99,7 @@ from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
-from .types import EncodedJson, JsonText, UtcDateTime, dumps, to_utc
+from .types import EncodedJson, JsonText, UtcDateTime, dumps
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "SqlStore"]
 

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.processors import str_to_datetime
 from sqlalchemy.types import TypeEngine
 
-from ..clock import SHANGHAI, InstantTexts
+from ..clock import SHANGHAI, InstantTexts, to_utc
 from ..errors import ValidationError
 
 __all__ = [
@@ -206,15 +206,6 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
             value = value.replace(tzinfo=dt.UTC)
         result: dt.datetime = value.astimezone(SHANGHAI)
         return result
-
-
-def to_utc(value: object, field: str = "datetime") -> dt.datetime:
-    """``value`` as an aware UTC datetime; :class:`ValidationError` if it is not an aware datetime."""
-    if not isinstance(value, dt.datetime):
-        raise ValidationError(field, "must be a datetime")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
-    return value.astimezone(dt.UTC)
 
 
 # --- SQLite's UtcDateTime conversions, for statements run straight on the driver -------------
