@@ -332,6 +332,35 @@ def test_mark_sent_records_when(store: SqlStore) -> None:
     assert recorded == sent_at
 
 
+def test_mark_sent_without_at_takes_the_stores_clock(sqlite_url: str) -> None:
+    clock = FakeClock(dt.datetime(2024, 12, 30, 23, 59, 30, tzinfo=SHANGHAI))
+    with SqlStore(sqlite_url, clock=clock) as store:
+        store.commit(create(make_suggestion("ms-2"), notify=["office", "unit:u1"]))
+        [first, second] = store.claim(5, T0, dt.timedelta(minutes=1))
+        assert first.id is not None and second.id is not None
+        store.mark_sent([first.id])
+        clock.advance(minutes=1)
+        store.mark_sent([second.id])
+        with store.engine.connect() as conn:
+            recorded = dict(conn.execute(sa.select(outbox.c.id, outbox.c.sent_at)).all())
+    assert recorded == {first.id: dt.datetime(2024, 12, 30, 23, 59, 30, tzinfo=SHANGHAI),
+                        second.id: dt.datetime(2024, 12, 31, 0, 0, 30, tzinfo=SHANGHAI)}
+
+
+def test_mark_sent_refuses_a_clock_that_gives_naive_times(sqlite_url: str) -> None:
+    class NaiveClock:
+        def now(self) -> dt.datetime:
+            return dt.datetime(2024, 8, 21, 9, 0)
+
+    with SqlStore.open(sqlite_url, clock=NaiveClock()) as store:
+        store.commit(create(make_suggestion("ms-3"), notify=["office"]))
+        [only] = store.claim(5, T0, dt.timedelta(minutes=1))
+        assert only.id is not None
+        with pytest.raises(ValidationError, match=r"clock\.now\(\)"):
+            store.mark_sent([only.id])
+        assert store.outbox_pending() == 1
+
+
 def test_export_events_pages_whole_histories(store: SqlStore) -> None:
     flow = Flow(store, FakeClock(T0), ids=iter(f"x{n:03d}" for n in range(100)).__next__)
     for _ in range(25):

@@ -70,7 +70,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
-from ..clock import SHANGHAI, to_utc
+from ..clock import SHANGHAI, Clock, SystemClock, to_utc
 from ..errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -721,9 +721,16 @@ class SqlStore:
     The tables must exist: run :func:`jianyi_flow.db.upgrade` (or ``jianyi-flow db
     upgrade URL``) when deploying, or open with :meth:`open` / ``create=True``, which run
     the migrations first.  The store never creates tables behind your back.
+
+    ``clock`` says when :meth:`mark_sent` delivered a message when the relay does not pass
+    ``at`` (the store's only own reading of time); by default the :class:`SystemClock`.
+    Pass the clock your ``Flow`` uses so a simulated campaign records simulated times.
     """
 
-    def __init__(self, url_or_engine: str | URL | Engine, *, create: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url_or_engine: str | URL | Engine, *, create: bool = False, clock: Clock | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
         if isinstance(url_or_engine, Engine):
             if engine_kwargs:
                 raise ValidationError("engine_kwargs", "only apply when the store opens the engine from a URL")
@@ -733,6 +740,7 @@ class SqlStore:
             engine = create_engine(url_or_engine, **engine_kwargs)
             self._owns_engine = True
         self._engine = engine
+        self._clock: Clock = SystemClock() if clock is None else clock
         self._closed = False
         self._backend = engine.dialect.name
         memory = self._backend == "sqlite" and is_memory_sqlite(engine.url)
@@ -761,13 +769,16 @@ class SqlStore:
             upgrade(engine)
 
     @classmethod
-    def open(cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, **engine_kwargs: Any) -> SqlStore:
+    def open(
+        cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, clock: Clock | None = None,
+        **engine_kwargs: Any,
+    ) -> SqlStore:
         """Open a store, first bringing the schema to the newest migration when ``migrate`` (the default).
 
         For tests, tools and single-process deployments.  Deployments where the schema
         is migrated as a release step open with ``SqlStore(url)`` instead.
         """
-        return cls(url_or_engine, create=migrate, **engine_kwargs)
+        return cls(url_or_engine, create=migrate, clock=clock, **engine_kwargs)
 
     @property
     def engine(self) -> Engine:
@@ -1547,10 +1558,10 @@ class SqlStore:
     def mark_sent(self, ids: Iterable[int], *, at: dt.datetime | None = None) -> None:
         """Mark messages delivered; unknown or already sent ids are ignored.
 
-        ``at`` is recorded as ``sent_at`` (the relay passes its clock's time); by default
-        the wall clock, since this is bookkeeping for operators that no rule reads.
+        ``at`` is recorded as ``sent_at``; by default the time of the store's ``clock``
+        (see :class:`SqlStore`).  Only operators read it: no rule depends on it.
         """
-        when = to_utc(at, "at") if at is not None else dt.datetime.now(dt.UTC)
+        when = to_utc(at, "at") if at is not None else to_utc(self._clock.now(), "clock.now()")
         todo = sorted(set(ids))
         if not todo:
             return
