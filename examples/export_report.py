@@ -24,8 +24,8 @@ def main(out: Path) -> None:
     result = CampaignSimulator(campaign, store, seed=7, suggestions=200).run()
     report = build_report(campaign, store, result.ended)
     out.mkdir(parents=True, exist_ok=True)
-    for fmt, name in (("md", "report.md"), ("html", "report.html"), ("json", "report.json"),
-                      ("xlsx", "report.xlsx"), ("csv", "report-csv")):
+    for fmt, name in (("text", "report.txt"), ("md", "report.md"), ("html", "report.html"),
+                      ("json", "report.json"), ("xlsx", "report.xlsx"), ("csv", "report-csv")):
         render(report, fmt, out / name)
     (out / "摘报.md").write_text(excerpt_report(report), encoding="utf-8")
     (out / "分析报告.md").write_text(analysis_report(report), encoding="utf-8")

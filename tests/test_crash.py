@@ -1,8 +1,9 @@
 """Crashes: a process killed mid-campaign leaves a SQLite database that is whole.
 
-A child process (tests/crash_child.py) runs a campaign simulation on a SQLite file, one
-transaction per command.  The parent waits until the database holds a random number of
-events, waits a random moment more, and kills the child with SIGKILL — no exception
+A child process (tests/crash_child.py) runs a campaign simulation on a SQLite file, up to
+200 agenda items per transaction (``SqlStore.batch()``; a kill loses at most the open
+batch).  The parent waits until the database holds a random number of events, waits a
+random moment more, and kills the child with SIGKILL — no exception
 handler, no ``finally``, no rollback runs.  Then it reopens the file and checks:
 
 * SQLite's own ``PRAGMA integrity_check`` is ``ok``;

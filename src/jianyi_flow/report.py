@@ -983,8 +983,9 @@ def build_report(
     "as of" a past day can be rebuilt from a later store), and it decides which open steps
     are overdue and which are pending.  ``calendar`` counts working
     days overdue (the campaign calendar, :func:`~jianyi_flow.calendar.default_calendar`, by
-    default).  ``page`` is passed to :func:`~jianyi_flow.store.iter_events`: a store without a
-    bulk event export (MemoryStore) rescans its rows once per page, so pages are large.
+    default).  ``page`` is passed to :func:`~jianyi_flow.store.iter_events`: stores with a bulk
+    ``export_events`` (MemoryStore, SqlStore) read a page of suggestions at a time; a store
+    without one is read one history per suggestion.
 
     ``unmasked=True`` shows proposers' names, phones and addresses in the excerpt items; it
     needs an ``actor`` of role :attr:`~jianyi_flow.model.Role.COLLECTION_OFFICE`, else

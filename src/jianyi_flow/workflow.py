@@ -4,7 +4,7 @@ One :class:`transitions.Machine` describes every state and command.  Suggestions
 immutable attrs objects, so the machine never touches them: a per-thread
 :class:`_Cursor` (the thin adapter) is added to the machine once, set to a suggestion's
 state, triggered, and read back.  No machine is built and no model is added per
-suggestion (that costs 200–800 µs and grows with every model; a trigger costs ~10 µs).
+suggestion (that costs 200–800 µs and grows with every model; a trigger costs 7–10 µs).
 
 Triggers are the commands of :class:`jianyi_flow.Flow`, except ``decide``, which picks
 one of ``adopt`` / ``adopt_partially`` / ``decline`` by its outcome.  Triggers whose
@@ -76,7 +76,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     "return_transfer": "the unit returns a misrouted transfer to the office within 5 working days (退回)",
     "reopen": "after a 'dissatisfied' rating the unit handles it again, once (重新办理)",
     "close_unrated": "the rating window closed without a rating (评价期满未评价)",
-    "extend": "the current deadline is extended once, by at most 30 days, with an approver (延期)",
+    "extend": "the current deadline is extended once, by at most 30 days (the 60-day rule's proviso "
+              "延长期限不得超过30日, docs/calendar.md), with an approver (延期)",
     "flag_overdue": "the current step passed its deadline; recorded once per deadline (超期)",
     "report_upward": "reported to the party committee and government as original, excerpt or analysis (呈报)",
     "forward_to_city": "forwarded to the municipal office (呈送市信访办)",
