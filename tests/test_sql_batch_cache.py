@@ -381,6 +381,44 @@ def test_the_least_recently_used_rows_go_first(store: SqlStore, monkeypatch: pyt
         assert list(cache_of(store))[-3:] == ["L-09", "L-10", "L-11"]
 
 
+def test_cache_rows_bounds_the_cache_of_that_store(sqlite_template: Path, tmp_path: Path) -> None:  # noqa: F811
+    url = sqlite_copy(sqlite_template, tmp_path)
+    with SqlStore(url, cache_rows=4) as small, SqlStore(url) as default:
+        for n in range(6):
+            small.commit(create(make_suggestion(f"R-{n}")))
+        with small.batch():
+            for n in range(6):
+                small.load(f"R-{n}")
+            assert list(cache_of(small)) == ["R-2", "R-3", "R-4", "R-5"]  # one (a quarter of 4) went at a time
+        with default.batch():
+            for n in range(6):
+                default.load(f"R-{n}")
+            assert len(cache_of(default)) == 6
+
+
+@pytest.mark.parametrize("bad", [0, 3, -1, 4.0, True, "100"])
+def test_cache_rows_must_be_a_whole_number_of_at_least_four(sqlite_template: Path, tmp_path: Path,  # noqa: F811
+                                                            bad: Any) -> None:
+    url = sqlite_copy(sqlite_template, tmp_path)
+    with pytest.raises(ValidationError, match="cache_rows"):
+        SqlStore(url, cache_rows=bad)
+    with pytest.raises(ValidationError, match="cache_rows"):
+        SqlStore.open(url, cache_rows=bad)
+
+
+def test_pieces_of_common_values_are_shared_and_typed() -> None:
+    """One object per (field, type, value) for None, flags, counts and enum values; ``True`` is not ``1``."""
+    piece = sql_store._piece
+    assert piece("outcome", None) is piece("outcome", None) == '"outcome":null'
+    assert piece("extended", True) is piece("extended", True) == '"extended":true'
+    assert piece("reopen_count", 1) == '"reopen_count":1'
+    assert piece("reopen_count", True) == '"reopen_count":true'  # same hash as 1, other piece
+    assert piece("outcome", "adopted") is piece("outcome", "adopted") == '"outcome":"adopted"'
+    text = "市民建议：" + "x" * 40
+    assert piece("title", text) == '"title":' + sql_store.dumps(text)
+    assert piece("title", text) is not piece("title", text)  # free text is never kept
+
+
 def test_on_sqlite_a_remembered_row_is_not_read_again(store: SqlStore) -> None:
     if store.engine.dialect.name != "sqlite":
         pytest.skip("only SQLite's write lock makes a remembered row safe to hand out")

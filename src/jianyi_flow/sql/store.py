@@ -44,8 +44,8 @@ and serve the next batch, but only if nothing else has written to the database s
 next batch, holding the write lock, checks that it runs on the same connection, that
 ``PRAGMA data_version`` is unchanged (no other connection or process committed) and that
 the connection's ``total_changes`` is unchanged (nothing was written on it outside a
-batch); otherwise it starts afresh.  At most ``_CACHE_ROWS`` rows are kept, least
-recently used first out.
+batch); otherwise it starts afresh.  At most ``cache_rows`` rows are kept (by default
+``_CACHE_ROWS``), least recently used first out.
 
 On SQLite a batch also *writes behind*: a commit is checked against the rows the batch
 holds (which, under the write lock, are the database's) and queued, and the queued rows,
@@ -135,13 +135,17 @@ _UNIT_KEYS = tuple(suggestion_units.c.keys())
 
 _UNIT_FIELDS = frozenset({"lead_unit", "co_units", "recommending_unit"})
 _RETRIES = 3
-_CACHE_ROWS = 50_000
-"""Most rows a batch keeps for its loads and commits (see :class:`_Cached`); the least recently used go first.
+_CACHE_ROWS = 100_000
+"""Most rows a batch keeps for its loads and commits by default (``SqlStore(cache_rows=...)``; see :class:`_Cached`).
 
-A kept row costs about 7 KB (the row, its encoded document and that document's pieces).
-Measured on the 100,000-suggestion simulation on SQLite: 20,000 rows 211 s and 395 MiB peak,
-45,000 rows 201 s and 661 MiB, 60,000 rows 189 s and 817 MiB (the working set of a large
-campaign is tens of thousands of suggestions; every miss is a read and a decode).  Reproduce with
+The least recently used quarter goes when it is full.  A kept row costs about 6 KB (the
+row, its encoded document and that document's pieces, the pieces of common values shared),
+so a full cache is about 600 MB; a batch that touches fewer rows keeps fewer.  Measured on
+the 100,000-suggestion simulation on SQLite (a row evicted is read and decoded again when
+the suggestion next moves): with 7 KB rows, 20,000 rows 211 s and 395 MiB peak, 45,000 rows
+201 s and 661 MiB, 60,000 rows 189 s and 817 MiB (an older, faster source, on the AMD
+machine); on the Xeon on 2026-11-26, 50,000 rows 264.2 / 261.9 s and 692 MiB, 100,000 rows
+(no row evicted) 246.1 / 246.6 s and 955 MiB, alternating.  Reproduce with
 JIANYI_BENCH_CACHE_ROWS=N python -m benchmarks.simulation --child sqlite 100000 DB."""
 _CONNECTION_TOKEN = "jianyi_flow_connection_token"
 _CHUNK = 500
@@ -626,7 +630,28 @@ _WRITE_BEHIND = 2000
 
 
 def _piece(name: str, encoded: Any) -> str:
-    return f'"{name}":{dumps(encoded)}'  # data field names are identifiers: no escaping needed
+    """``'"name":<json>'``: one data field of the document (see :func:`_document`).
+
+    The pieces of the few values most fields hold — ``None``, a flag, a count, an enum's
+    value — are shared: every cached row keeps one piece per field, and most of a row's
+    thirty-odd pieces are such values (about 1 KB a row of the batch cache, and no
+    ``dumps``).  Keyed by type as well, since ``True == 1``.
+    """
+    kind = type(encoded)
+    if encoded is None or kind is bool or kind is int or (kind is str and name in _ENUM_FIELDS):
+        key = (name, kind, encoded)
+        piece = _COMMON_PIECES.get(key)
+        if piece is None:
+            piece = f'"{name}":{dumps(encoded)}'  # data field names are identifiers: no escaping needed
+            if len(_COMMON_PIECES) < _COMMON_PIECES_MAX:
+                _COMMON_PIECES[key] = piece
+        return piece
+    return f'"{name}":{dumps(encoded)}'
+
+
+_COMMON_PIECES: dict[tuple[str, type, Any], str] = {}
+_COMMON_PIECES_MAX = 10_000
+"""Bound on the shared pieces (large counts are rare, but nothing else bounds them)."""
 
 
 def _document(entry: _Cached) -> EncodedJson:
@@ -722,6 +747,10 @@ class SqlStore:
     upgrade URL``) when deploying, or open with :meth:`open` / ``create=True``, which run
     the migrations first.  The store never creates tables behind your back.
 
+    ``cache_rows`` bounds the rows a :meth:`batch` keeps for the loads and commits of the
+    batches that follow (on SQLite; about 6 KB each, see ``_CACHE_ROWS``, 100,000 by
+    default): lower it where memory is tight, at the price of reading evicted rows again.
+
     ``clock`` says when :meth:`mark_sent` delivered a message when the relay does not pass
     ``at`` (the store's only own reading of time); by default the :class:`SystemClock`.
     Pass the clock your ``Flow`` uses so a simulated campaign records simulated times.
@@ -729,8 +758,13 @@ class SqlStore:
 
     def __init__(
         self, url_or_engine: str | URL | Engine, *, create: bool = False, clock: Clock | None = None,
-        **engine_kwargs: Any,
+        cache_rows: int | None = None, **engine_kwargs: Any,
     ) -> None:
+        if cache_rows is not None and (
+            not isinstance(cache_rows, int) or isinstance(cache_rows, bool) or cache_rows < 4
+        ):
+            raise ValidationError("cache_rows", "must be a whole number, at least 4 (a quarter is evicted at a time)")
+        self._cache_rows = cache_rows
         if isinstance(url_or_engine, Engine):
             if engine_kwargs:
                 raise ValidationError("engine_kwargs", "only apply when the store opens the engine from a URL")
@@ -771,14 +805,14 @@ class SqlStore:
     @classmethod
     def open(
         cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, clock: Clock | None = None,
-        **engine_kwargs: Any,
+        cache_rows: int | None = None, **engine_kwargs: Any,
     ) -> SqlStore:
         """Open a store, first bringing the schema to the newest migration when ``migrate`` (the default).
 
         For tests, tools and single-process deployments.  Deployments where the schema
         is migrated as a release step open with ``SqlStore(url)`` instead.
         """
-        return cls(url_or_engine, create=migrate, clock=clock, **engine_kwargs)
+        return cls(url_or_engine, create=migrate, clock=clock, cache_rows=cache_rows, **engine_kwargs)
 
     @property
     def engine(self) -> Engine:
@@ -1428,18 +1462,23 @@ class SqlStore:
     def _remember(self, cache: dict[str, _Cached], entry: _Cached) -> _Cached:
         """Keep ``entry`` in the open batch's cache as its most recent row.
 
-        Past ``_CACHE_ROWS`` rows the least recently used quarter goes (a dict keeps
+        Past ``cache_rows`` rows the least recently used quarter goes (a dict keeps
         insertion order, and a row used again is re-inserted at the end).
         """
         sid = entry.row.id
-        if cache.pop(sid, None) is None and len(cache) >= _CACHE_ROWS:
+        limit = self._cache_limit()
+        if cache.pop(sid, None) is None and len(cache) >= limit:
             pending: _Pending | None = getattr(self._local, "pending", None)
             dirty = pending.rows if pending is not None else {}
-            for old in list(itertools.islice(cache, _CACHE_ROWS // 4)):
+            for old in list(itertools.islice(cache, max(limit // 4, 1))):
                 if old not in dirty:  # a row not yet written stays: it is the only copy
                     del cache[old]
         cache[sid] = entry
         return entry
+
+    def _cache_limit(self) -> int:
+        """The store's ``cache_rows``, else the module's default (read each time: tests patch it)."""
+        return _CACHE_ROWS if self._cache_rows is None else self._cache_rows
 
     def history(self, suggestion_id: str) -> list[Event]:
         rows = self._read(lambda conn: conn.execute(self._sel_history, {"w_id": suggestion_id}).all())
@@ -1456,7 +1495,7 @@ class SqlStore:
         stmt = self._query_select(query, self._raw_row_columns)
         rows = self._read(lambda conn: conn.execute(stmt).all())
         cache: dict[str, _Cached] | None = getattr(self._local, "cache", None)
-        keep = cache is not None and len(rows) <= _CACHE_ROWS // 4
+        keep = cache is not None and len(rows) <= self._cache_limit() // 4
         out: list[Suggestion] = []
         for r in rows:
             if cache is not None:
