@@ -138,14 +138,15 @@ _RETRIES = 3
 _CACHE_ROWS = 100_000
 """Most rows a batch keeps for its loads and commits by default (``SqlStore(cache_rows=...)``; see :class:`_Cached`).
 
-The least recently used quarter goes when it is full.  A kept row costs about 6 KB (the
+The least recently used quarter goes when it is full.  A kept row costs 5–6 KB (the
 row, its encoded document and that document's pieces, the pieces of common values shared),
-so a full cache is about 600 MB; a batch that touches fewer rows keeps fewer.  Measured on
+so a full cache is 500–600 MB; a batch that touches fewer rows keeps fewer.  Measured on
 the 100,000-suggestion simulation on SQLite (a row evicted is read and decoded again when
 the suggestion next moves): with 7 KB rows, 20,000 rows 211 s and 395 MiB peak, 45,000 rows
 201 s and 661 MiB, 60,000 rows 189 s and 817 MiB (an older, faster source, on the AMD
-machine); on the Xeon on 2026-11-26, 50,000 rows 264.2 / 261.9 s and 692 MiB, 100,000 rows
-(no row evicted) 246.1 / 246.6 s and 955 MiB, alternating.  Reproduce with
+machine); on the Xeon on 2026-11-26, six alternating runs each, 50,000 rows 246.4 s on
+average and 692 MiB, 100,000 rows (no row evicted) 233.8 s and 830 MiB with the shared
+pieces (docs/performance.md has every run).  Reproduce with
 JIANYI_BENCH_CACHE_ROWS=N python -m benchmarks.simulation --child sqlite 100000 DB."""
 _CONNECTION_TOKEN = "jianyi_flow_connection_token"
 _CHUNK = 500
@@ -748,7 +749,7 @@ class SqlStore:
     the migrations first.  The store never creates tables behind your back.
 
     ``cache_rows`` bounds the rows a :meth:`batch` keeps for the loads and commits of the
-    batches that follow (on SQLite; about 6 KB each, see ``_CACHE_ROWS``, 100,000 by
+    batches that follow (on SQLite; 5–6 KB each, see ``_CACHE_ROWS``, 100,000 by
     default): lower it where memory is tight, at the price of reading evicted rows again.
 
     ``clock`` says when :meth:`mark_sent` delivered a message when the relay does not pass
