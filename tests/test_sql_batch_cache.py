@@ -381,9 +381,11 @@ def test_the_least_recently_used_rows_go_first(store: SqlStore, monkeypatch: pyt
         assert list(cache_of(store))[-3:] == ["L-09", "L-10", "L-11"]
 
 
-def test_cache_rows_bounds_the_cache_of_that_store(sqlite_template: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_cache_rows_bounds_the_cache_of_that_store(sqlite_template: Path, tmp_path: Path,  # noqa: F811
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_store, "_CACHE_ROWS", 4)  # the default, for stores given no cache_rows
     url = sqlite_copy(sqlite_template, tmp_path)
-    with SqlStore(url, cache_rows=4) as small, SqlStore(url) as default:
+    with SqlStore(url, cache_rows=4) as small, SqlStore(url, cache_rows=8) as larger, SqlStore(url) as default:
         for n in range(6):
             small.commit(create(make_suggestion(f"R-{n}")))
         with small.batch():
@@ -393,7 +395,31 @@ def test_cache_rows_bounds_the_cache_of_that_store(sqlite_template: Path, tmp_pa
         with default.batch():
             for n in range(6):
                 default.load(f"R-{n}")
-            assert len(cache_of(default)) == 6
+            assert list(cache_of(default)) == ["R-2", "R-3", "R-4", "R-5"]
+        with larger.batch():
+            for n in range(6):
+                larger.load(f"R-{n}")
+            assert len(cache_of(larger)) == 6
+
+
+def test_a_cache_grown_past_its_bound_by_unwritten_rows_shrinks_back(sqlite_template: Path,  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    """Rows not yet written are never evicted; once written, the next rows bring the cache back under its bound."""
+    with SqlStore(sqlite_copy(sqlite_template, tmp_path), cache_rows=4) as store:
+        if store.engine.dialect.name != "sqlite":
+            pytest.skip("write-behind is SQLite's")
+        for n in range(3):
+            store.commit(create(make_suggestion(f"X-{n}")))  # committed before: not in any batch's cache
+        with store.batch():
+            for n in range(10):
+                store.commit(create(make_suggestion(f"W-{n}")))
+            assert len(cache_of(store)) == 10  # all held back, none written: none may go
+        with store.batch():  # the rows the last batch left, now written
+            assert len(cache_of(store)) == 10
+            for n in range(3):
+                store.load(f"X-{n}")
+                assert len(cache_of(store)) <= 4
+            assert list(cache_of(store))[-3:] == ["X-0", "X-1", "X-2"]
 
 
 @pytest.mark.parametrize("bad", [0, 3, -1, 4.0, True, "100"])
@@ -406,8 +432,11 @@ def test_cache_rows_must_be_a_whole_number_of_at_least_four(sqlite_template: Pat
         SqlStore.open(url, cache_rows=bad)
 
 
-def test_pieces_of_common_values_are_shared_and_typed() -> None:
+def test_pieces_of_common_values_are_shared_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     """One object per (field, type, value) for None, flags, counts and enum values; ``True`` is not ``1``."""
+    import enum
+
+    monkeypatch.setattr(sql_store, "_COMMON_PIECES", {})
     piece = sql_store._piece
     assert piece("outcome", None) is piece("outcome", None) == '"outcome":null'
     assert piece("extended", True) is piece("extended", True) == '"extended":true'
@@ -416,7 +445,32 @@ def test_pieces_of_common_values_are_shared_and_typed() -> None:
     assert piece("outcome", "adopted") is piece("outcome", "adopted") == '"outcome":"adopted"'
     text = "市民建议：" + "x" * 40
     assert piece("title", text) == '"title":' + sql_store.dumps(text)
-    assert piece("title", text) is not piece("title", text)  # free text is never kept
+    assert ("title", str, text) not in sql_store._COMMON_PIECES  # free text is never kept
+
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    assert piece("reopen_count", Level.ONE) == '"reopen_count":' + sql_store.dumps(Level.ONE)
+    assert len(sql_store._COMMON_PIECES) == 5  # None, True, 1, True under another key, "adopted"
+
+
+def test_shared_pieces_stop_at_their_bound_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql_store, "_COMMON_PIECES", {})
+    monkeypatch.setattr(sql_store, "_COMMON_PIECES_MAX", 2)
+    for n in range(10):
+        assert sql_store._piece("return_count", n) == f'"return_count":{n}'
+    assert len(sql_store._COMMON_PIECES) == 2
+
+
+def test_a_document_of_shared_pieces_is_the_document_encoded_whole(store: SqlStore) -> None:
+    store.commit(create(make_maximal("P-1")))
+    with store.batch():
+        store.load("P-1")
+        entry = cache_of(store)["P-1"]
+        assert str(sql_store._document(entry)) == sql_store.dumps(entry.data)
+        store.commit(advance(entry.row, outcome=None, extended=True, reopen_count=2))
+        entry = cache_of(store)["P-1"]
+        assert str(sql_store._document(entry)) == sql_store.dumps(entry.data)
 
 
 def test_on_sqlite_a_remembered_row_is_not_read_again(store: SqlStore) -> None:

@@ -138,7 +138,7 @@ _RETRIES = 3
 _CACHE_ROWS = 100_000
 """Most rows a batch keeps for its loads and commits by default (``SqlStore(cache_rows=...)``; see :class:`_Cached`).
 
-The least recently used quarter goes when it is full.  A kept row costs 5–6 KB (the
+The least recently used quarter (at least one row) goes when it is full.  A kept row costs 5–6 KB (the
 row, its encoded document and that document's pieces, the pieces of common values shared),
 so a full cache is 500–600 MB; a batch that touches fewer rows keeps fewer.  Measured on
 the 100,000-suggestion simulation on SQLite (a row evicted is read and decoded again when
@@ -635,8 +635,9 @@ def _piece(name: str, encoded: Any) -> str:
 
     The pieces of the few values most fields hold — ``None``, a flag, a count, an enum's
     value — are shared: every cached row keeps one piece per field, and most of a row's
-    thirty-odd pieces are such values (about 1 KB a row of the batch cache, and no
-    ``dumps``).  Keyed by type as well, since ``True == 1``.
+    thirty-odd pieces are such values (about 1.3 KB a row of the batch cache, and no
+    ``dumps``).  Keyed by type as well, since ``True == 1``; exact types only (an
+    ``IntEnum`` or a ``str`` subclass is encoded each time).
     """
     kind = type(encoded)
     if encoded is None or kind is bool or kind is int or (kind is str and name in _ENUM_FIELDS):
@@ -748,8 +749,8 @@ class SqlStore:
     upgrade URL``) when deploying, or open with :meth:`open` / ``create=True``, which run
     the migrations first.  The store never creates tables behind your back.
 
-    ``cache_rows`` bounds the rows a :meth:`batch` keeps for the loads and commits of the
-    batches that follow (on SQLite; 5–6 KB each, see ``_CACHE_ROWS``, 100,000 by
+    ``cache_rows`` bounds the rows a :meth:`batch` keeps for its loads and commits (on
+    SQLite also for the batches that follow; 5–6 KB each, see ``_CACHE_ROWS``, 100,000 by
     default): lower it where memory is tight, at the price of reading evicted rows again.
 
     ``clock`` says when :meth:`mark_sent` delivered a message when the relay does not pass
@@ -764,7 +765,9 @@ class SqlStore:
         if cache_rows is not None and (
             not isinstance(cache_rows, int) or isinstance(cache_rows, bool) or cache_rows < 4
         ):
-            raise ValidationError("cache_rows", "must be a whole number, at least 4 (a quarter is evicted at a time)")
+            raise ValidationError(
+                "cache_rows", f"must be a whole number, at least 4 (a quarter is evicted at a time), got {cache_rows!r}"
+            )
         self._cache_rows = cache_rows
         if isinstance(url_or_engine, Engine):
             if engine_kwargs:
@@ -1463,17 +1466,24 @@ class SqlStore:
     def _remember(self, cache: dict[str, _Cached], entry: _Cached) -> _Cached:
         """Keep ``entry`` in the open batch's cache as its most recent row.
 
-        Past ``cache_rows`` rows the least recently used quarter goes (a dict keeps
-        insertion order, and a row used again is re-inserted at the end).
+        Past ``cache_rows`` rows the least recently used quarter (at least one row) goes,
+        and as many more as the cache is over its bound (rows not yet written are never
+        evicted, so a write-behind batch can hold more for a while); a dict keeps insertion
+        order, and a row used again is re-inserted at the end.
         """
         sid = entry.row.id
         limit = self._cache_limit()
         if cache.pop(sid, None) is None and len(cache) >= limit:
             pending: _Pending | None = getattr(self._local, "pending", None)
             dirty = pending.rows if pending is not None else {}
-            for old in list(itertools.islice(cache, max(limit // 4, 1))):
-                if old not in dirty:  # a row not yet written stays: it is the only copy
+            excess = len(cache) - limit + max(limit // 4, 1)
+            # a row not yet written stays (it is the only copy): look past at most all of them
+            for old in list(itertools.islice(cache, excess + len(dirty))):
+                if excess <= 0:
+                    break
+                if old not in dirty:
                     del cache[old]
+                    excess -= 1
         cache[sid] = entry
         return entry
 
@@ -1601,10 +1611,12 @@ class SqlStore:
         ``at`` is recorded as ``sent_at``; by default the time of the store's ``clock``
         (see :class:`SqlStore`).  Only operators read it: no rule depends on it.
         """
-        when = to_utc(at, "at") if at is not None else to_utc(self._clock.now(), "clock.now()")
         todo = sorted(set(ids))
         if not todo:
+            if at is not None:
+                to_utc(at, "at")  # a bad argument is refused even when there is nothing to mark
             return
+        when = to_utc(at, "at") if at is not None else to_utc(self._clock.now(), "clock.now()")
 
         def work(tx: Tx) -> None:
             for chunk in _chunks(todo):
