@@ -90,12 +90,10 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
     if os.environ.get("JIANYI_BENCH_FIRE_TABLE"):  # an experiment knob: the transitions trigger replaced
         _fire_from_a_table()
     rows = os.environ.get("JIANYI_BENCH_CACHE_ROWS")
-    if rows:  # an experiment knob: the SQLite batch row cache size
-        import jianyi_flow.sql.store as sql_store
-
-        sql_store._CACHE_ROWS = int(rows)
-        log(f"simulation/{kind}: batch row cache {int(rows):,} rows")
-    store: Any = MemoryStore() if kind == "memory" else SqlStore.open(f"sqlite:///{db}")
+    cache_rows = int(rows) if rows else None  # an experiment knob: the SQLite batch row cache size
+    if cache_rows is not None:
+        log(f"simulation/{kind}: batch row cache {cache_rows:,} rows")
+    store: Any = MemoryStore() if kind == "memory" else SqlStore.open(f"sqlite:///{db}", cache_rows=cache_rows)
     last = [time.perf_counter()]
 
     def progress(done: int, total: int) -> None:

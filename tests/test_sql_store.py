@@ -196,6 +196,8 @@ def test_naive_datetimes_are_refused_before_anything_is_written(store: SqlStore)
         store.claim(1, naive, dt.timedelta(minutes=1))
     with pytest.raises(ValidationError):
         store.mark_sent([1], at=naive)
+    with pytest.raises(ValidationError, match="at"):
+        store.mark_sent([], at=naive)  # even with nothing to mark
     assert sum(row_counts(store).values()) == 0
 
 

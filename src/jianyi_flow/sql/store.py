@@ -1611,12 +1611,12 @@ class SqlStore:
         ``at`` is recorded as ``sent_at``; by default the time of the store's ``clock``
         (see :class:`SqlStore`).  Only operators read it: no rule depends on it.
         """
+        when = None if at is None else to_utc(at, "at")  # refused even when there is nothing to mark
         todo = sorted(set(ids))
         if not todo:
-            if at is not None:
-                to_utc(at, "at")  # a bad argument is refused even when there is nothing to mark
             return
-        when = to_utc(at, "at") if at is not None else to_utc(self._clock.now(), "clock.now()")
+        if when is None:
+            when = to_utc(self._clock.now(), "clock.now()")
 
         def work(tx: Tx) -> None:
             for chunk in _chunks(todo):
