@@ -1,0 +1,187 @@
+"""``LeanMachine`` behaves like the stock ``transitions.Machine``, minus its per-step log lines."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from transitions import Machine, MachineError
+
+from jianyi_flow.machine import LeanMachine
+from jianyi_flow.model import State
+from jianyi_flow.workflow import MACHINE, TRANSITIONS, _plain, fire
+
+KINDS = [Machine, LeanMachine]
+
+
+def workflow_machine(kind: type[Machine]) -> Machine:
+    return kind(model=None, states=[s.value for s in State], transitions=[_plain(t) for t in TRANSITIONS],
+                initial=State.RECEIVED.value, auto_transitions=False, ignore_invalid_triggers=False)
+
+
+class Cursor:
+    state: str
+
+
+def outcome(machine: Machine, cursor: Cursor, trigger: str, state: str) -> tuple[str, Any]:
+    cursor.state = state
+    try:
+        result = machine.events[trigger].trigger(cursor)
+    except MachineError as e:
+        return "error", str(e)
+    return cursor.state, result
+
+
+def test_the_workflow_machine_is_lean() -> None:
+    assert isinstance(MACHINE, LeanMachine)
+
+
+def test_every_state_and_trigger_gives_the_stock_outcome() -> None:
+    stock, lean = workflow_machine(Machine), workflow_machine(LeanMachine)
+    a, b = Cursor(), Cursor()
+    stock.add_model(a)
+    lean.add_model(b)
+    seen = set()
+    for state in State:
+        for trigger in stock.events:
+            expected = outcome(stock, a, trigger, state.value)
+            assert outcome(lean, b, trigger, state.value) == expected, (state, trigger)
+            seen.add(expected[0])
+    assert "error" in seen and State.TRANSFERRED.value in seen  # both kinds of outcome were compared
+
+
+class Recorder:
+    """A model whose every callback records its name (and can be told to refuse or fail)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.allow = True
+        self.block = False
+        self.fail_in: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("cb_"):
+            def callback(*args: Any, **kwargs: Any) -> bool:
+                self.calls.append(name[3:])
+                if self.fail_in == name[3:]:
+                    raise RuntimeError(f"failed in {name[3:]}")
+                return self.allow if name == "cb_condition" else self.block if name == "cb_unless" else True
+            return callback
+        raise AttributeError(name)
+
+
+def rich_machine(kind: type[Machine], model: Recorder, **options: Any) -> Machine:
+    states = [
+        {"name": "a", "on_enter": "cb_enter_a", "on_exit": "cb_exit_a"},
+        {"name": "b", "on_enter": "cb_enter_b", "on_exit": "cb_exit_b"},
+        {"name": "z", "final": True, "on_enter": "cb_enter_z"},
+    ]
+    transitions = [
+        {"trigger": "go", "source": "a", "dest": "b", "prepare": "cb_prepare", "conditions": "cb_condition",
+         "unless": "cb_unless", "before": "cb_before", "after": "cb_after"},
+        {"trigger": "go", "source": "a", "dest": "z", "before": "cb_fallback"},
+        {"trigger": "back", "source": "b", "dest": "a", "after": "cb_after_back"},
+        {"trigger": "note", "source": ["a", "b"], "dest": None, "before": "cb_note"},
+        {"trigger": "end", "source": "b", "dest": "z"},
+    ]
+    return kind(model=model, states=states, transitions=transitions, initial="a", auto_transitions=False,
+                prepare_event="cb_prepare_event", before_state_change="cb_before_change",
+                after_state_change="cb_after_change", finalize_event="cb_finalize", on_final="cb_final",
+                **options)
+
+
+def script(kind: type[Machine], **options: Any) -> tuple[list[str], list[Any]]:
+    """Run one sequence of triggers and return the callbacks called and each trigger's result."""
+    model = Recorder()
+    machine = rich_machine(kind, model, **options)
+    results: list[Any] = []
+
+    def step(name: str) -> None:
+        try:
+            results.append((getattr(model, name)(), machine.get_model_state(model).name))
+        except Exception as e:  # the outcome itself is compared
+            results.append((type(e).__name__, str(e)))
+        model.calls.append("|")
+
+    step("go")  # a -> b through the first transition
+    step("note")  # internal: before and the machine's callbacks, no enter or exit
+    step("back")
+    model.allow = False
+    step("go")  # the condition refuses: the second transition (a -> z) runs
+    model.allow = True
+    machine.set_state("a", model)
+    model.block = True
+    step("go")  # ``unless`` refuses too
+    model.block = False
+    machine.set_state("a", model)
+    step("end")  # not allowed from a
+    model.fail_in = "before"
+    step("go")  # a callback raises
+    model.fail_in = "finalize"
+    machine.set_state("b", model)
+    step("end")  # finalize raises: logged, not raised
+    return model.calls, results
+
+
+@pytest.mark.parametrize("options", [{}, {"ignore_invalid_triggers": True}, {"queued": True},
+                                     {"on_exception": "cb_on_exception"}], ids=str)
+def test_callbacks_run_in_the_stock_order(options: dict[str, Any]) -> None:
+    assert script(LeanMachine, **options) == script(Machine, **options)
+
+
+def test_the_script_covers_what_it_means_to() -> None:
+    calls, results = script(Machine)
+    assert "condition" in calls and "unless" in calls and "fallback" in calls and "final" in calls
+    assert "enter_a" in calls and "exit_b" in calls and "note" in calls and "finalize" in calls
+    assert ("MachineError", "\"Can't trigger event end from state a!\"") in results
+    assert ("RuntimeError", "failed in before") in results
+
+
+def test_a_queued_machine_runs_nested_triggers_after_the_current_one() -> None:
+    def run(kind: type[Machine]) -> list[str]:
+        model = Recorder()
+        machine = rich_machine(kind, model, queued=True)
+        machine.on_enter_b(lambda: model.calls.append("nested") or model.back())
+        model.go()
+        return model.calls
+
+    lean = run(LeanMachine)
+    assert lean == run(Machine)
+    assert lean.index("nested") < lean.index("after_back")  # it ran after, not inside
+
+
+def test_a_nested_trigger_on_an_unqueued_machine_runs_inside() -> None:
+    def run(kind: type[Machine]) -> list[str]:
+        model = Recorder()
+        machine = rich_machine(kind, model)
+        machine.on_enter_b(lambda: model.back())
+        model.go()
+        return model.calls
+
+    assert run(LeanMachine) == run(Machine)
+
+
+def test_the_stock_per_step_log_lines_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    def lines(kind: type[Machine]) -> list[str]:
+        caplog.clear()
+        machine = workflow_machine(kind)
+        cursor = Cursor()
+        machine.add_model(cursor)
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="transitions"):
+            cursor.state = State.REGISTERED.value
+            machine.events["transfer"].trigger(cursor)
+        return [r.getMessage() for r in caplog.records]
+
+    assert lines(Machine)  # the stock machine logs each step
+    assert lines(LeanMachine) == []
+
+
+def test_fire_still_refuses_what_the_machine_refuses() -> None:
+    from jianyi_flow.errors import InvalidTransition
+
+    assert fire("transfer", State.REGISTERED) is State.TRANSFERRED
+    assert fire("extend", State.TRANSFERRED) is State.TRANSFERRED
+    with pytest.raises(InvalidTransition, match="rate"):
+        fire("rate", State.RECEIVED)
