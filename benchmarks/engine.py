@@ -1,6 +1,6 @@
 """The engine: one command, and one state-machine step, against ``transitions`` and ``python-statemachine``.
 
-Three figures, all on the ``transfer`` edge (registered → transferred):
+Four figures, all on the ``transfer`` edge (registered → transferred):
 
 ``engine.command_vs_bare_trigger`` — cost ratio, ours / baseline, lower is better, target ≤ 2.0.
     Ours: ``Flow.transfer`` on a :class:`MemoryStore`, no guards: load the row, fire the

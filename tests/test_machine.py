@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
 import pytest
 from transitions import Machine, MachineError
+from transitions.core import EventData
 
 from jianyi_flow.machine import LeanMachine
 from jianyi_flow.model import State
@@ -64,6 +66,11 @@ class Recorder:
         if name.startswith("cb_"):
             def callback(*args: Any, **kwargs: Any) -> bool:
                 self.calls.append(name[3:])
+                if args and isinstance(args[0], EventData):  # send_event=True: what the callback sees
+                    ed = args[0]
+                    self.calls.append(repr((ed.state.name if ed.state else None, ed.event.name if ed.event else None,
+                                            ed.transition.dest if ed.transition else None, repr(ed.error),
+                                            ed.result)))
                 if self.fail_in == name[3:]:
                     raise RuntimeError(f"failed in {name[3:]}")
                 return self.allow if name == "cb_condition" else self.block if name == "cb_unless" else True
@@ -101,7 +108,7 @@ def script(kind: type[Machine], **options: Any) -> tuple[list[str], list[Any]]:
         try:
             results.append((getattr(model, name)(), machine.get_model_state(model).name))
         except Exception as e:  # the outcome itself is compared
-            results.append((type(e).__name__, str(e)))
+            results.append((type(e).__name__, str(e), machine.get_model_state(model).name))
         model.calls.append("|")
 
     step("go")  # a -> b through the first transition
@@ -125,7 +132,9 @@ def script(kind: type[Machine], **options: Any) -> tuple[list[str], list[Any]]:
 
 
 @pytest.mark.parametrize("options", [{}, {"ignore_invalid_triggers": True}, {"queued": True},
-                                     {"on_exception": "cb_on_exception"}], ids=str)
+                                     {"on_exception": "cb_on_exception"}, {"send_event": True},
+                                     {"send_event": True, "queued": True, "on_exception": "cb_on_exception"}],
+                         ids=str)
 def test_callbacks_run_in_the_stock_order(options: dict[str, Any]) -> None:
     assert script(LeanMachine, **options) == script(Machine, **options)
 
@@ -134,8 +143,11 @@ def test_the_script_covers_what_it_means_to() -> None:
     calls, results = script(Machine)
     assert "condition" in calls and "unless" in calls and "fallback" in calls and "final" in calls
     assert "enter_a" in calls and "exit_b" in calls and "note" in calls and "finalize" in calls
-    assert ("MachineError", "\"Can't trigger event end from state a!\"") in results
-    assert ("RuntimeError", "failed in before") in results
+    assert ("MachineError", "\"Can't trigger event end from state a!\"", "a") in results
+    assert ("RuntimeError", "failed in before", "a") in results
+    calls, _ = script(Machine, send_event=True, on_exception="cb_on_exception")
+    assert "('b', 'go', 'b', 'None', False)" in calls  # on entering b: the event data after the change
+    assert any("RuntimeError('failed in before')" in c for c in calls)  # the error reaches on_exception
 
 
 def test_a_queued_machine_runs_nested_triggers_after_the_current_one() -> None:
@@ -185,3 +197,73 @@ def test_fire_still_refuses_what_the_machine_refuses() -> None:
     assert fire("extend", State.TRANSFERRED) is State.TRANSFERRED
     with pytest.raises(InvalidTransition, match="rate"):
         fire("rate", State.RECEIVED)
+
+
+class Phase(enum.Enum):
+    DRAFT = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+class Item:
+    """A model that keeps its state under another attribute and normalises what it is given."""
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def on_enter_OPEN(self, event: EventData) -> None:
+        self.log.append(("enter OPEN", event.state.name if event.state else None, event.result))
+
+    def interrupt(self, event: EventData) -> None:
+        raise KeyboardInterrupt
+
+    def finish(self, event: EventData) -> None:
+        self.log.append(("finalize", event.event.name if event.event else None, repr(event.error)))
+
+
+def enum_run(kind: type[Machine]) -> list[Any]:
+    """Enum states, ``model_attribute``, two models, ``dispatch``, a reflexive ``'='``, ``may_``, a BaseException."""
+    first, second = Item(), Item()
+    machine = kind(model=[first, second], states=Phase, initial=Phase.DRAFT, model_attribute="status",
+                   send_event=True, auto_transitions=False, finalize_event="finish",
+                   transitions=[
+                       {"trigger": "publish", "source": Phase.DRAFT, "dest": Phase.OPEN},
+                       {"trigger": "touch", "source": Phase.OPEN, "dest": "="},
+                       {"trigger": "close", "source": Phase.OPEN, "dest": Phase.CLOSED},
+                       {"trigger": "halt", "source": Phase.OPEN, "dest": Phase.CLOSED, "before": "interrupt"},
+                   ])
+    out: list[Any] = [machine.dispatch("publish"), first.status, second.status]
+    out += [first.may_close(), first.may_publish(), first.touch(), first.status, first.is_status_OPEN()]
+    try:
+        second.halt()
+    except KeyboardInterrupt:
+        out.append(("interrupted", second.status))
+    out += [first.close(), first.status, second.status, first.log, second.log]
+    return out
+
+
+def test_enum_states_another_attribute_and_two_models_match_the_stock_machine() -> None:
+    lean = enum_run(LeanMachine)
+    assert lean == enum_run(Machine)
+    assert lean[:3] == [True, Phase.OPEN, Phase.OPEN] and ("interrupted", Phase.OPEN) in lean
+    assert ("finalize", "halt", "KeyboardInterrupt()") in lean[-1]  # the BaseException reached the event data
+
+
+def test_the_state_is_written_through_set_state() -> None:
+    """A subclass that overrides ``set_state`` is honoured, as by the stock transition."""
+    written: list[Any] = []
+
+    def run(kind: type[Machine]) -> list[Any]:
+        class Counting(kind):  # type: ignore[valid-type, misc]
+            def set_state(self, state: Any, model: Any = None) -> None:
+                written.append(getattr(state, "name", state))
+                super().set_state(state, model)
+
+        written.clear()
+        cursor = Cursor()
+        machine = Counting(model=cursor, states=["a", "b"], initial="a", auto_transitions=False,
+                           transitions=[{"trigger": "go", "source": "a", "dest": "b"}])
+        cursor.go()  # type: ignore[attr-defined]
+        return [*written, machine.get_model_state(cursor).name]
+
+    assert run(LeanMachine) == run(Machine) == ["a", "b", "b"]

@@ -4,10 +4,10 @@ One :class:`transitions.Machine` describes every state and command.  Suggestions
 immutable attrs objects, so the machine never touches them: a per-thread
 :class:`_Cursor` (the thin adapter) is added to the machine once, set to a suggestion's
 state, triggered, and read back.  No machine is built and no model is added per
-suggestion (that costs 200–800 µs and grows with every model; a trigger costs 7–10 µs).
-The machine is a :class:`~jianyi_flow.machine.LeanMachine`: the stock ``transitions``
-machine minus its per-step log lines and empty callback walks (about 4 µs a step instead of
-about 12; see that module).
+suggestion (that costs 200–800 µs and grows with every model, against a few µs for a
+trigger).  The machine is a :class:`~jianyi_flow.machine.LeanMachine`: the stock
+``transitions`` machine minus its per-step log lines and empty callback walks (see that
+module for what it saves and how it is held to the stock behaviour).
 
 Triggers are the commands of :class:`jianyi_flow.Flow`, except ``decide``, which picks
 one of ``adopt`` / ``adopt_partially`` / ``decline`` by its outcome.  Triggers whose
