@@ -4,10 +4,10 @@ Why it exists: the stock ``transitions`` 0.9 classes make, on every trigger, ten
 calls for a change of state (six for an internal step) and walk nine callback lists, even
 when no callback is registered and no log handler listens.  Our one machine has no
 callbacks at all, so that is most of a step's cost: a bare trigger of the ``transfer`` edge
-took 18.4 µs on a stock machine and 6.2 µs on this one (figure
-``engine.lean_vs_stock_trigger``, a ``--quick`` run on a slow day of 2026-11-26), and
-``workflow.fire`` went from about 12 to about 4 µs in a micro-benchmark on the same day.
-Every command and every simulated step pays it.
+took 15.7 µs on a stock machine and 5.4 µs on this one, and a whole ``workflow.fire`` step
+6.0 µs (figures ``engine.lean_vs_stock_trigger`` and ``engine.step_vs_python_statemachine``,
+``python -m benchmarks --only engine`` on a slow day of 2026-11-26; see
+docs/performance.md).  Every command and every simulated step pays it.
 
 It is the stock machine through its documented extension points (``state_cls``,
 ``transition_cls``, ``event_cls``), overriding only the per-step methods:
