@@ -46,7 +46,7 @@ from jianyi_flow.deadlines import Step
 from jianyi_flow.flow import unit_recipient
 from jianyi_flow.history import seal_new
 from jianyi_flow.model import encode_changes, replace
-from jianyi_flow.workflow import MACHINE, TRANSITIONS, _cursor, _plain, edges, fire
+from jianyi_flow.workflow import MACHINE, TRANSITIONS, _cursor, build_machine, edges, fire
 
 from ._common import Figure, alternate, figure, log, per_op, skipped
 from ._fixtures import LEAD, OFFICE, Recorder, make_flow, registered
@@ -94,8 +94,7 @@ def stock_cursor() -> Any:
     from transitions import Machine
 
     assert type(MACHINE) is not Machine  # else the two trigger figures measure the same thing
-    stock = Machine(model=None, states=[s.value for s in State], transitions=[_plain(t) for t in TRANSITIONS],
-                    initial=State.RECEIVED.value, auto_transitions=False, ignore_invalid_triggers=False)
+    stock = build_machine(Machine)
 
     class Cursor:
         state: str

@@ -12,14 +12,9 @@ from transitions.core import EventData
 
 from jianyi_flow.machine import LeanMachine
 from jianyi_flow.model import State
-from jianyi_flow.workflow import MACHINE, TRANSITIONS, _plain, fire
+from jianyi_flow.workflow import MACHINE, build_machine, fire
 
 KINDS = [Machine, LeanMachine]
-
-
-def workflow_machine(kind: type[Machine]) -> Machine:
-    return kind(model=None, states=[s.value for s in State], transitions=[_plain(t) for t in TRANSITIONS],
-                initial=State.RECEIVED.value, auto_transitions=False, ignore_invalid_triggers=False)
 
 
 class Cursor:
@@ -40,7 +35,7 @@ def test_the_workflow_machine_is_lean() -> None:
 
 
 def test_every_state_and_trigger_gives_the_stock_outcome() -> None:
-    stock, lean = workflow_machine(Machine), workflow_machine(LeanMachine)
+    stock, lean = build_machine(Machine), build_machine(LeanMachine)
     a, b = Cursor(), Cursor()
     stock.add_model(a)
     lean.add_model(b)
@@ -177,7 +172,7 @@ def test_a_nested_trigger_on_an_unqueued_machine_runs_inside() -> None:
 def test_the_stock_per_step_log_lines_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
     def lines(kind: type[Machine]) -> list[str]:
         caplog.clear()
-        machine = workflow_machine(kind)
+        machine = build_machine(kind)
         cursor = Cursor()
         machine.add_model(cursor)
         caplog.clear()
