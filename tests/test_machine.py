@@ -12,7 +12,7 @@ from transitions.core import EventData
 
 from jianyi_flow.machine import LeanMachine
 from jianyi_flow.model import State
-from jianyi_flow.workflow import MACHINE, build_machine, fire
+from jianyi_flow.workflow import MACHINE, build_machine
 
 KINDS = [Machine, LeanMachine]
 
@@ -183,15 +183,6 @@ def test_the_stock_per_step_log_lines_are_dropped(caplog: pytest.LogCaptureFixtu
 
     assert lines(Machine)  # the stock machine logs each step
     assert lines(LeanMachine) == []
-
-
-def test_fire_still_refuses_what_the_machine_refuses() -> None:
-    from jianyi_flow.errors import InvalidTransition
-
-    assert fire("transfer", State.REGISTERED) is State.TRANSFERRED
-    assert fire("extend", State.TRANSFERRED) is State.TRANSFERRED
-    with pytest.raises(InvalidTransition, match="rate"):
-        fire("rate", State.RECEIVED)
 
 
 class Phase(enum.Enum):
