@@ -1,9 +1,13 @@
-"""The hash chain's canonical text: the fast encoder writes exactly what json's encoder writes."""
+"""The hash chain's canonical text: the fast writers write exactly what json's encoder writes."""
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import json
 import math
+import sys
+import uuid
 from typing import Any
 
 import pytest
@@ -11,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jianyi_flow import history
+from jianyi_flow.jsontext import plain
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
@@ -27,6 +32,88 @@ def test_fast_encoder_writes_what_the_json_encoder_writes(value: Any) -> None:
     assert history._FAST(value) == history._ENCODER.encode(value)
 
 
+def _json_bytes(value: Any) -> bytes:
+    return history._ENCODER.encode(value).encode("utf-8", "surrogatepass")
+
+
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(plain_values)
+def test_plain_values_are_written_as_json_writes_them(value: Any) -> None:
+    """orjson's text for the values ``plain`` admits (big ints and lone surrogates included)."""
+    assert history._canonical_bytes(value) == _json_bytes(value)
+
+
+@given(json_values)
+def test_any_value_is_written_as_json_writes_it(value: Any) -> None:
+    assert history._canonical_bytes(value) == _json_bytes(value)
+
+
+def test_every_code_point_is_written_as_json_writes_it() -> None:
+    """Escapes (control characters, quote, backslash), CJK, astral planes: orjson and json agree on each."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(chars), 2048):
+        block = chars[start:start + 2048]
+        text = "".join(block)
+        assert plain(text)
+        assert history._canonical_bytes([text, {text: 1}]) == _json_bytes([text, {text: 1}])
+        assert history._canonical_bytes(dict.fromkeys(block, 0)) == _json_bytes(dict.fromkeys(block, 0))  # key order
+
+
+def test_what_orjson_would_write_otherwise_goes_to_json() -> None:
+    """Floats (``1e-05`` against orjson's ``0.00001``, ``NaN`` against ``null``), subclasses, enums, UUIDs."""
+
+    class Text(str):
+        pass
+
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    odd_values: list[Any] = [
+        1e-05, math.nan, Text("x"), Level.ONE, {1: "int key"}, {Text("k"): 1}, [1.5], (None, 2.0), {"a": {"b": [1e16]}},
+    ]
+    for value in odd_values:
+        assert not plain(value), value
+        assert not plain(["S1", 1, {"x": value}]), value
+        assert history._canonical_bytes(value) == _json_bytes(value)
+    assert history._canonical_bytes([1e-05, math.nan]) == b"[1e-05,NaN]"
+    with pytest.raises(TypeError):
+        history._canonical_bytes({"id": uuid.UUID(int=1)})  # json cannot write it; orjson could, but is not asked
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_what_orjson_refuses_is_written_by_json() -> None:
+    """Integers beyond 64 bits and lone surrogates pass ``plain``; orjson refuses them."""
+    for value in (2**64, -(2**63) - 1, "lone \ud800 surrogate", {"k\udfff": 1}):
+        assert plain(value)
+        assert history._canonical_bytes(value) == _json_bytes(value)
+
+
+def test_nesting_deeper_than_orjson_goes_to_json() -> None:
+    """orjson writes 254 levels and refuses 255; ``plain`` draws the same line, and a cycle ends there."""
+    assert plain(_nested(254)) and not plain(_nested(255))
+    for levels in (254, 255, 600):
+        assert history._canonical_bytes(_nested(levels)) == _json_bytes(_nested(levels))
+
+
+def test_event_hash_is_the_sha256_of_json_text() -> None:
+    event = _event_with_payload({"note": "意见\n\"quoted\"", "n": 2**70, "units": ("A", "B")})
+    text = json.dumps(history.canonical(event), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert history.event_hash(event) == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def test_values_json_cannot_write_still_raise_json_errors() -> None:
     circular: list[Any] = []
     circular.append(circular)
@@ -41,8 +128,6 @@ def test_values_json_cannot_write_still_raise_json_errors() -> None:
 def test_special_floats_hash_as_json_writes_them() -> None:
     event = _event_with_payload({"score": math.inf, "nan": math.nan, "small": 1e-320})
     text = json.dumps(history.canonical(event), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    import hashlib
-
     assert history.event_hash(event) == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -631,6 +631,30 @@ def test_json_text_is_what_json_dumps_writes() -> None:
     assert dumps({}) == "{}" and dumps(None) == "null" and dumps({1: 2, None: 3}) == reference({1: 2, None: 3})
 
 
+def test_units_key_text_is_what_json_dumps_writes() -> None:
+    """``units_key`` keeps json.dumps' default separators; values it cannot write raise json's own errors."""
+    import json
+    import math
+
+    from jianyi_flow.sql.types import dumps_spaced
+
+    class Code(str):
+        pass
+
+    odd = ["JW", "区卫生健康委", "a\"b\\c\n\x00", Code("XFB")]
+    for value in ([], ["JW"], odd, [1, 2.5, math.nan, None, True, {"k": [1]}]):
+        assert dumps_spaced(value) == json.dumps(value, ensure_ascii=False)
+    assert sql_store._units_key(("JW", "WJW")) == '["JW", "WJW"]'
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    for bad in ([{1, 2}], [object()], cycle):
+        with pytest.raises((TypeError, ValueError)) as ours:
+            dumps_spaced(bad)
+        with pytest.raises(type(ours.value)) as theirs:
+            json.dumps(bad, ensure_ascii=False)
+        assert str(ours.value) == str(theirs.value)
+
+
 def test_a_query_in_a_batch_hands_back_the_rows_it_holds_at_the_same_version(store: SqlStore) -> None:
     """tick asks for the same past-due rows every day: a held row at its stored version is not decoded again."""
     from jianyi_flow.store import Query

@@ -99,7 +99,7 @@ from ..store import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
-from .types import EncodedJson, JsonText, UtcDateTime, dumps
+from .types import EncodedJson, JsonText, UtcDateTime, dumps, dumps_spaced
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "SqlStore"]
 
@@ -724,7 +724,7 @@ def _compile_row_bind(statement: Prepared) -> _RowBind:
 
 def _units_key(units: Sequence[str]) -> str:
     """The ``units_key`` column's text for these unit codes (compared to skip rewriting the link rows)."""
-    return json.dumps(list(units), ensure_ascii=False)
+    return dumps_spaced(list(units))
 
 
 def _value(member: Any) -> Any:
