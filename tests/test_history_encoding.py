@@ -6,6 +6,7 @@ import enum
 import hashlib
 import json
 import math
+import random
 import sys
 import uuid
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jianyi_flow import history
-from jianyi_flow.jsontext import plain
+from jianyi_flow.jsontext import NOT_PLAIN, prepare
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
@@ -46,7 +47,7 @@ plain_values = st.recursive(
 
 @given(plain_values)
 def test_plain_values_are_written_as_json_writes_them(value: Any) -> None:
-    """orjson's text for the values ``plain`` admits (big ints and lone surrogates included)."""
+    """orjson's text for the values ``prepare`` lets through (big ints and lone surrogates included)."""
     assert history._canonical_bytes(value) == _json_bytes(value)
 
 
@@ -61,9 +62,14 @@ def test_every_code_point_is_written_as_json_writes_it() -> None:
     for start in range(0, len(chars), 2048):
         block = chars[start:start + 2048]
         text = "".join(block)
-        assert plain(text)
+        assert prepare(text) is not NOT_PLAIN
         assert history._canonical_bytes([text, {text: 1}]) == _json_bytes([text, {text: 1}])
-        assert history._canonical_bytes(dict.fromkeys(block, 0)) == _json_bytes(dict.fromkeys(block, 0))  # key order
+        assert history._canonical_bytes(dict.fromkeys(block, 0)) == _json_bytes(dict.fromkeys(block, 0))
+    ascii_keys = [chr(c) + chr(d) for c in range(128) for d in range(0, 128, 7)]
+    random.Random(5).shuffle(ascii_keys)
+    shuffled = dict.fromkeys(ascii_keys, 0)  # orjson sorts these keys itself (non-ASCII keys go to json)
+    assert prepare(shuffled) is shuffled
+    assert history._canonical_bytes(shuffled) == _json_bytes(shuffled)
 
 
 def test_what_orjson_would_write_otherwise_goes_to_json() -> None:
@@ -79,12 +85,30 @@ def test_what_orjson_would_write_otherwise_goes_to_json() -> None:
         1e-05, math.nan, Text("x"), Level.ONE, {1: "int key"}, {Text("k"): 1}, [1.5], (None, 2.0), {"a": {"b": [1e16]}},
     ]
     for value in odd_values:
-        assert not plain(value), value
-        assert not plain(["S1", 1, {"x": value}]), value
+        assert prepare(value) is NOT_PLAIN, value
+        assert prepare(["S1", 1, {"x": value}]) is NOT_PLAIN, value
         assert history._canonical_bytes(value) == _json_bytes(value)
     assert history._canonical_bytes([1e-05, math.nan]) == b"[1e-05,NaN]"
     with pytest.raises(TypeError):
         history._canonical_bytes({"id": uuid.UUID(int=1)})  # json cannot write it; orjson could, but is not asked
+
+
+def test_prepare_leaves_the_callers_strings_and_containers_as_they_were() -> None:
+    """orjson caches a UTF-8 copy on each str it reads; non-ASCII strings go in as json-escaped fragments instead."""
+    title = "建议在永川区增加公交线路" * 8
+    units = ("JW", "区教委")
+    changes = {"title": title, "n": 1, "units": units, "tag": "ascii"}
+    payload = {"note": "plain ascii", "list": [1, "two"]}
+    size = sys.getsizeof(title)
+    content = ["S1", 1, changes, payload, "教委"]
+    assert prepare(payload) is payload  # nothing to replace: the same object
+    ready = prepare(content)
+    assert ready is not content and ready[2] is not changes and ready[2]["units"] is not units
+    assert changes == {"title": title, "n": 1, "units": units, "tag": "ascii"}
+    assert list(changes) == ["title", "n", "units", "tag"]
+    assert history._canonical_bytes(content) == _json_bytes(content)
+    assert sys.getsizeof(title) == size  # no UTF-8 copy cached on the caller's string
+    assert history._canonical_bytes({"标题": 1}) == _json_bytes({"标题": 1})  # a non-ASCII key: json writes it
 
 
 def _nested(levels: int) -> Any:
@@ -95,15 +119,15 @@ def _nested(levels: int) -> Any:
 
 
 def test_what_orjson_refuses_is_written_by_json() -> None:
-    """Integers beyond 64 bits and lone surrogates pass ``plain``; orjson refuses them."""
-    for value in (2**64, -(2**63) - 1, "lone \ud800 surrogate", {"k\udfff": 1}):
-        assert plain(value)
+    """Integers beyond 64 bits and lone surrogates pass ``prepare``; orjson refuses them."""
+    for value in (2**64, -(2**63) - 1, "lone \ud800 surrogate", {"k": ["\udfff"]}):
+        assert prepare(value) is not NOT_PLAIN
         assert history._canonical_bytes(value) == _json_bytes(value)
 
 
 def test_nesting_deeper_than_orjson_goes_to_json() -> None:
-    """orjson writes 254 levels and refuses 255; ``plain`` draws the same line, and a cycle ends there."""
-    assert plain(_nested(254)) and not plain(_nested(255))
+    """orjson writes 254 levels and refuses 255; ``prepare`` draws the same line, and a cycle ends there."""
+    assert prepare(_nested(254)) is not NOT_PLAIN and prepare(_nested(255)) is NOT_PLAIN
     for levels in (254, 255, 600):
         assert history._canonical_bytes(_nested(levels)) == _json_bytes(_nested(levels))
 

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import orjson
 
-from .jsontext import plain
+from .jsontext import NOT_PLAIN, prepare
 from .model import Event, Suggestion, encode_datetime, replay
 
 
@@ -78,14 +78,15 @@ def _canonical_bytes(content: Any) -> bytes:
     """The canonical text of ``content`` (``canonical(event)``), UTF-8 encoded, lone surrogates passed through.
 
     Three writers, one text: orjson (0.36 µs for a typical event against 3.4 µs for json's C
-    encoder, and no ``str.encode`` after it) when :func:`~jianyi_flow.jsontext.plain` holds and it
+    encoder, and no ``str.encode`` after it) when :func:`~jianyi_flow.jsontext.prepare` lets it and it
     accepts the value (it refuses integers beyond 64 bits, lone surrogates and nesting deeper
     than 254), else json's C encoder built once, else ``_ENCODER`` itself, which raises the
     usual error for a value JSON cannot hold.
     """
-    if plain(content):
+    ready = prepare(content)
+    if ready is not NOT_PLAIN:
         try:
-            return orjson.dumps(content, option=_SORTED)
+            return orjson.dumps(ready, option=_SORTED)
         except TypeError:  # orjson.JSONEncodeError is a TypeError
             pass
     text: str | None = None

@@ -41,7 +41,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..clock import SHANGHAI, InstantTexts, to_utc
 from ..errors import ValidationError
-from ..jsontext import plain
+from ..jsontext import NOT_PLAIN, prepare
 
 __all__ = [
     "CODE_LENGTH",
@@ -136,7 +136,7 @@ def dumps(value: Any) -> str:
 
     The text is exactly ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
     allow_nan=False)``.  Every statement of every command writes some JSON: orjson writes
-    the values on which it agrees with json byte for byte (:func:`~jianyi_flow.jsontext.plain`),
+    the values on which it agrees with json byte for byte (:func:`~jianyi_flow.jsontext.prepare`),
     and for the rest the C encoder that call builds each time is built once here (without the check for circular
     references, whose marker table could not be shared between threads: a structure that
     contains itself is sent to ``json.dumps``, which reports it).
@@ -152,9 +152,10 @@ def dumps(value: Any) -> str:
         return int.__repr__(value)
     if kind is dict and not value:
         return "{}"
-    if plain(value):  # orjson writes the same text for these (see jianyi_flow.jsontext)
+    ready = prepare(value)  # orjson writes the same text for these (see jianyi_flow.jsontext)
+    if ready is not NOT_PLAIN:
         try:
-            return orjson.dumps(value).decode()
+            return orjson.dumps(ready).decode()
         except TypeError:  # a plain value orjson refuses (an integer beyond 64 bits, a lone surrogate)
             pass
     if _encode_json is not None:
