@@ -57,7 +57,7 @@ def test_any_value_is_written_as_json_writes_it(value: Any) -> None:
 
 
 def test_every_code_point_is_written_as_json_writes_it() -> None:
-    """Escapes (control characters, quote, backslash), CJK, astral planes: orjson and json agree on each."""
+    """ASCII (control characters, quote, backslash, DEL) through orjson's escaping, the rest as json's fragments."""
     chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     for start in range(0, len(chars), 2048):
         block = chars[start:start + 2048]
@@ -65,6 +65,11 @@ def test_every_code_point_is_written_as_json_writes_it() -> None:
         assert prepare(text) is not NOT_PLAIN
         assert history._canonical_bytes([text, {text: 1}]) == _json_bytes([text, {text: 1}])
         assert history._canonical_bytes(dict.fromkeys(block, 0)) == _json_bytes(dict.fromkeys(block, 0))
+    ascii_chars = [chr(c) for c in range(128)]  # orjson's own escaping: control characters, quote, backslash, DEL
+    ascii_values = [ascii_chars, "".join(ascii_chars), dict(zip("abcdefgh" * 16, ascii_chars, strict=True))]
+    for value in ascii_values:
+        assert prepare(value) is value
+        assert history._canonical_bytes(value) == _json_bytes(value)
     ascii_keys = [chr(c) + chr(d) for c in range(128) for d in range(0, 128, 7)]
     random.Random(5).shuffle(ascii_keys)
     shuffled = dict.fromkeys(ascii_keys, 0)  # orjson sorts these keys itself (non-ASCII keys go to json)

@@ -9,13 +9,19 @@ orjson writes a typical event in about a tenth of the time.
 The two libraries agree exactly on exact ``int``, ``bool``, ``None``, ``list``, ``tuple``,
 ``dict`` with ``str`` keys, and ASCII ``str``, with ``ensure_ascii=False``, compact
 separators, and either insertion order or sorted keys (code point order in both).
-``tests/test_history_encoding.py`` checks every code point, the integer bounds and random
-nested values.  They differ elsewhere: orjson writes ``1e-05`` as ``0.00001`` and NaN as
-``null``, writes enums, UUIDs and datetimes that json refuses, and may read a ``dict``
+``tests/test_history_encoding.py`` checks every ASCII character (as values and keys), every
+other code point (see below), the integer bounds and random nested values.  They differ
+elsewhere: orjson writes ``1e-05`` as ``0.00001`` and NaN as ``null``, writes plain enums,
+UUIDs and datetimes that json refuses, and may read a ``dict``
 subclass differently from its ``items()``.  So callers ask :func:`prepare` first and leave
 anything else to ``json``, which also raises the usual error for what it cannot write.
 orjson refuses some values :func:`prepare` lets through (integers beyond 64 bits, lone
 surrogates): its ``TypeError`` sends those to ``json`` too.
+
+One difference from ``json`` alone remains, for callers that break the rules: the value is
+checked, then written, so a dict another thread changes in between may be written with
+what the check never saw (``json`` writes a plain dict in one C call).  The engine hands
+these functions dicts it has just built and shares with no one.
 
 A non-ASCII ``str`` is never handed to orjson as it is: orjson reads a string through
 CPython's UTF-8 cache, which then stays attached to the string for its lifetime — three
