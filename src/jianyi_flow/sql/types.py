@@ -136,10 +136,11 @@ def dumps(value: Any) -> str:
 
     The text is exactly ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
     allow_nan=False)``.  Every statement of every command writes some JSON: orjson writes
-    the values on which it agrees with json byte for byte (:func:`~jianyi_flow.jsontext.prepare`),
-    and for the rest the C encoder that call builds each time is built once here (without the check for circular
-    references, whose marker table could not be shared between threads: a structure that
-    contains itself is sent to ``json.dumps``, which reports it).
+    the values on which it agrees with json byte for byte
+    (:func:`~jianyi_flow.jsontext.prepare`), and for the rest the C encoder that call builds
+    each time is built once here (without the check for circular references, whose marker
+    table could not be shared between threads: a structure that contains itself is sent to
+    ``json.dumps``, which reports it).
     """
     kind = type(value)
     if kind is str:  # the commonest values, written as the encoder writes them, without its set-up
@@ -178,11 +179,10 @@ def _not_json(value: Any) -> Any:
 _encode_str: Callable[[str], str] = _json_encoder.encode_basestring  # what the encoder below runs for a str
 _make_encoder: Any = getattr(_json_encoder, "c_make_encoder", None)
 _encode_json: Any = None
+_encode_spaced: Any = None
 if _make_encoder is not None:  # pragma: no branch - CPython has it
     # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan)
     _encode_json = _make_encoder(None, _not_json, _encode_str, None, ":", ",", False, False, False)
-_encode_spaced: Any = None
-if _make_encoder is not None:  # pragma: no branch - CPython has it
     # json.dumps(value, ensure_ascii=False): its default separators, NaN allowed
     _encode_spaced = _make_encoder(None, _not_json, _encode_str, None, ": ", ", ", False, False, True)
 
