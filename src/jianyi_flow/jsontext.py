@@ -57,6 +57,10 @@ def prepare(value: Any, depth: int = ORJSON_DEPTH) -> Any:
     The same object when it holds no non-ASCII string, else a copy (lists for tuples) in
     which each non-ASCII string is a ``Fragment``; the caller's containers are never
     changed.  See the module docstring for what is plain.
+
+    The dict and the list branches repeat one loop body on purpose: one loop over
+    ``items()`` or ``enumerate()`` with the key check in a pass of its own cost 0.5 % more
+    instructions of the whole simulation (11.108 against 11.059 × 10⁹ at 3,000 suggestions).
     """
     if not depth:
         return NOT_PLAIN
