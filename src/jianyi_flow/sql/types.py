@@ -32,7 +32,6 @@ import json.encoder as _json_encoder
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
@@ -41,7 +40,6 @@ from sqlalchemy.types import TypeEngine
 
 from ..clock import SHANGHAI, InstantTexts, to_utc
 from ..errors import ValidationError
-from ..jsontext import NOT_PLAIN, prepare
 
 __all__ = [
     "CODE_LENGTH",
@@ -135,12 +133,12 @@ def dumps(value: Any) -> str:
     """Compact JSON with Chinese kept as is; anything not JSON-ready is a :class:`ValidationError`.
 
     The text is exactly ``json.dumps(value, ensure_ascii=False, separators=(",", ":"),
-    allow_nan=False)``.  Every statement of every command writes some JSON: orjson writes
-    the values on which it agrees with json byte for byte
-    (:func:`~jianyi_flow.jsontext.prepare`), and for the rest the C encoder that call builds
-    each time is built once here (without the check for circular references, whose marker
-    table could not be shared between threads: a structure that contains itself is sent to
-    ``json.dumps``, which reports it).
+    allow_nan=False)``.  Every statement of every command writes some JSON, so the C
+    encoder that call builds each time is built once here (without the check for circular
+    references, whose marker table could not be shared between threads: a structure that
+    contains itself is sent to ``json.dumps``, which reports it).  orjson
+    (:mod:`jianyi_flow.jsontext`) is not used here: for these small documents its check and
+    fragments cost as much as they save (``python -m benchmarks.json_text``).
     """
     kind = type(value)
     if kind is str:  # the commonest values, written as the encoder writes them, without its set-up
@@ -153,12 +151,6 @@ def dumps(value: Any) -> str:
         return int.__repr__(value)
     if kind is dict and not value:
         return "{}"
-    ready = prepare(value)  # orjson writes the same text for these (see jianyi_flow.jsontext)
-    if ready is not NOT_PLAIN:
-        try:
-            return orjson.dumps(ready).decode()
-        except TypeError:  # a plain value orjson refuses (an integer beyond 64 bits, a lone surrogate)
-            pass
     if _encode_json is not None:
         try:
             return "".join(_encode_json(value, 0))
@@ -192,9 +184,9 @@ def dumps_spaced(value: Any) -> str:
 
     Kept for the texts that were always written that way (the ``units_key`` column, compared
     to skip rewriting a row's unit links).  ``json.dumps`` with an argument builds a
-    ``JSONEncoder`` and a C encoder on every call (4.1 µs for two unit codes); this one is
-    built once (0.66 µs).  A value it cannot write goes to ``json.dumps``, which raises as
-    it always did.
+    ``JSONEncoder`` and a C encoder on every call (3.1 µs a row of the simulation); this one
+    is built once (0.5 µs; ``python -m benchmarks.json_text``).  A value it cannot write
+    goes to ``json.dumps``, which raises as it always did.
     """
     if _encode_spaced is not None:
         try:
