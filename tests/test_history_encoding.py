@@ -188,3 +188,41 @@ def test_a_datetime_subclass_never_enters_the_shared_encoding_memo() -> None:
     assert encode_datetime(odd) == "2024-09-05T15:59:59.999+00:00"
     assert encode_datetime(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # another value in between
     assert encode_datetime(plain) == "2024-09-05T15:59:59.999999+00:00"
+
+
+# --- encode_value: the field rules, by one lookup -------------------------------------------
+def _encode_by_the_rules(name: str, value: Any) -> Any:
+    """encode_value as first written: one membership test after another."""
+    from jianyi_flow import model
+
+    if value is None:
+        return None
+    if name in model._DATETIME_FIELDS:
+        return value.astimezone(model.dt.UTC).isoformat()
+    if name in model._ENUM_FIELDS:
+        return value.value
+    if name in model._TUPLE_FIELDS:
+        return list(value)
+    if name == "upward_reports":
+        return [form.value for form in value]
+    if name == "evaluation":
+        return {"quality": value.quality, "value": value.value, "effect": value.effect, "evaluator": value.evaluator}
+    if name == "proposer":
+        return model.encode_proposer(value)
+    return value
+
+
+def test_encode_value_and_encode_changes_follow_the_field_rules() -> None:
+    from jianyi_flow import model
+    from jianyi_flow.testing.contract import make_maximal
+
+    full = make_maximal("rules")
+    values = {name: getattr(full, name) for name in model.SUGGESTION_FIELDS}
+    assert None not in values.values()
+    expected = {name: _encode_by_the_rules(name, value) for name, value in values.items()}
+    for name, value in values.items():
+        assert model.encode_value(name, value) == expected[name], name
+        assert type(model.encode_value(name, value)) is type(expected[name]), name
+        assert model.encode_value(name, None) is None
+    assert model.encode_changes({**values, "due_at": None}) == {**expected, "due_at": None}
+    assert set(model._ENCODERS) == model._DATETIME_FIELDS | set(model._ENUM_FIELDS) | model._SPECIAL_FIELDS
