@@ -177,27 +177,37 @@ def test_the_collector_is_given_back_as_it_was_found() -> None:
     import gc
 
     from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.simulation import MIDDLE_GENERATION_EVERY
 
     seen: list[int] = []
+    thresholds: list[tuple[int, int, int]] = []
 
     def spy(done: int, total: int) -> None:
         seen.append(gc.get_freeze_count())
+        thresholds.append(gc.get_threshold())
 
     assert gc.get_freeze_count() == 0
+    usual = gc.get_threshold()
     CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy).run()
     assert max(seen) > 0  # it froze while running
+    assert set(thresholds) == {(usual[0], max(usual[1], MIDDLE_GENERATION_EVERY), usual[2])}  # middle rarely
     assert gc.get_freeze_count() == 0  # and gave everything back
+    assert gc.get_threshold() == usual
 
     seen.clear()
+    thresholds.clear()
     CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy, freeze_gc=False).run()
     assert max(seen) == 0
+    assert set(thresholds) == {usual}
 
     gc.freeze()  # the caller froze objects of its own: the simulator leaves the collector alone
     try:
         mine = gc.get_freeze_count()
         seen.clear()
+        thresholds.clear()
         CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=600, progress=spy).run()
         assert max(seen) <= mine  # nothing more was frozen (frozen objects that die leave the count)
+        assert set(thresholds) == {gc.get_threshold()}  # nor the thresholds changed
         assert 0 < gc.get_freeze_count() <= mine
     finally:
         gc.unfreeze()
