@@ -247,3 +247,47 @@ def _handled() -> frozenset[State]:
     from jianyi_flow.workflow import HANDLED_STATES
 
     return frozenset(HANDLED_STATES)
+
+
+class _AskTheStoreEachDay(CampaignSimulator):
+    """The tail's question as first written: one store query a day."""
+
+    def _anything_open(self, candidates: list[str]) -> bool:
+        from jianyi_flow.flow import OPEN_STATES
+
+        return bool(self.flow.query(states=OPEN_STATES, limit=1))
+
+
+def test_the_tail_ticks_exactly_while_the_store_holds_an_open_suggestion() -> None:
+    """The tail asks its own record first, then the store: the same days ticked, the same log.
+
+    Seed 1 at 200 suggestions leaves a tail of 31 days.  With a suggestion of someone else's
+    left open in the store (received, never registered), the tail ticks to its very end.
+    """
+    from jianyi_flow import Actor, Proposer, Query, Role, SuggestionDraft
+    from jianyi_flow.campaign import make_flow
+    from jianyi_flow.clock import SHANGHAI, FakeClock
+    from jianyi_flow.flow import OPEN_STATES
+    from jianyi_flow.presets import yongchuan_2024
+
+    campaign = yongchuan_2024()
+
+    def run(kind: type[CampaignSimulator], foreign_open: bool) -> tuple[int, str, list[str]]:
+        store = MemoryStore()
+        if foreign_open:
+            clock = FakeClock(dt.datetime(2024, 8, 2, 10, tzinfo=SHANGHAI))
+            draft = SuggestionDraft(title="一条别人的建议", subject="别处", problem="问题", measures="措施",
+                                    area=campaign.area_codes[0], proposer=Proposer(name="张三"))
+            make_flow(campaign, store, clock).receive(draft, Actor("portal-user", Role.PROPOSER),
+                                                      suggestion_id="FOREIGN-1")
+        result = kind(campaign, store, seed=1, suggestions=200).run()
+        still_open = [s.id for s in store.query(Query(states=OPEN_STATES))]
+        return result.ticks, digest(store), still_open
+
+    plain = run(CampaignSimulator, False)
+    assert plain == run(_AskTheStoreEachDay, False)
+    assert plain[2] == []
+    foreign = run(CampaignSimulator, True)
+    assert foreign == run(_AskTheStoreEachDay, True)
+    assert foreign[2] == ["FOREIGN-1"]
+    assert foreign[0] > plain[0] + 200  # it ticked to the end of the year-long tail (plain stops 31 days in)
