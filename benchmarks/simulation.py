@@ -4,9 +4,10 @@
 suggestion through ``Flow`` with a virtual clock (arrivals over the receiving phases,
 misroutes, slow units, extensions, daily ``tick``s, ratings, reopenings, the summary
 phase).  N = 100,000 (``--quick``: 2,000).  Each run is a fresh child process, so its
-peak RSS (``VmHWM``) is its own, and each starts after ``os.sync()`` (not timed), so that
-no child waits for the write-back of an earlier child's database (the seconds each sync
-took are in the SQLite figures as ``sync_before_children_s``).
+peak RSS (``VmHWM``) is its own, and each timed child starts after ``os.sync()`` (not
+timed), so that no child waits for the write-back of an earlier child's database (the
+seconds each sync took are in the SQLite figures as ``sync_before_children_s``); the
+databases nothing reads again are deleted.
 
 Figures (seconds are wall time of ``run()``; RSS is the child's peak):
 

@@ -213,6 +213,44 @@ def test_the_collector_is_given_back_as_it_was_found() -> None:
         gc.unfreeze()
 
 
+def test_the_collector_is_given_back_when_the_run_fails() -> None:
+    import gc
+
+    from jianyi_flow.presets import yongchuan_2024
+
+    usual = gc.get_threshold()
+    calls: list[int] = []
+
+    def fail_later(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 3:  # a few hundred arrivals in: days have been ticked and frozen
+            assert gc.get_freeze_count() > 0 and gc.get_threshold() != usual
+            raise RuntimeError("the portal's progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar"):
+        CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=2000, progress=fail_later).run()
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == usual
+
+
+def test_the_thresholds_someone_else_set_meanwhile_are_left_alone() -> None:
+    import gc
+
+    from jianyi_flow.presets import yongchuan_2024
+
+    usual = gc.get_threshold()
+    theirs = (usual[0] + 1, 5, 5)
+
+    def set_theirs(done: int, total: int) -> None:
+        gc.set_threshold(*theirs)
+
+    try:
+        CampaignSimulator(yongchuan_2024(), MemoryStore(), seed=2, suggestions=300, progress=set_theirs).run()
+        assert gc.get_threshold() == theirs
+    finally:
+        gc.set_threshold(*usual)
+
+
 def test_the_summary_phase_evaluates_only_the_runs_own_suggestions() -> None:
     """A store that already holds a handled suggestion of the campaign: the run leaves it alone.
 
@@ -247,6 +285,26 @@ def _handled() -> frozenset[State]:
     from jianyi_flow.workflow import HANDLED_STATES
 
     return frozenset(HANDLED_STATES)
+
+
+class _RecordSaysOpen(CampaignSimulator):
+    """A record gone stale the other way: every suggestion of the run still marked open."""
+
+    def _anything_open(self, candidates: list[str]) -> bool:
+        for plan in self._plans.values():
+            if plan.state not in (State.RECEIVED, State.REGISTERED):
+                plan.state = State.REGISTERED
+        candidates[:] = sorted(self._plans)
+        return super()._anything_open(candidates)
+
+
+class _RecordSaysClosed(CampaignSimulator):
+    """A record gone stale: every suggestion of the run marked closed (withdrawn)."""
+
+    def _anything_open(self, candidates: list[str]) -> bool:
+        for plan in self._plans.values():
+            plan.state = State.WITHDRAWN
+        return super()._anything_open(candidates)
 
 
 class _AskTheStoreEachDay(CampaignSimulator):
@@ -286,6 +344,7 @@ def test_the_tail_ticks_exactly_while_the_store_holds_an_open_suggestion() -> No
 
     plain = run(CampaignSimulator, False)
     assert plain == run(_AskTheStoreEachDay, False)
+    assert plain == run(_RecordSaysOpen, False) == run(_RecordSaysClosed, False)  # the store decides
     assert plain[2] == []
     foreign = run(CampaignSimulator, True)
     assert foreign == run(_AskTheStoreEachDay, True)
