@@ -250,9 +250,11 @@ def child(args: list[str]) -> dict[str, Any]:
 def _settle() -> float:
     """Write back what the earlier children left dirty (``os.sync``) before the next one starts; seconds taken.
 
-    Each SQLite child leaves hundreds of MiB of database pages for the kernel to write back
-    in its own time; a checkpoint's ``fsync`` in the next child would then wait for them
-    too, and charge one child for another's writes.  Not timed in any figure.
+    Each SQLite child writes hundreds of MiB of database pages, which the kernel may still
+    be writing back when the next child starts; a checkpoint's ``fsync`` there would then
+    wait for them too and charge one child for another's writes.  (A guess from a slow day;
+    on the fast day of 2026-11-27 each sync took at most 2 ms, so nothing was left over.)
+    Not timed in any figure.
     """
     sync = getattr(os, "sync", None)  # Unix only
     started = time.perf_counter()
