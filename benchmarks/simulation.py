@@ -9,7 +9,10 @@ timed), so that no child waits for the write-back of an earlier child's database
 seconds each sync took are in the SQLite figures as ``sync_before_children_s``); the
 databases nothing reads again are deleted.
 
-Figures (seconds are wall time of ``run()``; RSS is the child's peak):
+Figures (seconds are wall time of ``run()``; RSS is the child's peak).  Each simulation child
+also reports the garbage collector's own time during ``run()`` (``gc_s``, summed from
+``gc.callbacks``) and its collections by generation (``gc_collections``); the figures carry
+them (``gc_s`` of the memory run, and of both SQLite runs).
 
 ``simulation.memory.seconds`` — value ≤ 45 s.  ``simulation.sqlite.seconds`` — value ≤ 180 s,
     the mean of two SQLite runs.  The children run in the order memory, SQLite, floor,
@@ -48,6 +51,7 @@ runs the simulator with ``freeze_gc=False``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -104,15 +108,37 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
             last[0] = time.perf_counter()
             log(f"simulation/{kind}: {done:,}/{total:,} arrived")
 
+    collector = _CollectorTime()
     started = time.perf_counter()
     freeze_gc = not os.environ.get("JIANYI_BENCH_NO_GC_FREEZE")  # an experiment knob
-    result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress,
-                               freeze_gc=freeze_gc).run()
+    gc.callbacks.append(collector)
+    try:
+        result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress,
+                                   freeze_gc=freeze_gc).run()
+    finally:
+        gc.callbacks.remove(collector)
     seconds = time.perf_counter() - started
     store.close()
     return {"seconds": seconds, "commands": result.commands, "ticks": result.ticks,
             "peak_rss": peak_rss_bytes(), "by_command": dict(result.by_command),
-            "batched": callable(getattr(store, "batch", None))}
+            "batched": callable(getattr(store, "batch", None)),
+            "gc_s": round(collector.seconds, 3), "gc_collections": collector.collections}
+
+
+class _CollectorTime:
+    """A ``gc.callbacks`` entry that sums the collector's own time and counts its collections, by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
 
 
 def _fire_from_a_table() -> None:
@@ -314,7 +340,8 @@ def run(quick: bool) -> list[Figure]:
     sql_peak = max(r["peak_rss"] for r in sqls)
     runs = {"sqlite_runs_s": [round(r["seconds"], 3) for r in sqls],
             "floor_runs_s": [round(f["seconds"], 3) for f in floors],
-            "sync_before_children_s": [round(t, 3) for t in synced]}
+            "sync_before_children_s": [round(t, 3) for t in synced],
+            "gc_s": [r.get("gc_s") for r in sqls]}
     messages = floors[0].get("messages", 0)
     return [
         figure("simulation.memory.seconds", value=mem["seconds"], baseline=floor_s, ratio=mem["seconds"] / floor_s,
@@ -322,7 +349,7 @@ def run(quick: bool) -> list[Figure]:
                target=TARGET_MEMORY_S, on="value", op="<=",
                note=f"CampaignSimulator, yongchuan_2024, seed={SEED}, {n:,} suggestions, MemoryStore; floor: the "
                     "same writes (rows, events, messages, unit links) as raw Core on SQLite, 200 events/txn",
-               **common),
+               gc_s=mem.get("gc_s"), gc_collections=mem.get("gc_collections"), **common),
         figure("simulation.sqlite.seconds", value=sql_s, baseline=floor_s, ratio=sql_s / floor_s,
                unit="s", ratio_is="cost: ours / Core floor (lower is better); target is on the value",
                target=TARGET_SQLITE_S, on="value", op="<=",

@@ -380,8 +380,6 @@ _ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
     "reward_tier": RewardTier,
 }
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
-_SPECIAL_FIELDS = _TUPLE_FIELDS | {"upward_reports", "evaluation", "proposer"}
-"""Fields besides datetimes and enums that :func:`encode_value` converts: every other field is stored as is."""
 
 
 def _utc_iso(value: dt.datetime) -> str:
@@ -442,6 +440,8 @@ _ENCODERS: dict[str, Callable[[Any], Any]] = {
 """How :func:`encode_value` converts each field that is not stored as is: one dict lookup per
 value instead of a chain of membership tests (every command encodes its changes)."""
 _encoder = _ENCODERS.get
+_SPECIAL_FIELDS = frozenset(_ENCODERS) - _DATETIME_FIELDS - frozenset(_ENUM_FIELDS)
+"""Fields besides datetimes and enums that :func:`encode_value` converts: every other field is stored as is."""
 
 
 def encode_value(name: str, value: Any) -> Any:

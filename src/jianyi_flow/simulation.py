@@ -266,8 +266,8 @@ class CampaignSimulator:
         generation is then collected only every :data:`MIDDLE_GENERATION_EVERY` young
         collections (a simulated day makes a handful), and so full collections are about
         that much rarer too: what survives a young collection is frozen at the day's end
-        anyway (the collector's time at 100,000 suggestions on MemoryStore: 1.81 s with
-        CPython's default, 1.08 s so; docs/performance.md).  The thresholds are set back at
+        anyway (the collector's time at 100,000 suggestions on MemoryStore, two runs each:
+        2.12 / 1.98 s with CPython's default, 1.12 / 1.25 s so; docs/performance.md).  The thresholds are set back at
         the end, unless someone else changed them meanwhile.  Reference counting still frees
         everything as usual; only cyclic garbage that outlives a young collection waits, for
         a middle collection or the end of the run.
