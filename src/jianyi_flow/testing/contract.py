@@ -995,6 +995,41 @@ class StoreContract(abc.ABC):
         flow = self.flow(store, FakeClock(now))
         assert [r.id for r in flow.overdue(limit=10)] == [r.id for r in expected[:10]]
 
+    def test_due_order_holds_between_commits_to_one_due_time(self, store: Store) -> None:
+        """Queries between commits that add to and take from one shared due time stay in id order.
+
+        A store may keep an order it worked out for one query (MemoryStore sorts each due
+        time's ids when a query first reads them): a later commit to that due time must
+        show in the next query, in its place.
+        """
+        shared = T0 + dt.timedelta(days=2)
+        later = T0 + dt.timedelta(days=9)
+        now = T0 + dt.timedelta(days=5)
+        overdue = Query(due_before=now)
+        rows: dict[str, Suggestion] = {}
+        for sid in ("dq-m", "dq-c", "dq-t"):
+            rows[sid] = make_suggestion(sid, state=State.TRANSFERRED, due_at=shared)
+            store.commit(create(rows[sid]))
+        assert [r.id for r in store.query(overdue)] == ["dq-c", "dq-m", "dq-t"]
+        rows["dq-a"] = make_suggestion("dq-a", state=State.TRANSFERRED, due_at=shared)
+        store.commit(create(rows["dq-a"]))  # joins the due time the query just read
+        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-c", "dq-m", "dq-t"]
+        moved = advance(rows["dq-c"], due_at=later)  # leaves it
+        store.commit(moved)
+        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-m", "dq-t"]
+        assert [r.id for r in store.query(Query(due_after=now))] == ["dq-c"]
+        back = advance(moved.suggestion, due_at=shared)  # and comes back
+        store.commit(back)
+        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-c", "dq-m", "dq-t"]
+        for sid in ("dq-a", "dq-m", "dq-t"):  # all but one leave: the due time is still read right
+            store.commit(advance(store.load(sid), due_at=None))
+        assert [r.id for r in store.query(overdue)] == ["dq-c"]
+        store.commit(advance(back.suggestion, due_at=None))
+        assert store.query(overdue) == []
+        rows["dq-z"] = make_suggestion("dq-z", state=State.TRANSFERRED, due_at=shared)
+        store.commit(create(rows["dq-z"]))  # a new one at the due time that emptied
+        assert [r.id for r in store.query(overdue)] == ["dq-z"]
+
     def test_paging_by_id(self, store: Store) -> None:
         rows = self._query_rows(store)
         seen: list[str] = []
