@@ -147,8 +147,23 @@ def test_on_cpython_the_fast_way_is_the_one_in_use() -> None:
     assert "_Draft" in model._replace.__code__.co_names
 
 
-def test_when_the_class_assignment_is_refused_the_descriptor_way_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_when_the_twin_has_other_slots_the_descriptor_way_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(model._Draft, "__slots__", ("not", "the", "same"))
     assert not model._draft_layout_fits()
+    compiled = model._compile_replace()
+    assert "_Draft" not in compiled.__code__.co_names
+
+
+class _WithWeakref:
+    """The suggestion's slots and a ``__weakref__`` after them: CPython refuses ``__class__`` to it."""
+
+    __slots__ = (*SUGGESTION_FIELDS, "__weakref__")
+
+
+def test_when_the_interpreter_refuses_the_class_assignment_the_descriptor_way_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(model, "Suggestion", _WithWeakref)
+    assert not model._draft_layout_fits()  # the TypeError ("object layout differs") is caught
     compiled = model._compile_replace()
     assert "_Draft" not in compiled.__code__.co_names

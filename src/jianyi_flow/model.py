@@ -1,6 +1,8 @@
 """The domain model: suggestions, proposers, actors and events, as attrs classes.
 
-Every object here is immutable.  A command never edits a suggestion in place: it produces
+Every domain object here is immutable (``_Draft``, a private twin of :class:`Suggestion`
+that :func:`replace` fills before it becomes one, is the only mutable class, and no
+instance of it outlives that call).  A command never edits a suggestion in place: it produces
 an :class:`Event` whose ``changes`` say which fields took which values, and
 :func:`apply_event` folds that event into the previous suggestion.  Replaying a
 suggestion's events from nothing therefore rebuilds it exactly (``replay``), which is
@@ -263,7 +265,12 @@ class SuggestionDraft:
 
 @attrs.frozen(weakref_slot=False)
 class Suggestion:
-    """One suggestion and everything decided about it so far (one row in a store)."""
+    """One suggestion and everything decided about it so far (one row in a store).
+
+    It takes no weak references (no ``__weakref__`` slot): :func:`replace`, which copies it
+    on every command, needs a layout CPython lets it assign ``__class__`` to (see
+    :class:`_Draft`).
+    """
 
     id: str
     campaign: str | None
@@ -513,8 +520,8 @@ def _compile_replace(via_draft: bool = True) -> Callable[[Suggestion, Mapping[st
     7.8 µs for ``attrs.evolve``.  The descriptor way sets each slot of a new
     ``Suggestion`` through the slot's own descriptor (``Suggestion.<field>.__set__``,
     a third less than ``object.__setattr__``).  The draft way is used only when this
-    interpreter accepts the class assignment (tried once, at import: see
-    :func:`_draft_layout_fits`); otherwise the descriptor way.
+    interpreter accepts the class assignment (tried by :func:`_draft_layout_fits` on each
+    call, that is once, at import, for :func:`replace`); otherwise the descriptor way.
     """
     if via_draft and _draft_layout_fits():
         lines = ["def replace(s, c):", "    new = _new(_Draft)"]

@@ -1006,22 +1006,26 @@ class StoreContract(abc.ABC):
         later = T0 + dt.timedelta(days=9)
         now = T0 + dt.timedelta(days=5)
         overdue = Query(due_before=now)
+        both = Query(due_before=later + dt.timedelta(days=1))  # the shared and the later due time
+        # a dozen ids, committed out of order: a store that forgot to sort would show it
+        others = ["dq-m", "dq-k", "dq-t", "dq-e", "dq-r", "dq-g", "dq-p", "dq-b", "dq-w", "dq-h", "dq-n"]
         rows: dict[str, Suggestion] = {}
-        for sid in ("dq-m", "dq-c", "dq-t"):
+        for sid in ["dq-c", *others]:
             rows[sid] = make_suggestion(sid, state=State.TRANSFERRED, due_at=shared)
             store.commit(create(rows[sid]))
-        assert [r.id for r in store.query(overdue)] == ["dq-c", "dq-m", "dq-t"]
+        assert [r.id for r in store.query(overdue)] == sorted(["dq-c", *others])
         rows["dq-a"] = make_suggestion("dq-a", state=State.TRANSFERRED, due_at=shared)
         store.commit(create(rows["dq-a"]))  # joins the due time the query just read
-        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-c", "dq-m", "dq-t"]
-        moved = advance(rows["dq-c"], due_at=later)  # leaves it
+        assert [r.id for r in store.query(overdue)] == sorted(["dq-a", "dq-c", *others])
+        moved = advance(rows["dq-c"], due_at=later)  # leaves it, for a due time a wider query reads too
         store.commit(moved)
-        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-m", "dq-t"]
+        assert [r.id for r in store.query(overdue)] == sorted(["dq-a", *others])
+        assert [r.id for r in store.query(both)] == [*sorted(["dq-a", *others]), "dq-c"]
         assert [r.id for r in store.query(Query(due_after=now))] == ["dq-c"]
         back = advance(moved.suggestion, due_at=shared)  # and comes back
         store.commit(back)
-        assert [r.id for r in store.query(overdue)] == ["dq-a", "dq-c", "dq-m", "dq-t"]
-        for sid in ("dq-a", "dq-m", "dq-t"):  # all but one leave: the due time is still read right
+        assert [r.id for r in store.query(both)] == sorted(["dq-a", "dq-c", *others])
+        for sid in ["dq-a", *others]:  # all but one leave: the due time is still read right
             store.commit(advance(store.load(sid), due_at=None))
         assert [r.id for r in store.query(overdue)] == ["dq-c"]
         store.commit(advance(back.suggestion, due_at=None))
