@@ -77,8 +77,9 @@ _U16 = 0xFFFF
 _SHARED_TEXT = 7
 """A text at least this long that *is* the row's field is kept by reference (8 bytes), not copied."""
 _ACTOR_CACHE = 512
-_STAMP_CACHE = 512
 """At most this many actors are remembered to share one object among equal actors."""
+_STAMP_CACHE = 512
+"""At most this many due times' timestamps are remembered (:meth:`MemoryStore._stamp`)."""
 _NO_AT = bytes(10)
 _BATCH = 64
 """Commits encode their events this many at a time (see :meth:`MemoryStore._flush`)."""
