@@ -30,7 +30,7 @@ from .errors import (
     NotFound,
     ValidationError,
 )
-from .guards import CommandContext, Guard
+from .guards import CommandContext, Guard, build_context
 from .history import HistoryProblem, seal_new, verify_events
 from .model import (
     SCORE_MAX,
@@ -50,11 +50,12 @@ from .model import (
     State,
     Suggestion,
     SuggestionDraft,
+    build_event,
     encode_changes,
     replace,
     replay,
 )
-from .store import Change, OutboxMessage, Query, Store, flagged_for_due, iter_suggestions
+from .store import OutboxMessage, Query, Store, build_change, build_message, flagged_for_due, iter_suggestions
 from .workflow import fire
 
 OPEN_STATES = frozenset(
@@ -268,7 +269,7 @@ class Flow:
         sid = suggestion_id if suggestion_id is not None else self._ids()
         v.code("suggestion_id", sid)
         if self.guards:
-            self._guard(CommandContext("receive", actor, now, draft=draft))
+            self._guard(build_context(command="receive", actor=actor, now=now, suggestion=None, draft=draft, args={}))
         due = self.due_for(Step.REGISTER, now)
         changes: dict[str, Any] = {
             "campaign": self.campaign,
@@ -287,7 +288,7 @@ class Flow:
             "due_at": due,
         }
         event = seal_new(
-            Event(
+            build_event(
                 suggestion_id=sid,
                 version=1,
                 kind="receive",
@@ -295,14 +296,18 @@ class Flow:
                 to_state=State.RECEIVED,
                 actor=actor,
                 at=now,
+                reason=None,
                 changes=encode_changes(changes),
+                payload={},
+                prev_hash="",
+                hash="",
             )
         )
         suggestion = Suggestion(
             id=sid, state=State.RECEIVED, version=1, updated_at=now, event_hash=event.hash, **changes
         )
-        notice = OutboxMessage(topic="receive", suggestion_id=sid, version=1, recipient=OFFICE, created_at=now,
-                               payload={"state": State.RECEIVED.value})
+        notice = build_message(topic="receive", suggestion_id=sid, version=1, recipient=OFFICE, created_at=now,
+                               payload={"state": State.RECEIVED.value}, id=None, attempts=0)
         return self._commit(suggestion, event, 0, idempotency_key, (notice,))
 
     def register(
@@ -789,7 +794,8 @@ class Flow:
         if expected is not None and current.version != expected.version:
             raise ConcurrencyConflict(suggestion_id, expected.version, current.version)
         if self.guards:
-            self._guard(CommandContext(command, actor, now, suggestion=current, args=args or {}))
+            self._guard(build_context(command=command, actor=actor, now=now, suggestion=current, draft=None,
+                                      args=args or {}))
         try:
             to_state = fire(trigger, current.state, command)
         except InvalidTransition:
@@ -802,7 +808,7 @@ class Flow:
         changed = dict(changes(current, now))
         version = current.version + 1
         event = seal_new(
-            Event(
+            build_event(
                 suggestion_id=suggestion_id,
                 version=version,
                 kind=command,
@@ -814,6 +820,7 @@ class Flow:
                 changes=encode_changes(changed),
                 payload=payload or {},
                 prev_hash=current.event_hash,
+                hash="",
             )
         )
         changed.update(state=to_state, version=version, updated_at=now, event_hash=event.hash)
@@ -821,8 +828,8 @@ class Flow:
         messages: tuple[OutboxMessage, ...] = ()
         if notify is not None:
             messages = tuple(
-                OutboxMessage(topic=command, suggestion_id=suggestion_id, version=version, recipient=r, created_at=now,
-                              payload={"state": to_state.value})
+                build_message(topic=command, suggestion_id=suggestion_id, version=version, recipient=r,
+                              created_at=now, payload={"state": to_state.value}, id=None, attempts=0)
                 for r in notify(new)
             )
         result = self._commit(new, event, current.version, idempotency_key, messages)
@@ -837,7 +844,8 @@ class Flow:
         messages: tuple[OutboxMessage, ...],
     ) -> Suggestion:
         try:
-            self.store.commit(Change(new, event, expected_version, messages, idempotency_key))
+            self.store.commit(build_change(suggestion=new, event=event, expected_version=expected_version,
+                                           messages=messages, idempotency_key=idempotency_key))
         except (ConcurrencyConflict, IdempotencyKeyReused):
             if idempotency_key is not None:
                 # a concurrent retry of the same command may have won: give its result

@@ -8,16 +8,17 @@ before anything is computed or written, so a refused command writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
+from .frozen import Weakrefable, builder
 from .model import Actor, Suggestion, SuggestionDraft
 
 
 @attrs.frozen
-class CommandContext:
+class CommandContext(Weakrefable):
     """What a guard is shown: the command, the actor, the time and the target."""
 
     command: str
@@ -29,6 +30,10 @@ class CommandContext:
     """What is being received (``receive`` only)."""
     args: Mapping[str, Any] = attrs.field(factory=dict)
     """The command's own arguments (``lead_unit`` for transfer...)."""
+
+
+build_context: Callable[..., CommandContext] = builder(CommandContext)
+"""``CommandContext(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
 
 
 class Guard(Protocol):

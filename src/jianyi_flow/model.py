@@ -2,11 +2,11 @@
 
 Every domain object here is immutable (``_Draft``, a private twin of :class:`Suggestion`
 that :func:`replace` fills before it becomes one, is the only mutable class, and no
-instance of it outlives that call).  A command never edits a suggestion in place: it produces
-an :class:`Event` whose ``changes`` say which fields took which values, and
-:func:`apply_event` folds that event into the previous suggestion.  Replaying a
-suggestion's events from nothing therefore rebuilds it exactly (``replay``), which is
-what makes the history trustworthy and what the tests check.
+instance of it outlives that call; see :mod:`jianyi_flow.frozen`).  A command never
+edits a suggestion in place: it produces an :class:`Event` whose ``changes`` say which
+fields took which values, and :func:`apply_event` folds that event into the previous
+suggestion.  Replaying a suggestion's events from nothing therefore rebuilds it exactly
+(``replay``), which is what makes the history trustworthy and what the tests check.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .clock import SHANGHAI, InstantTexts
+from .frozen import Weakrefable, becomes, builder, mutable_twin
 
 
 class State(enum.StrEnum):
@@ -263,13 +264,13 @@ class SuggestionDraft:
     """Units the material accuses: it is never transferred to them (信访工作条例 Art. 30)."""
 
 
-@attrs.frozen(weakref_slot=False)
-class Suggestion:
+@attrs.frozen
+class Suggestion(Weakrefable):
     """One suggestion and everything decided about it so far (one row in a store).
 
-    It takes no weak references (no ``__weakref__`` slot): :func:`replace`, which copies it
-    on every command, needs a layout CPython lets it assign ``__class__`` to (see
-    :class:`_Draft`).
+    Its ``__weakref__`` slot comes from :class:`~jianyi_flow.frozen.Weakrefable`, so that
+    :func:`replace`, which copies it on every command, can build the copy as a mutable
+    twin and then assign ``__class__`` (see :mod:`jianyi_flow.frozen`).
     """
 
     id: str
@@ -350,7 +351,7 @@ def _masked_changes(changes: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
-class Event:
+class Event(Weakrefable):
     """One command's record in a suggestion's history.
 
     ``changes`` maps each field of :class:`Suggestion` the command set to its new value,
@@ -371,6 +372,10 @@ class Event:
     payload: Mapping[str, Any] = attrs.field(factory=dict)
     prev_hash: str = ""
     hash: str = ""
+
+
+build_event: Callable[..., Event] = builder(Event)
+"""``Event(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
 
 
 # --- encoding of field values inside events -------------------------------------------------
@@ -495,35 +500,24 @@ _ALL_FIELDS = frozenset(SUGGESTION_FIELDS)
 _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
 
 
-class _Draft:
-    """A mutable twin of :class:`Suggestion` (the same slots, in the same order): how
-    :func:`replace` builds a copy.
-
-    A copy is built as a ``_Draft``, whose slots plain attribute stores set (the fastest
-    way Python has to fill a slot), and then becomes a ``Suggestion`` by assigning
-    ``__class__``, which CPython allows between classes of the same layout.  This is why
-    ``Suggestion`` has no ``__weakref__`` slot: CPython refuses that assignment for a
-    class that adds ``__weakref__`` after other slots.  If the assignment is ever refused,
-    :func:`replace` falls back to setting each slot of a new ``Suggestion`` through its
-    descriptor (see :func:`_compile_replace`).
-    """
-
-    __slots__ = tuple(getattr(Suggestion, "__slots__", ()))
+_Draft = mutable_twin(Suggestion)
+"""A mutable twin of :class:`Suggestion` (the same base and slots): how :func:`replace` builds a copy."""
 
 
 def _compile_replace(via_draft: bool = True) -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
     """Generate the body of :func:`replace` once: one line per field, no loop over them.
 
-    ``via_draft``: copy every slot into a :class:`_Draft` by plain attribute stores, apply
-    the changes, then turn it into a ``Suggestion``.  Measured with timeit in a throwaway
-    script (a copy with six changes): 1.0 µs, against 2.7 µs for the descriptor way and
-    7.8 µs for ``attrs.evolve``.  The descriptor way sets each slot of a new
-    ``Suggestion`` through the slot's own descriptor (``Suggestion.<field>.__set__``,
-    a third less than ``object.__setattr__``).  The draft way is used only when this
-    interpreter accepts the class assignment (tried by :func:`_draft_layout_fits` on each
-    call, that is once, at import, for :func:`replace`); otherwise the descriptor way.
+    ``via_draft``: copy every slot into a :data:`_Draft` by plain attribute stores, apply
+    the changes, then turn it into a ``Suggestion`` (see :mod:`jianyi_flow.frozen`).
+    Measured with timeit in a throwaway script (a copy with six changes): 1.0 µs, against
+    2.7 µs for the descriptor way and 7.8 µs for ``attrs.evolve``.  The descriptor way
+    sets each slot of a new ``Suggestion`` through the slot's own descriptor
+    (``Suggestion.<field>.__set__``, a third less than ``object.__setattr__``).  The draft
+    way is used only when this interpreter accepts the class assignment (asked of
+    :func:`~jianyi_flow.frozen.becomes` on each call, that is once, at import, for
+    :func:`replace`); otherwise the descriptor way.
     """
-    if via_draft and _draft_layout_fits():
+    if via_draft and getattr(_Draft, "__slots__", None) == SUGGESTION_FIELDS and becomes(_Draft, Suggestion):
         lines = ["def replace(s, c):", "    new = _new(_Draft)"]
         lines.extend(f"    new.{name} = s.{name}" for name in SUGGESTION_FIELDS)
         lines += ["    for name, value in c.items():", "        _setattr(new, name, value)",
@@ -540,18 +534,6 @@ def _compile_replace(via_draft: bool = True) -> Callable[[Suggestion, Mapping[st
     exec("\n".join(lines), namespace)
     fn: Callable[[Suggestion, Mapping[str, Any]], Suggestion] = namespace["replace"]
     return fn
-
-
-def _draft_layout_fits() -> bool:
-    """Whether a :class:`_Draft` can become a :class:`Suggestion` on this interpreter."""
-    if _Draft.__slots__ != SUGGESTION_FIELDS:
-        return False
-    draft = object.__new__(_Draft)
-    try:
-        draft.__class__ = Suggestion  # type: ignore[assignment]
-    except TypeError:  # "object layout differs"
-        return False
-    return True
 
 
 _replace = _compile_replace()

@@ -13,17 +13,18 @@ Writing an adapter: implement these methods, then subclass
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from .clock import to_utc
+from .frozen import Weakrefable, builder
 from .model import Event, State, Suggestion
 
 
 @attrs.frozen
-class OutboxMessage:
+class OutboxMessage(Weakrefable):
     """A notice someone must hear about (proposer or unit), delivered at least once.
 
     ``id`` is assigned by the store; it is ``None`` on a message not yet committed.
@@ -40,7 +41,7 @@ class OutboxMessage:
 
 
 @attrs.frozen
-class Change:
+class Change(Weakrefable):
     """One command's effect: written by :meth:`Store.commit` atomically.
 
     ``expected_version`` is the version the command read (``0`` creates the suggestion);
@@ -52,6 +53,12 @@ class Change:
     expected_version: int
     messages: tuple[OutboxMessage, ...] = ()
     idempotency_key: str | None = None
+
+
+build_message: Callable[..., OutboxMessage] = builder(OutboxMessage)
+"""``OutboxMessage(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
+build_change: Callable[..., Change] = builder(Change)
+"""``Change(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
 
 
 @attrs.frozen
