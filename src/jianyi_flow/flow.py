@@ -829,7 +829,7 @@ class Flow:
         if notify is not None:
             messages = tuple(
                 build_message(topic=command, suggestion_id=suggestion_id, version=version, recipient=r,
-                              created_at=now, payload={"state": to_state.value}, id=None, attempts=0)
+                              created_at=now, payload={"state": to_state._value_}, id=None, attempts=0)
                 for r in notify(new)
             )
         result = self._commit(new, event, current.version, idempotency_key, messages)

@@ -25,17 +25,19 @@ def canonical(event: Event) -> list[Any]:
 
     Order: suggestion id, version, kind, from-state, to-state, actor (id, role, unit,
     name), time (UTC ISO), reason, changes, payload, prev_hash.  A list rather than an
-    object: the field order is part of the format, and encoding it is faster.
+    object: the field order is part of the format, and encoding it is faster.  The enums'
+    values are read as ``_value_`` (what ``.value`` returns, without Enum's property: a
+    third of the cost, and this runs on every command).
     """
     actor = event.actor
     return [
         event.suggestion_id,
         event.version,
         event.kind,
-        None if event.from_state is None else event.from_state.value,
-        event.to_state.value,
+        None if event.from_state is None else event.from_state._value_,
+        event.to_state._value_,
         actor.id,
-        actor.role.value,
+        actor.role._value_,
         actor.unit,
         actor.name,
         encode_datetime(event.at),

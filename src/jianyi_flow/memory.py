@@ -91,7 +91,7 @@ _DATETIME: Any = dt.datetime
 _TIMEZONE = dt.timezone
 
 
-_MEMO: dict[Any, str] = model.encode_datetime.table
+_MEMO: dict[Any, str] = model.DATETIME_TEXTS.table
 """``encode_datetime``'s memo ``(datetime, fold) -> text``, read directly on the hot path.
 
 Whatever it holds is right (a miss calls the function), so it only has to be fast.

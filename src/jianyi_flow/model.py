@@ -398,8 +398,15 @@ def _utc_iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
 
-encode_datetime = InstantTexts(_utc_iso)
-"""Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally), memoised by instant."""
+DATETIME_TEXTS = InstantTexts(_utc_iso)
+"""The memo behind :func:`encode_datetime` (its ``table`` is read directly on hot paths)."""
+
+encode_datetime = DATETIME_TEXTS.__call__
+"""Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally), memoised by instant.
+
+The bound method rather than the instance: calling an instance goes through its type's
+``__call__`` slot, twice the cost of the method (154 against 309 ns, timeit in a throwaway
+script), and every command encodes two or three times."""
 
 
 def decode_datetime(text: str) -> dt.datetime:
@@ -430,7 +437,7 @@ def decode_proposer(data: Mapping[str, Any]) -> Proposer:
 
 
 def _enum_value(member: enum.Enum) -> Any:
-    return member.value
+    return member._value_  # ``.value`` without Enum's property: a third of the cost (on every command)
 
 
 def _report_forms(forms: tuple[ReportForm, ...]) -> list[Any]:

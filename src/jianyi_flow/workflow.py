@@ -161,7 +161,7 @@ def fire(trigger: str, state: State, command: str | None = None) -> State:
     refuses.  ``command`` is the name the caller used (``decide`` for ``adopt``...).
     """
     cursor = _cursor()
-    cursor.state = state.value
+    cursor.state = state._value_  # ``.value`` without Enum's property (every command runs this)
     event = _EVENTS.get(trigger)
     if event is None:
         raise InvalidTransition(command or trigger, state.value, allowed_triggers(state))
