@@ -51,6 +51,7 @@ from .model import (
     Suggestion,
     SuggestionDraft,
     build_event,
+    build_suggestion,
     encode_changes,
     replace,
     replay,
@@ -303,7 +304,7 @@ class Flow:
                 hash="",
             )
         )
-        suggestion = Suggestion(
+        suggestion = build_suggestion(
             id=sid, state=State.RECEIVED, version=1, updated_at=now, event_hash=event.hash, **changes
         )
         notice = build_message(topic="receive", suggestion_id=sid, version=1, recipient=OFFICE, created_at=now,

@@ -22,8 +22,9 @@ none.  Where an interpreter refuses the assignment all the same (:func:`becomes`
 builder sets each slot through its own descriptor instead: slower, same object.
 
 Only plain classes qualify: slotted, frozen, no validator, converter or ``__attrs_post_init__``
-(the builder does no more than store what it is given, so the caller passes every field).
-:func:`builder` refuses any other class by name.
+(the builder does no more than store what it is given).  :func:`builder` refuses any
+other class by name.  Defaults are the class's own, for the fields at the end that have
+a plain one (not a factory): every other field must be given.
 """
 
 from __future__ import annotations
@@ -88,14 +89,25 @@ def becomes(twin: type, cls: type) -> bool:
 def builder(cls: type[T], *, via_twin: bool = True) -> Callable[..., T]:
     """``build(**fields)``: the instance ``cls(**fields)`` would give, built without attrs' ``__init__``.
 
-    Every field must be given (by keyword or in order): there are no defaults.  The twin
+    Fields are taken by keyword or in order.  The trailing fields whose default is a plain
+    value (not ``attrs.Factory``) default to it, the very object the class uses; every
+    field before the last one without such a default must be given.  The twin
     way is used when ``via_twin`` and :func:`becomes` allow it, else the descriptor way
     (each slot set through ``cls.<field>.__set__``).  The code is generated once, one line
     per field, so a call runs no loop.
     """
     names = field_names(cls)
-    params = ", ".join(names)
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    defaulted = 0  # how many fields at the end default to a plain value
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)  # type: ignore[arg-type]  # checked above
+    for f in reversed(fields):
+        if f.default is attrs.NOTHING or isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            break
+        namespace[f"_default{len(names) - 1 - defaulted}"] = f.default
+        defaulted += 1
+    params = ", ".join(
+        name if i < len(names) - defaulted else f"{name}=_default{i}" for i, name in enumerate(names)
+    )
     twin = mutable_twin(cls)
     if via_twin and becomes(twin, cls):
         namespace["_twin"] = twin

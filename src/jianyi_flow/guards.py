@@ -33,7 +33,7 @@ class CommandContext(Weakrefable):
 
 
 build_context: Callable[..., CommandContext] = builder(CommandContext)
-"""``CommandContext(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
+"""``CommandContext(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
 
 
 class Guard(Protocol):

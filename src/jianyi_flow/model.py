@@ -374,8 +374,10 @@ class Event(Weakrefable):
     hash: str = ""
 
 
+build_suggestion: Callable[..., Suggestion] = builder(Suggestion)
+"""``Suggestion(...)`` for the hot path (``receive``; see :mod:`jianyi_flow.frozen`)."""
 build_event: Callable[..., Event] = builder(Event)
-"""``Event(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
+"""``Event(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
 
 
 # --- encoding of field values inside events -------------------------------------------------

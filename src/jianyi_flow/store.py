@@ -56,9 +56,9 @@ class Change(Weakrefable):
 
 
 build_message: Callable[..., OutboxMessage] = builder(OutboxMessage)
-"""``OutboxMessage(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
+"""``OutboxMessage(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
 build_change: Callable[..., Change] = builder(Change)
-"""``Change(...)`` for the hot path, with every field given (see :mod:`jianyi_flow.frozen`)."""
+"""``Change(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
 
 
 @attrs.frozen
