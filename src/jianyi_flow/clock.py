@@ -18,11 +18,20 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 """The timezone of every campaign calendar day (UTC+8, no daylight saving)."""
 
 
+_ALWAYS_AWARE = (ZoneInfo, dt.timezone)
+"""tzinfo classes whose ``utcoffset`` never answers ``None``: :func:`require_aware` need not ask them."""
+
+
 def require_aware(value: object, field: str = "time") -> dt.datetime:
-    """Return ``value`` if it is an aware datetime, else raise :class:`ValidationError`."""
+    """Return ``value`` if it is an aware datetime, else raise :class:`ValidationError`.
+
+    Any other tzinfo is asked for its offset (one that answers ``None`` makes the time as
+    ambiguous as a naive one).  This runs several times per command and per simulated step.
+    """
     if not isinstance(value, dt.datetime):
         raise ValidationError(field, "must be a datetime")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+    tz = value.tzinfo
+    if tz is None or (type(tz) not in _ALWAYS_AWARE and tz.utcoffset(value) is None):
         raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
     return value
 
