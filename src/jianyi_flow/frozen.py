@@ -123,5 +123,5 @@ def builder(cls: type[T], *, via_twin: bool = True) -> Callable[..., T]:
     exec("\n".join(lines), namespace)
     build: Callable[..., T] = namespace["build"]
     build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
-    build.__doc__ = f"A {cls.__name__} from every field, built without its __init__ (see jianyi_flow.frozen)."
+    build.__doc__ = f"A {cls.__name__} from its fields, built without its __init__ (see jianyi_flow.frozen)."
     return build

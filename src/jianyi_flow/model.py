@@ -1,12 +1,13 @@
 """The domain model: suggestions, proposers, actors and events, as attrs classes.
 
-Every domain object here is immutable (``_Draft``, a private twin of :class:`Suggestion`
-that :func:`replace` fills before it becomes one, is the only mutable class, and no
-instance of it outlives that call; see :mod:`jianyi_flow.frozen`).  A command never
-edits a suggestion in place: it produces an :class:`Event` whose ``changes`` say which
-fields took which values, and :func:`apply_event` folds that event into the previous
-suggestion.  Replaying a suggestion's events from nothing therefore rebuilds it exactly
-(``replay``), which is what makes the history trustworthy and what the tests check.
+Every domain object here is immutable (the private twins that the hot path fills before
+they become frozen objects — ``_Draft`` for :func:`replace`, and those of
+:mod:`jianyi_flow.frozen` — are the only mutable classes, and no instance of one outlives
+the call that builds it).  A command never edits a suggestion in place: it produces an
+:class:`Event` whose ``changes`` say which fields took which values, and
+:func:`apply_event` folds that event into the previous suggestion.  Replaying a
+suggestion's events from nothing therefore rebuilds it exactly (``replay``), which is
+what makes the history trustworthy and what the tests check.
 """
 
 from __future__ import annotations

@@ -304,10 +304,9 @@ class CampaignSimulator:
         end_ts = end.timestamp()
         pop, clock = heapq.heappop, self.clock
         while True:
-            agenda = self._agenda
-            if not agenda and not self._next_bucket():
+            if not self._agenda and not self._next_bucket():
                 break
-            agenda = self._agenda
+            agenda = self._agenda  # the current bucket's heap: steps done below may push onto it
             when_ts = agenda[0][0]
             if when_ts > end_ts:
                 break
@@ -383,8 +382,8 @@ class CampaignSimulator:
         """Put a step on the agenda, in ``(timestamp, sequence)`` order.
 
         One heap of every step ahead held up to 100,000 items at 100,000 suggestions, and
-        popping from it was 5 % of the run (most of it cache misses along the heap's paths).
-        So only the current bucket — a UTC day of timestamps, ``ts // 86400`` — is a heap; a
+        popping from it was 5 % of a py-spy profile of that run (pushing 2 %: together
+        7.7 % with the buckets, from 8.8 %).  So only the current bucket — a UTC day of timestamps, ``ts // 86400`` — is a heap; a
         step for a later bucket is appended to that bucket's list, which becomes the heap
         when the run reaches it (:meth:`_next_bucket`).  Buckets are contiguous ranges of
         time, so the steps come off in exactly the order one heap gives.
