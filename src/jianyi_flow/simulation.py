@@ -383,10 +383,11 @@ class CampaignSimulator:
 
         One heap of every step ahead held up to 100,000 items at 100,000 suggestions, and
         popping from it was 5 % of a py-spy profile of that run (pushing 2 %: together
-        7.7 % with the buckets, from 8.8 %).  So only the current bucket — a UTC day of timestamps, ``ts // 86400`` — is a heap; a
-        step for a later bucket is appended to that bucket's list, which becomes the heap
-        when the run reaches it (:meth:`_next_bucket`).  Buckets are contiguous ranges of
-        time, so the steps come off in exactly the order one heap gives.
+        7.7 % with the buckets, from 8.8 %).  So only the current bucket — a UTC day of
+        timestamps, ``ts // 86400`` — is a heap; a step for a later bucket is appended to
+        that bucket's list, which becomes the heap when the run reaches it
+        (:meth:`_next_bucket`).  Buckets are contiguous ranges of time, so the steps come
+        off in exactly the order one heap gives.
         """
         self._seq += 1
         ts = when.timestamp()
