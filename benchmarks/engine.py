@@ -41,11 +41,12 @@ import sys
 import time
 from typing import Any
 
-from jianyi_flow import Change, Event, MemoryStore, OutboxMessage, State
+from jianyi_flow import Change, MemoryStore, State
 from jianyi_flow.deadlines import Step
 from jianyi_flow.flow import unit_recipient
 from jianyi_flow.history import seal_new
-from jianyi_flow.model import encode_changes, replace
+from jianyi_flow.model import build_event, encode_changes, replace
+from jianyi_flow.store import build_change, build_message
 from jianyi_flow.workflow import MACHINE, TRANSITIONS, _cursor, build_machine, edges, fire
 
 from ._common import Figure, alternate, figure, log, per_op, skipped
@@ -166,7 +167,8 @@ def breakdown(n: int, rounds: int = 5) -> dict[str, float]:
     The parts are the calls ``Flow._execute`` makes, fed the same values it feeds them:
     load, machine step, due times (two ``due_for`` calls, cached per day), the changes dict
     encoded for the event, the Event object, its hash (sha256 of canonical JSON), the row
-    copy (``model.replace``), the outbox message and Change objects, and
+    copy (``model.replace``), the outbox message and Change objects (built as Flow builds
+    them, through :mod:`jianyi_flow.frozen`'s builders), and
     ``MemoryStore.commit`` replaying the very Changes a real run produced.  What the parts
     do not add up to is the glue: closures, argument validation, keyword passing.
     """
@@ -228,9 +230,9 @@ def breakdown(n: int, rounds: int = 5) -> dict[str, float]:
 
         def make_events() -> int:
             for e in events:
-                Event(suggestion_id=e.suggestion_id, version=e.version, kind="transfer", from_state=e.from_state,
-                      to_state=e.to_state, actor=OFFICE, at=now, reason=None, changes=e.changes, payload={},
-                      prev_hash=e.prev_hash)
+                build_event(suggestion_id=e.suggestion_id, version=e.version, kind="transfer",
+                            from_state=e.from_state, to_state=e.to_state, actor=OFFICE, at=now, reason=None,
+                            changes=e.changes, payload={}, prev_hash=e.prev_hash, hash="")
             return n
 
         part("Event object", make_events)
@@ -252,15 +254,17 @@ def breakdown(n: int, rounds: int = 5) -> dict[str, float]:
 
         def outbox() -> int:
             for row in rows:
-                (OutboxMessage(topic="transfer", suggestion_id=row.id, version=row.version,
-                               recipient=unit_recipient(LEAD), created_at=now, payload={"state": "transferred"}),)
+                (build_message(topic="transfer", suggestion_id=row.id, version=row.version,
+                               recipient=unit_recipient(LEAD), created_at=now, payload={"state": "transferred"},
+                               id=None, attempts=0),)
             return n
 
         part("outbox message", outbox)
 
         def changes_objects() -> int:
             for c in transfers:
-                Change(c.suggestion, c.event, c.expected_version, c.messages, None)
+                build_change(suggestion=c.suggestion, event=c.event, expected_version=c.expected_version,
+                             messages=c.messages, idempotency_key=None)
             return n
 
         part("Change object", changes_objects)
