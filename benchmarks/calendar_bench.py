@@ -24,7 +24,7 @@ from datetime import date, timedelta
 
 import chinese_calendar  # type: ignore[import-untyped]
 
-from jianyi_flow.calendar import ChinaCalendar
+from jianyi_flow.domain.calendar import ChinaCalendar
 
 N = 15
 TARGET = 20.0

@@ -10,21 +10,21 @@ Four figures, all on the ``transfer`` edge (registered → transferred):
     from the same ``TRANSITIONS`` (``cursor.state = 'registered'; cursor.transfer()``), i.e.
     what the state machine alone costs a user of ``transitions``.  (Until 2026-11-26 the
     engine itself ran on the stock machine, so this was also our own machine's trigger;
-    ours is now a :class:`~jianyi_flow.machine.LeanMachine`, whose bare trigger is the
+    ours is now a :class:`~jianyi_flow.domain.machine.LeanMachine`, whose bare trigger is the
     next figure.)  The figure also carries ``breakdown_us``: each part of the command timed
     on its own (see :func:`breakdown`), so the gap can be attributed.
 
 ``engine.lean_vs_stock_trigger`` — speed-up, stock / lean, no target.
-    The same bare trigger on the workflow's own :class:`~jianyi_flow.machine.LeanMachine`
+    The same bare trigger on the workflow's own :class:`~jianyi_flow.domain.machine.LeanMachine`
     (``workflow.MACHINE``) against the stock machine above: what dropping ``transitions``'
     per-step log lines and empty callback walks saves.
 
 ``engine.step_vs_python_statemachine`` — speed-up, baseline / ours, higher is better, target ≥ 4.
-    Like with like: our engine step ``jianyi_flow.workflow.fire('transfer', State.REGISTERED)``
+    Like with like: our engine step ``jianyi_flow.domain.workflow.fire('transfer', State.REGISTERED)``
     (set the cursor's state, trigger, read the new state back) against
     ``python-statemachine``'s ``send('transfer')`` on an instance of an equivalent
     ``StateMachine`` class (same 13 states and 22 events, built from
-    ``jianyi_flow.workflow.TRANSITIONS``), its state set back to ``registered`` first.
+    ``jianyi_flow.domain.workflow.TRANSITIONS``), its state set back to ``registered`` first.
 
 ``engine.command_vs_python_statemachine`` — speed-up, no target.
     Our whole command against their bare step: not like with like (ours also persists,
@@ -42,12 +42,12 @@ import time
 from typing import Any
 
 from jianyi_flow import Change, MemoryStore, State
-from jianyi_flow.deadlines import Step
-from jianyi_flow.flow import unit_recipient
-from jianyi_flow.history import seal_new
-from jianyi_flow.model import build_event, encode_changes, replace
-from jianyi_flow.store import build_change, build_message
-from jianyi_flow.workflow import MACHINE, TRANSITIONS, _cursor, build_machine, edges, fire
+from jianyi_flow.domain.deadlines import Step
+from jianyi_flow.domain.history import seal_new
+from jianyi_flow.domain.model import build_event, encode_changes, replace
+from jianyi_flow.domain.workflow import MACHINE, TRANSITIONS, _cursor, build_machine, edges, fire
+from jianyi_flow.service.flow import unit_recipient
+from jianyi_flow.storage.base import build_change, build_message
 
 from ._common import Figure, alternate, figure, log, per_op, skipped
 from ._fixtures import LEAD, OFFICE, Recorder, make_flow, registered
@@ -168,7 +168,7 @@ def breakdown(n: int, rounds: int = 5) -> dict[str, float]:
     load, machine step, due times (two ``due_for`` calls, cached per day), the changes dict
     encoded for the event, the Event object, its hash (sha256 of canonical JSON), the row
     copy (``model.replace``), the outbox message and Change objects (built as Flow builds
-    them, through :mod:`jianyi_flow.frozen`'s builders), and
+    them, through :mod:`jianyi_flow.domain.frozen`'s builders), and
     ``MemoryStore.commit`` replaying the very Changes a real run produced.  What the parts
     do not add up to is the glue: closures, argument validation, keyword passing.
     """

@@ -1,7 +1,7 @@
 """How long each command's JSON texts take to write: ``json`` alone against orjson through ``jsontext``.
 
 Not a figure (no target): a measurement tool for the per-event numbers docs/performance.md
-quotes for ``jianyi_flow.jsontext``.  It runs the 2024 simulation with ``--suggestions``
+quotes for ``jianyi_flow.domain.jsontext``.  It runs the 2024 simulation with ``--suggestions``
 suggestions (default 3,000, seed 1) on a ``MemoryStore``, reads back every event and row,
 and times, per command kind and over the whole mix (best of ``--rounds``, µs per event):
 
@@ -19,7 +19,7 @@ Every pair is checked to give the same text before it is timed.
 
     python -m benchmarks.json_text [--suggestions 3000] [--rounds 3]
 
-It reads private names of ``jianyi_flow.history`` and ``jianyi_flow.sql.types`` on purpose:
+It reads private names of ``jianyi_flow.domain.history`` and ``jianyi_flow.storage.sql.types`` on purpose:
 it measures them.
 """
 
@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     import orjson
 
     from jianyi_flow import history
-    from jianyi_flow.jsontext import NOT_PLAIN, prepare
-    from jianyi_flow.memory import MemoryStore
+    from jianyi_flow.domain.jsontext import NOT_PLAIN, prepare
     from jianyi_flow.presets import yongchuan_2024
     from jianyi_flow.simulation import CampaignSimulator
     from jianyi_flow.sql import types
+    from jianyi_flow.storage.memory import MemoryStore
 
     store = MemoryStore()
     CampaignSimulator(yongchuan_2024(), store, seed=1, suggestions=args.suggestions).run()

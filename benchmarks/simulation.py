@@ -81,7 +81,7 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
 
     pragmas = [p for p in os.environ.get("JIANYI_BENCH_SQLITE_PRAGMAS", "").split(";") if p.strip()]
     if pragmas and kind == "sqlite":  # an experiment knob: extra per-connection SQLite settings
-        import jianyi_flow.sql.engine as sql_engine
+        import jianyi_flow.storage.sql.engine as sql_engine
 
         prepare = sql_engine.prepare_sqlite_connection
 
@@ -148,9 +148,9 @@ def _fire_from_a_table() -> None:
     table holds, for every (trigger, source) edge of ``workflow.MACHINE``, the state its
     trigger leads to; anything else falls through to the real ``fire`` (and its errors).
     """
-    import jianyi_flow.flow as flow_module
-    import jianyi_flow.workflow as workflow
-    from jianyi_flow.model import State
+    import jianyi_flow.domain.workflow as workflow
+    import jianyi_flow.service.flow as flow_module
+    from jianyi_flow.domain.model import State
 
     table: dict[tuple[str, State], State] = {}
     for name, event in workflow.MACHINE.events.items():
@@ -173,7 +173,7 @@ def _floor(source: str, target: str) -> dict[str, Any]:
     from sqlalchemy import bindparam
 
     from jianyi_flow.sql import SqlStore, create_engine
-    from jianyi_flow.sql.schema import events, outbox, suggestion_units, suggestions
+    from jianyi_flow.storage.sql.schema import events, outbox, suggestion_units, suggestions
 
     SqlStore.open(f"sqlite:///{target}").close()  # the schema, by the shipped migrations
     engine = create_engine(f"sqlite:///{target}")

@@ -9,7 +9,7 @@ on those recordings, per command kind and over the whole mix (best of ``--rounds
 
     python -m benchmarks.sql_plan [--suggestions 3000] [--rounds 3]
 
-It reads private names of ``jianyi_flow.sql.store`` on purpose: it measures them.
+It reads private names of ``jianyi_flow.storage.sql.store`` on purpose: it measures them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    import jianyi_flow.sql.store as sql_store
+    import jianyi_flow.storage.sql.store as sql_store
     from jianyi_flow.presets import yongchuan_2024
     from jianyi_flow.simulation import CampaignSimulator
     from jianyi_flow.sql import SqlStore

@@ -8,7 +8,7 @@ Two figures, both throughput ratios, ours / floor (higher is better):
     transaction per command.  That is: load the row (a read), run the command, and commit
     it (``BEGIN IMMEDIATE``, update the row, rewrite its unit links, insert the event,
     insert the outbox message).
-    Floor: raw SQLAlchemy Core against the same schema (:mod:`jianyi_flow.sql.schema`),
+    Floor: raw SQLAlchemy Core against the same schema (:mod:`jianyi_flow.storage.sql.schema`),
     statements built once, one transaction per command, issuing exactly the writes our
     store issues for a transfer — ``UPDATE jianyi_suggestions SET … WHERE id=? AND
     version=?`` (checking the row count), ``DELETE`` + ``INSERT`` of the unit links,
@@ -47,10 +47,10 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 
 from jianyi_flow import Change
-from jianyi_flow.model import encode_value
+from jianyi_flow.domain.model import encode_value
 from jianyi_flow.sql import SqlStore, create_engine
-from jianyi_flow.sql.schema import events, outbox, suggestion_units, suggestions
-from jianyi_flow.sql.store import COLUMN_FIELDS, DATA_FIELDS
+from jianyi_flow.storage.sql.schema import events, outbox, suggestion_units, suggestions
+from jianyi_flow.storage.sql.store import COLUMN_FIELDS, DATA_FIELDS
 
 from ._common import Figure, figure, log, median, per_op
 from ._fixtures import LEAD, OFFICE, Recorder, batches, make_flow, registered

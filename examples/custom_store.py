@@ -1,6 +1,6 @@
 """A third-party store adapter: the whole store in one JSON file.
 
-It implements the :class:`jianyi_flow.store.Store` protocol from scratch (no
+It implements the :class:`jianyi_flow.storage.base.Store` protocol from scratch (no
 ``MemoryStore`` underneath) and passes the contract kit, see
 tests/test_custom_store_example.py::
 
@@ -20,8 +20,8 @@ What an adapter has to get right, and how this one does it:
   ``claim``) one step, so of two writers holding the same version exactly one wins.
 * **Encoding.**  Suggestion fields go through the model's ``encode_value`` /
   ``decode_value``; datetimes are stored as UTC ISO text and read back aware.
-* **Semantics from the reference.**  ``query`` uses :func:`jianyi_flow.store.matches` and
-  :func:`jianyi_flow.store.order`, so filters and ordering are exactly MemoryStore's.
+* **Semantics from the reference.**  ``query`` uses :func:`jianyi_flow.storage.base.matches` and
+  :func:`jianyi_flow.storage.base.order`, so filters and ordering are exactly MemoryStore's.
 
 Good for a single process with a few thousand suggestions (every commit rewrites the
 file); use ``SqlStore`` for anything bigger or shared.  Run this file for a demo.
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from jianyi_flow import SHANGHAI, Actor, FakeClock, Flow, Proposer, Role, State, Suggestion, SuggestionDraft
+from jianyi_flow.domain.model import SUGGESTION_FIELDS, Event, decode_value, encode_value
 from jianyi_flow.errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -47,8 +48,7 @@ from jianyi_flow.errors import (
     StoreError,
     ValidationError,
 )
-from jianyi_flow.model import SUGGESTION_FIELDS, Event, decode_value, encode_value
-from jianyi_flow.store import Change, IdempotencyRecord, OutboxMessage, Query, matches, order
+from jianyi_flow.storage.base import Change, IdempotencyRecord, OutboxMessage, Query, matches, order
 
 
 def _aware(value: dt.datetime, field: str) -> dt.datetime:
@@ -120,7 +120,7 @@ def decode_event(data: dict[str, Any]) -> Event:
 
 
 class JsonFileStore:
-    """A :class:`~jianyi_flow.store.Store` kept in one JSON file (see the module docstring).
+    """A :class:`~jianyi_flow.storage.base.Store` kept in one JSON file (see the module docstring).
 
     ``durable=False`` skips the ``fsync`` after each write: faster, for tests and demos.
     """

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from jianyi_flow import SHANGHAI, Actor, Clock, FakeClock, Flow, Proposer, Role, Store, SuggestionDraft
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.store import OutboxMessage
+from jianyi_flow.storage.base import OutboxMessage
 
 log = logging.getLogger("outbox_relay")
 

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from jianyi_flow import db
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.sql.schema import TABLES
+from jianyi_flow.storage.sql import migrate as db
+from jianyi_flow.storage.sql.schema import TABLES
 
 POSTGRES_ENV = "JIANYI_FLOW_TEST_POSTGRES_URL"
 MYSQL_ENV = "JIANYI_FLOW_TEST_MYSQL_URL"

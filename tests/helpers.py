@@ -31,7 +31,7 @@ from jianyi_flow import (
     Suggestion,
     SuggestionDraft,
 )
-from jianyi_flow.model import Event
+from jianyi_flow.domain.model import Event
 
 START = dt.datetime(2024, 8, 21, 9, 0, tzinfo=SHANGHAI)
 """Wednesday 2024-08-21 09:00 in Shanghai: an ordinary working day, far from any holiday."""

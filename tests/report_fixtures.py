@@ -36,8 +36,9 @@ from jianyi_flow import (
     Store,
     SuggestionDraft,
 )
-from jianyi_flow.campaign import Campaign, make_flow
+from jianyi_flow.domain.campaign import Campaign
 from jianyi_flow.presets import yongchuan_2024
+from jianyi_flow.service.campaign_flow import make_flow
 
 NOW = dt.datetime(2024, 12, 20, 10, 0, tzinfo=SHANGHAI)
 """When the report is taken: a Friday in the summary phase."""

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jianyi_flow.calendar import (
+from jianyi_flow.domain.calendar import (
     BusinessCalendar,
     CalendarOverrides,
     ChinaCalendar,

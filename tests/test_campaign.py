@@ -29,23 +29,22 @@ from jianyi_flow import (
     SuggestionDraft,
     ValidationError,
 )
-from jianyi_flow.campaign import (
+from jianyi_flow.domain.campaign import (
     HANDLING_COMMANDS,
     SUMMARY_COMMANDS,
     Area,
     Campaign,
     Phase,
-    PhaseGuard,
     PhaseRule,
     RecommendationRule,
     Topic,
     Unit,
     UnitKind,
-    make_flow,
 )
-from jianyi_flow.guards import CommandContext
-from jianyi_flow.model import ReportForm
+from jianyi_flow.domain.model import ReportForm
 from jianyi_flow.presets import yongchuan_2024
+from jianyi_flow.service.campaign_flow import PhaseGuard, flow_kwargs, make_flow
+from jianyi_flow.service.guards import CommandContext
 
 UTC = dt.UTC
 OFFICE = Actor(id="office-1", role=Role.COLLECTION_OFFICE, unit="XFB")
@@ -320,7 +319,7 @@ def test_the_guard_refuses_a_naive_clock() -> None:
 
 def test_flow_kwargs_name_the_campaign_codes_and_the_phase_guard() -> None:
     c = yongchuan_2024()
-    kwargs = c.flow_kwargs()
+    kwargs = flow_kwargs(c)
     assert kwargs["campaign"] == "YC2024"
     assert kwargs["known_areas"] == frozenset(c.area_codes)
     assert kwargs["known_topics"] == frozenset(c.topic_codes)

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import START, make_clock
 from jianyi_flow import SHANGHAI, Clock, FakeClock, SystemClock, ValidationError
-from jianyi_flow.clock import end_of_local_day, local_date, require_aware, start_of_local_day
+from jianyi_flow.domain.clock import end_of_local_day, local_date, require_aware, start_of_local_day
 
 
 def test_fake_clock_stands_still() -> None:

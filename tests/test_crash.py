@@ -43,7 +43,7 @@ import sqlalchemy as sa
 
 from jianyi_flow import SHANGHAI, FakeClock, Flow, replay
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.store import iter_suggestions
+from jianyi_flow.storage.base import iter_suggestions
 
 CHILD = Path(__file__).with_name("crash_child.py")
 RUNS = int(os.environ.get("JIANYI_FLOW_CRASH_RUNS", "5"))

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jianyi_flow.calendar import CalendarOverrides, ChinaCalendar
-from jianyi_flow.clock import SHANGHAI
-from jianyi_flow.deadlines import (
+from jianyi_flow.domain.calendar import CalendarOverrides, ChinaCalendar
+from jianyi_flow.domain.clock import SHANGHAI
+from jianyi_flow.domain.deadlines import (
     DEFAULT_POLICY,
     MAX_EXTENSION,
     CalendarDays,

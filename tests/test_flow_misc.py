@@ -53,13 +53,13 @@ from jianyi_flow import (
     State,
     ValidationError,
 )
-from jianyi_flow.calendar import DayKind
 from jianyi_flow.diagram import commands_table, mermaid
-from jianyi_flow.guards import CommandContext
-from jianyi_flow.history import seal
-from jianyi_flow.model import Event
-from jianyi_flow.store import Change
-from jianyi_flow.workflow import TRANSITIONS
+from jianyi_flow.domain.calendar import DayKind
+from jianyi_flow.domain.history import seal
+from jianyi_flow.domain.model import Event
+from jianyi_flow.domain.workflow import TRANSITIONS
+from jianyi_flow.service.guards import CommandContext
+from jianyi_flow.storage.base import Change
 
 ROOT = Path(__file__).resolve().parents[1]
 

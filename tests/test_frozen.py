@@ -1,4 +1,4 @@
-"""``jianyi_flow.frozen``: the hot path's builders give exactly what the classes' own constructors give.
+"""``jianyi_flow.domain.frozen``: the hot path's builders give exactly what the classes' own constructors give.
 
 Flow builds every Event, OutboxMessage, Change and CommandContext through them, so each is
 held here to ``cls(**fields)`` field by field (identity), in equality, hash, repr, pickling,
@@ -20,10 +20,10 @@ import pytest
 
 from helpers import START, drive_to, make_flow
 from jianyi_flow import frozen
-from jianyi_flow.frozen import Weakrefable, becomes, builder, field_names, mutable_twin
-from jianyi_flow.guards import CommandContext, build_context
-from jianyi_flow.model import Actor, Event, Role, State, Suggestion, build_event, build_suggestion
-from jianyi_flow.store import Change, OutboxMessage, build_change, build_message
+from jianyi_flow.domain.frozen import Weakrefable, becomes, builder, field_names, mutable_twin
+from jianyi_flow.domain.model import Actor, Event, Role, State, Suggestion, build_event, build_suggestion
+from jianyi_flow.service.guards import CommandContext, build_context
+from jianyi_flow.storage.base import Change, OutboxMessage, build_change, build_message
 
 ACTOR = Actor("clerk-1", Role.COLLECTION_OFFICE, unit="XFB", name="区征集办")
 EVENT_FIELDS: dict[str, Any] = {

@@ -42,10 +42,10 @@ import pytest
 from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_copy, sqlite_template, wipe
 from helpers import START, drive_to, make_flow
 from jianyi_flow import SHANGHAI, Actor, ConcurrencyConflict, FakeClock, Flow, Role, State, Store, Suggestion
-from jianyi_flow.history import seal_new
-from jianyi_flow.model import Event, encode_changes, replace
+from jianyi_flow.domain.history import seal_new
+from jianyi_flow.domain.model import Event, encode_changes, replace
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.store import Change
+from jianyi_flow.storage.base import Change
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jianyi_flow import history
-from jianyi_flow.jsontext import NOT_PLAIN, prepare
+from jianyi_flow.domain import history
+from jianyi_flow.domain.jsontext import NOT_PLAIN, prepare
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
@@ -163,8 +163,8 @@ def test_special_floats_hash_as_json_writes_them() -> None:
 def _event_with_payload(payload: dict[str, Any]) -> Any:
     import datetime as dt
 
-    from jianyi_flow.clock import SHANGHAI
-    from jianyi_flow.model import Actor, Event, Role, State
+    from jianyi_flow.domain.clock import SHANGHAI
+    from jianyi_flow.domain.model import Actor, Event, Role, State
 
     return Event(
         suggestion_id="S1", version=1, kind="receive", from_state=None, to_state=State.RECEIVED,
@@ -177,7 +177,7 @@ def test_a_datetime_subclass_never_enters_the_shared_encoding_memo() -> None:
     """A subclass may format itself otherwise: a plain datetime at the same instant must keep its own text."""
     import datetime as dt
 
-    from jianyi_flow.model import encode_datetime
+    from jianyi_flow.domain.model import encode_datetime
 
     class Millis(dt.datetime):
         def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
@@ -193,7 +193,7 @@ def test_a_datetime_subclass_never_enters_the_shared_encoding_memo() -> None:
 # --- encode_value: the field rules, by one lookup -------------------------------------------
 def _encode_by_the_rules(name: str, value: Any) -> Any:
     """encode_value as first written: one membership test after another."""
-    from jianyi_flow import model
+    from jianyi_flow.domain import model
 
     if value is None:
         return None
@@ -213,7 +213,7 @@ def _encode_by_the_rules(name: str, value: Any) -> Any:
 
 
 def test_encode_value_and_encode_changes_follow_the_field_rules() -> None:
-    from jianyi_flow import model
+    from jianyi_flow.domain import model
     from jianyi_flow.testing.contract import make_maximal
 
     full = make_maximal("rules")

@@ -10,9 +10,9 @@ import pytest
 from transitions import Machine, MachineError
 from transitions.core import EventData
 
-from jianyi_flow.machine import LeanMachine
-from jianyi_flow.model import State
-from jianyi_flow.workflow import MACHINE, build_machine
+from jianyi_flow.domain.machine import LeanMachine
+from jianyi_flow.domain.model import State
+from jianyi_flow.domain.workflow import MACHINE, build_machine
 
 KINDS = [Machine, LeanMachine]
 

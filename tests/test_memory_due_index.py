@@ -13,7 +13,7 @@ import random
 from zoneinfo import ZoneInfo
 
 from jianyi_flow import MemoryStore, Query, State, Suggestion
-from jianyi_flow.memory import _STAMP_CACHE
+from jianyi_flow.storage.memory import _STAMP_CACHE
 from jianyi_flow.testing.contract import T0, advance, create, make_suggestion
 
 UTC = dt.UTC

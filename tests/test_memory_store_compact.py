@@ -22,11 +22,11 @@ import attrs
 import pytest
 
 from jianyi_flow import MemoryStore, Query, ValidationError
-from jianyi_flow.history import seal, verify_events
-from jianyi_flow.memory import _HASH, _HDR
-from jianyi_flow.model import Actor, Event, Role, State, Suggestion
+from jianyi_flow.domain.history import seal, verify_events
+from jianyi_flow.domain.model import Actor, Event, Role, State, Suggestion
 from jianyi_flow.simulation import CampaignSimulator
-from jianyi_flow.store import Change, OutboxMessage, order
+from jianyi_flow.storage.base import Change, OutboxMessage, order
+from jianyi_flow.storage.memory import _HASH, _HDR
 from jianyi_flow.testing import assert_same_event, create, make_suggestion, message
 from jianyi_flow.testing.contract import OFFICE_ACTOR, T0, advance
 

@@ -18,13 +18,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from dbs import empty_mysql_url, empty_postgres_url
-from jianyi_flow import db
-from jianyi_flow.clock import SHANGHAI
+from jianyi_flow.domain.clock import SHANGHAI
 from jianyi_flow.errors import StoreError
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.sql.engine import create_engine
-from jianyi_flow.sql.schema import metadata
-from jianyi_flow.store import Query
+from jianyi_flow.storage.base import Query
+from jianyi_flow.storage.sql import migrate as db
+from jianyi_flow.storage.sql.engine import create_engine
+from jianyi_flow.storage.sql.schema import metadata
 
 __all__ = ["empty_mysql_url", "empty_postgres_url"]  # fixtures
 
@@ -98,9 +98,9 @@ def _write_as_0002(engine: sa.Engine, suggestion: Any) -> None:
 
     (Today's store writes the column, which an older schema does not have.)
     """
-    from jianyi_flow.model import SUGGESTION_FIELDS, encode_value
-    from jianyi_flow.sql.schema import suggestion_units, suggestions
-    from jianyi_flow.sql.store import COLUMN_FIELDS
+    from jianyi_flow.domain.model import SUGGESTION_FIELDS, encode_value
+    from jianyi_flow.storage.sql.schema import suggestion_units, suggestions
+    from jianyi_flow.storage.sql.store import COLUMN_FIELDS
 
     old_columns = [name for name in COLUMN_FIELDS if name != "overdue_flagged_at"]
     table = sa.Table("jianyi_suggestions", sa.MetaData(),

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from jianyi_flow import Actor, MemoryStore, Role, ValidationError
-from jianyi_flow.permissions import view_for
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.render import analysis_report, excerpt_report, render, render_text
 from jianyi_flow.report import build_report
+from jianyi_flow.service.permissions import view_for
 from jianyi_flow.simulation import CampaignSimulator
-from jianyi_flow.store import iter_events, iter_suggestions
+from jianyi_flow.storage.base import iter_events, iter_suggestions
 
 OFFICE = Actor("clerk-1", Role.COLLECTION_OFFICE, unit="XFB")
 

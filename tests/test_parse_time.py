@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from jianyi_flow.clock import SHANGHAI, parse_time
+from jianyi_flow.domain.clock import SHANGHAI, parse_time
 from jianyi_flow.errors import ValidationError
 
 

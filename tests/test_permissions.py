@@ -3,7 +3,7 @@
 Every (role, command) pair is run: the pairs come from :class:`Role` × the command list,
 and the expected answer comes from :data:`EXPECTED`, written out here by hand from the
 issue ("Trust: permissions, confidentiality, input validation") rather than read from
-:mod:`jianyi_flow.permissions`, so a wrong default table fails here instead of being
+:mod:`jianyi_flow.service.permissions`, so a wrong default table fails here instead of being
 copied into the test.  Each suggestion is first driven, by allowed actors, to a state
 where the command is legal and visible to every role that could ever run it; the actor
 under test then runs the command: it must succeed (one new event, by that actor) or
@@ -47,9 +47,9 @@ from jianyi_flow import (
     SuggestionDraft,
     ValidationError,
 )
-from jianyi_flow.guards import CommandContext
-from jianyi_flow.model import SYSTEM_ACTOR, Event
-from jianyi_flow.permissions import (
+from jianyi_flow.domain.model import SYSTEM_ACTOR, Event
+from jianyi_flow.service.guards import CommandContext
+from jianyi_flow.service.permissions import (
     COMMANDS,
     ROLE_COMMANDS,
     PermissionGuard,

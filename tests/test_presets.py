@@ -18,10 +18,10 @@ import attrs
 import pytest
 
 from jianyi_flow import ValidationError
-from jianyi_flow.campaign import HANDLING_COMMANDS, SUMMARY_COMMANDS, Campaign, Unit, UnitKind
-from jianyi_flow.clock import start_of_local_day
+from jianyi_flow.domain.campaign import HANDLING_COMMANDS, SUMMARY_COMMANDS, Campaign, Unit, UnitKind
+from jianyi_flow.domain.clock import start_of_local_day
+from jianyi_flow.domain.workflow import DESCRIPTIONS
 from jianyi_flow.presets import get, load_file, names, yongchuan_2024
-from jianyi_flow.workflow import DESCRIPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -19,9 +19,10 @@ from jianyi_flow import (
     SuggestionDraft,
     ValidationError,
 )
-from jianyi_flow.campaign import Campaign, UnitKind, make_flow
+from jianyi_flow.domain.campaign import Campaign, UnitKind
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.quota import QuotaRow, quota_report, quota_report_from_store
+from jianyi_flow.service.campaign_flow import make_flow
 
 UTC = dt.UTC
 PROPOSER = Actor(id="p-1", role=Role.PROPOSER)

@@ -19,8 +19,8 @@ import pytest
 
 from helpers import START, drive_to, make_flow
 from jianyi_flow import model
-from jianyi_flow.frozen import becomes
-from jianyi_flow.model import (
+from jianyi_flow.domain.frozen import becomes
+from jianyi_flow.domain.model import (
     SUGGESTION_FIELDS,
     Evaluation,
     Outcome,

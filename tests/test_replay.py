@@ -44,9 +44,9 @@ from jianyi_flow import (
     ValidationError,
     replay,
 )
-from jianyi_flow.history import event_hash, seal, verify_events
-from jianyi_flow.model import Event, ReportForm, RewardTier
-from jianyi_flow.workflow import allowed_triggers
+from jianyi_flow.domain.history import event_hash, seal, verify_events
+from jianyi_flow.domain.model import Event, ReportForm, RewardTier
+from jianyi_flow.domain.workflow import allowed_triggers
 
 SETTINGS = settings(
     max_examples=100,

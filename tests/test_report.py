@@ -33,12 +33,12 @@ from jianyi_flow import (
     ValidationError,
     replay,
 )
-from jianyi_flow.deadlines import Step
-from jianyi_flow.model import Event
+from jianyi_flow.domain.deadlines import Step
+from jianyi_flow.domain.model import Event
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.quota import quota_report_from_store
 from jianyi_flow.report import CampaignReport, build_report, history_digest
-from jianyi_flow.store import Change, Store, iter_events, iter_suggestions
+from jianyi_flow.storage.base import Change, Store, iter_events, iter_suggestions
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from collections.abc import Callable
 import pytest
 
 from jianyi_flow import MemoryStore, State, ValidationError
-from jianyi_flow.campaign import Campaign
-from jianyi_flow.clock import local_date
-from jianyi_flow.history import verify_events
+from jianyi_flow.domain.campaign import Campaign
+from jianyi_flow.domain.clock import local_date
+from jianyi_flow.domain.history import verify_events
 from jianyi_flow.quota import quota_report_from_store
 from jianyi_flow.simulation import CampaignSimulator, SimulationConfig
-from jianyi_flow.store import Store, iter_events, iter_suggestions
+from jianyi_flow.storage.base import Store, iter_events, iter_suggestions
 
 
 def digest(store: Store) -> str:
@@ -131,7 +131,7 @@ def test_bad_arguments_are_refused() -> None:
         with pytest.raises(ValidationError) as e:
             CampaignSimulator(yongchuan_2024(), MemoryStore(), batch=bad_batch)  # type: ignore[arg-type]
         assert e.value.field == "batch"
-    from jianyi_flow.model import Outcome
+    from jianyi_flow.domain.model import Outcome
 
     for bad_mix in ({}, {Outcome.ADOPTED: 0.0}, {Outcome.ADOPTED: -1.0}, {"adopted": 1.0}):
         with pytest.raises(ValidationError) as e:
@@ -258,8 +258,8 @@ def test_the_summary_phase_evaluates_only_the_runs_own_suggestions() -> None:
     states, kept from command results and tick events), not among every handled row of the
     campaign: a row the run did not create has no plan to follow.
     """
-    from jianyi_flow.campaign import make_flow
     from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.service.campaign_flow import make_flow
 
     campaign = yongchuan_2024()
     store = MemoryStore()
@@ -282,7 +282,7 @@ def test_the_summary_phase_evaluates_only_the_runs_own_suggestions() -> None:
 
 
 def _handled() -> frozenset[State]:
-    from jianyi_flow.workflow import HANDLED_STATES
+    from jianyi_flow.domain.workflow import HANDLED_STATES
 
     return frozenset(HANDLED_STATES)
 
@@ -311,7 +311,7 @@ class _AskTheStoreEachDay(CampaignSimulator):
     """The tail's question as first written: one store query a day."""
 
     def _anything_open(self, candidates: list[str]) -> bool:
-        from jianyi_flow.flow import OPEN_STATES
+        from jianyi_flow.service.flow import OPEN_STATES
 
         return bool(self.flow.query(states=OPEN_STATES, limit=1))
 
@@ -323,10 +323,10 @@ def test_the_tail_ticks_exactly_while_the_store_holds_an_open_suggestion() -> No
     left open in the store (received, never registered), the tail ticks to its very end.
     """
     from jianyi_flow import Actor, Proposer, Query, Role, SuggestionDraft
-    from jianyi_flow.campaign import make_flow
-    from jianyi_flow.clock import SHANGHAI, FakeClock
-    from jianyi_flow.flow import OPEN_STATES
+    from jianyi_flow.domain.clock import SHANGHAI, FakeClock
     from jianyi_flow.presets import yongchuan_2024
+    from jianyi_flow.service.campaign_flow import make_flow
+    from jianyi_flow.service.flow import OPEN_STATES
 
     campaign = yongchuan_2024()
 

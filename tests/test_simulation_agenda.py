@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 from jianyi_flow import MemoryStore
-from jianyi_flow.clock import SHANGHAI
+from jianyi_flow.domain.clock import SHANGHAI
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.simulation import CampaignSimulator
 

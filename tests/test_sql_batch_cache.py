@@ -31,11 +31,11 @@ from dbs import (  # noqa: F401 - fixtures
     wipe,
 )
 from jianyi_flow import SHANGHAI, State
+from jianyi_flow.domain.model import Evaluation, Outcome, ReportForm
 from jianyi_flow.errors import ConcurrencyConflict, IdempotencyKeyReused, NotFound, ValidationError
-from jianyi_flow.model import Evaluation, Outcome, ReportForm
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.sql import store as sql_store
-from jianyi_flow.sql.schema import suggestions
+from jianyi_flow.storage.sql.schema import suggestions
 from jianyi_flow.testing import advance, create, make_maximal, make_suggestion, message
 from jianyi_flow.testing.contract import ODD_ZONES
 
@@ -487,7 +487,7 @@ def test_on_sqlite_a_remembered_row_is_not_read_again(store: SqlStore) -> None:
 
 def test_query_rows_in_a_batch_are_remembered_for_the_command_that_follows(store: SqlStore) -> None:
     store.commit(create(make_suggestion("C-17", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI))))
-    from jianyi_flow.store import Query
+    from jianyi_flow.storage.base import Query
 
     with store.batch():
         (_found,) = store.query(Query(due_before=dt.datetime(2024, 10, 1, tzinfo=SHANGHAI)))
@@ -537,7 +537,7 @@ def test_sqlite_datetime_conversions_give_what_core_gives() -> None:
 
     from sqlalchemy.dialects import sqlite
 
-    from jianyi_flow.sql.types import UtcDateTime, sqlite_utc_bind, sqlite_utc_result
+    from jianyi_flow.storage.sql.types import UtcDateTime, sqlite_utc_bind, sqlite_utc_result
 
     dialect = sqlite.dialect()
     impl = UtcDateTime().dialect_impl(dialect)
@@ -569,7 +569,7 @@ def test_the_bind_memo_tells_fold_and_zone_apart() -> None:
 
     from sqlalchemy.dialects import sqlite
 
-    from jianyi_flow.sql.types import UtcDateTime, sqlite_utc_bind
+    from jianyi_flow.storage.sql.types import UtcDateTime, sqlite_utc_bind
 
     dialect = sqlite.dialect()
     core_bind = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
@@ -595,7 +595,7 @@ def test_json_text_is_what_json_dumps_writes() -> None:
     import json
     import random
 
-    from jianyi_flow.sql.types import dumps
+    from jianyi_flow.storage.sql.types import dumps
 
     class Level(enum.IntEnum):
         HIGH = 3
@@ -615,7 +615,7 @@ def test_json_text_is_what_json_dumps_writes() -> None:
         return [None, True, False, rng.randint(-(10**20), 10**20), rng.random() * 1e10, "办理\"\\\n\x00中文",
                 "", Level.HIGH, 1.0][pick]
 
-    from jianyi_flow.sql.store import _piece
+    from jianyi_flow.storage.sql.store import _piece
 
     for _ in range(3000):
         value = sample()
@@ -636,7 +636,7 @@ def test_units_key_text_is_what_json_dumps_writes() -> None:
     import json
     import math
 
-    from jianyi_flow.sql.types import dumps_spaced
+    from jianyi_flow.storage.sql.types import dumps_spaced
 
     class Code(str):
         pass
@@ -657,7 +657,7 @@ def test_units_key_text_is_what_json_dumps_writes() -> None:
 
 def test_a_query_in_a_batch_hands_back_the_rows_it_holds_at_the_same_version(store: SqlStore) -> None:
     """tick asks for the same past-due rows every day: a held row at its stored version is not decoded again."""
-    from jianyi_flow.store import Query
+    from jianyi_flow.storage.base import Query
 
     due = dt.datetime(2024, 9, 1, tzinfo=SHANGHAI)
     store.commit(create(make_suggestion("Q-1", due_at=due)))
@@ -679,7 +679,7 @@ def test_a_query_in_a_batch_reads_a_row_another_writer_moved_on(store: SqlStore)
     """A held row at an older version than the stored one is never handed out (server databases)."""
     if store.engine.dialect.name == "sqlite":
         pytest.skip("SQLite's batch holds the write lock: no other writer can commit meanwhile")
-    from jianyi_flow.store import Query
+    from jianyi_flow.storage.base import Query
 
     store.commit(create(make_suggestion("Q-3", due_at=dt.datetime(2024, 9, 1, tzinfo=SHANGHAI))))
     past_due = Query(due_before=dt.datetime(2024, 10, 1, tzinfo=SHANGHAI))
@@ -696,7 +696,7 @@ def test_a_query_over_an_undecodable_document_is_a_store_error(store: SqlStore, 
     from contextlib import nullcontext
 
     from jianyi_flow.errors import StoreError
-    from jianyi_flow.store import Query
+    from jianyi_flow.storage.base import Query
 
     store.commit(create(make_suggestion("Q-4")))
     with store.engine.begin() as conn:
@@ -720,7 +720,7 @@ def _reference_diff() -> Any:
 
 
 def test_fields_stored_as_is_encode_and_decode_to_themselves() -> None:
-    from jianyi_flow.model import decode_value, encode_value
+    from jianyi_flow.domain.model import decode_value, encode_value
 
     full = make_maximal("as-is")
     for name in sql_store._AS_IS_FIELDS:
@@ -733,7 +733,7 @@ def test_the_compiled_diff_matches_the_general_one() -> None:
     import random
     from zoneinfo import ZoneInfo
 
-    from jianyi_flow.model import SUGGESTION_FIELDS, Channel, Rating, encode_value
+    from jianyi_flow.domain.model import SUGGESTION_FIELDS, Channel, Rating, encode_value
 
     class Text(str):
         pass

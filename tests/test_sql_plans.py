@@ -22,9 +22,9 @@ from sqlalchemy import event
 
 from dbs import postgres_migrated, postgres_url, wipe
 from jianyi_flow import SHANGHAI, State
-from jianyi_flow.flow import OPEN_STATES
+from jianyi_flow.service.flow import OPEN_STATES
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.store import Query
+from jianyi_flow.storage.base import Query
 from jianyi_flow.testing import create, make_suggestion
 
 __all__ = ["postgres_migrated", "postgres_url"]  # fixtures

@@ -27,8 +27,8 @@ from jianyi_flow.errors import (
     ValidationError,
 )
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.sql.schema import events, idempotency, outbox, suggestion_units, suggestions
-from jianyi_flow.store import Change, Query, iter_events
+from jianyi_flow.storage.base import Change, Query, iter_events
+from jianyi_flow.storage.sql.schema import events, idempotency, outbox, suggestion_units, suggestions
 from jianyi_flow.testing import OFFICE_ACTOR, T0, StoreContract, advance, create, make_suggestion, message
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures

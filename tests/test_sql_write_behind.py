@@ -22,8 +22,8 @@ from jianyi_flow import SHANGHAI, State
 from jianyi_flow.errors import ConcurrencyConflict, DuplicateSuggestion, NotFound, StoreError, ValidationError
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.sql import store as sql_store
-from jianyi_flow.sql.schema import events, outbox, suggestion_units, suggestions
-from jianyi_flow.store import Query
+from jianyi_flow.storage.base import Query
+from jianyi_flow.storage.sql.schema import events, outbox, suggestion_units, suggestions
 from jianyi_flow.testing import advance, create, make_suggestion
 
 T0 = dt.datetime(2024, 9, 2, 9, tzinfo=SHANGHAI)

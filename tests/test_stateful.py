@@ -7,7 +7,7 @@ runs go deep — sweeps every command a suggestion's state forbids (or every int
 it allows), advances the clock, or runs ``tick`` (maybe after a jump of weeks).  What each
 command may do is written out here by hand from docs/states.md and the command docstrings
 (``SOURCES``, ``DESTINATION`` and the per-command refusals), independently of
-``jianyi_flow.workflow``, and every outcome is checked against it:
+``jianyi_flow.domain.workflow``, and every outcome is checked against it:
 
 * a legal command writes exactly one event and moves the suggestion where the table says;
 * an illegal one raises the typed error the table names (``InvalidTransition`` for a wrong
@@ -54,8 +54,8 @@ from jianyi_flow import (
     ValidationError,
     replay,
 )
-from jianyi_flow.history import verify_events
-from jianyi_flow.model import ReportForm, RewardTier
+from jianyi_flow.domain.history import verify_events
+from jianyi_flow.domain.model import ReportForm, RewardTier
 from jianyi_flow.sql import SqlStore
 
 MAX_ADVANCE = dt.timedelta(days=420)

@@ -73,7 +73,7 @@ def test_matches_compares_due_bounds_by_instant_and_refuses_a_naive_bound() -> N
     from zoneinfo import ZoneInfo
 
     from jianyi_flow.errors import ValidationError
-    from jianyi_flow.store import Query, matches
+    from jianyi_flow.storage.base import Query, matches
     from jianyi_flow.testing import make_suggestion
 
     york = ZoneInfo("America/New_York")

@@ -29,11 +29,11 @@ from sqlalchemy.engine import Connection
 from dbs import BACKENDS, backend_store, mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_template
 from helpers import drive_to, make_flow
 from jianyi_flow import Flow, State
+from jianyi_flow.domain.history import HistoryProblem, event_hash
+from jianyi_flow.domain.model import Event
 from jianyi_flow.errors import StoreError
-from jianyi_flow.history import HistoryProblem, event_hash
-from jianyi_flow.model import Event
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.sql.types import UtcDateTime
+from jianyi_flow.storage.sql.types import UtcDateTime
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures
 

@@ -16,9 +16,9 @@ from jianyi_flow import (
     State,
     SuggestionDraft,
 )
-from jianyi_flow.campaign import make_flow
-from jianyi_flow.permissions import PermissionGuard, PermissionTable, view_for
 from jianyi_flow.presets import yongchuan_2024
+from jianyi_flow.service.campaign_flow import make_flow
+from jianyi_flow.service.permissions import PermissionGuard, PermissionTable, view_for
 
 
 def test_the_tutorial_sequence_runs_under_the_guards() -> None:

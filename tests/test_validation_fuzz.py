@@ -17,7 +17,7 @@ temporary directory (and prints them: ``pytest -s``) for docs/security.md.  Exam
 derandomized so the figures are the same on every run; ``JIANYI_FLOW_FUZZ_EXAMPLES``
 raises the number per test for a longer hunt.
 
-What is legal here is written out independently of :mod:`jianyi_flow.validation`: the
+What is legal here is written out independently of :mod:`jianyi_flow.domain.validation`: the
 documented limits and forbidden characters, not the module's regular expressions.  Gaps
 the fuzzing found between the two are the ``test_gap_*`` tests at the end: each gap is
 fixed, and its test stays as a regression test.
@@ -61,7 +61,7 @@ from jianyi_flow import (
     ValidationError,
     replay,
 )
-from jianyi_flow import validation as v
+from jianyi_flow.domain import validation as v
 
 START = dt.datetime(2024, 8, 21, 9, 0, tzinfo=SHANGHAI)
 KNOWN_AREAS = frozenset({"xinqiao", "shapingba"})

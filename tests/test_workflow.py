@@ -1,7 +1,7 @@
 """Every state and side path is reachable through Flow; every illegal command raises the typed error.
 
 The (state, command) pairs are generated from :class:`State` × :data:`COMMANDS`, and the
-expectation for each pair is read from :data:`jianyi_flow.workflow.TRANSITIONS`, so a new
+expectation for each pair is read from :data:`jianyi_flow.domain.workflow.TRANSITIONS`, so a new
 state or edge is covered without touching this file (and a new Flow command makes
 ``test_commands_list_is_complete`` fail until it is added here).
 """
@@ -48,9 +48,9 @@ from jianyi_flow import (
     ValidationError,
     replay,
 )
-from jianyi_flow.model import SYSTEM_ACTOR, TERMINAL_STATES, ReportForm, RewardTier, Role
-from jianyi_flow.store import Store
-from jianyi_flow.workflow import MACHINE, TRANSITIONS, allowed_triggers, edges, fire
+from jianyi_flow.domain.model import SYSTEM_ACTOR, TERMINAL_STATES, ReportForm, RewardTier, Role
+from jianyi_flow.domain.workflow import MACHINE, TRANSITIONS, allowed_triggers, edges, fire
+from jianyi_flow.storage.base import Store
 
 EDGES: dict[tuple[State, str], State | None] = {(src, trigger): dest for src, trigger, dest in edges()}
 EVALUATOR = Actor(id="judge-1", role=Role.EVALUATOR, name="李评委")

@@ -7,25 +7,10 @@ command leads and commits the new :class:`Suggestion` with its :class:`Event` th
 Time always comes from an injected :class:`Clock`.
 """
 
-from .calendar import BusinessCalendar, ChinaCalendar, default_calendar
-from .clock import SHANGHAI, Clock, FakeClock, SystemClock
-from .deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step, WorkingDays
-from .errors import (
-    CalendarNotCovered,
-    ConcurrencyConflict,
-    DuplicateSuggestion,
-    IdempotencyKeyReused,
-    InvalidTransition,
-    JianyiFlowError,
-    NotFound,
-    PermissionDenied,
-    PhaseClosed,
-    StoreError,
-    ValidationError,
-)
-from .flow import Flow
-from .memory import MemoryStore
-from .model import (
+from .domain.calendar import BusinessCalendar, ChinaCalendar, default_calendar
+from .domain.clock import SHANGHAI, Clock, FakeClock, SystemClock
+from .domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step, WorkingDays
+from .domain.model import (
     Actor,
     Channel,
     Evaluation,
@@ -42,7 +27,22 @@ from .model import (
     SuggestionDraft,
     replay,
 )
-from .store import Change, OutboxMessage, Query, Store
+from .errors import (
+    CalendarNotCovered,
+    ConcurrencyConflict,
+    DuplicateSuggestion,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    JianyiFlowError,
+    NotFound,
+    PermissionDenied,
+    PhaseClosed,
+    StoreError,
+    ValidationError,
+)
+from .service.flow import Flow
+from .storage.base import Change, OutboxMessage, Query, Store
+from .storage.memory import MemoryStore
 
 __version__ = "0.1.0"
 

@@ -100,7 +100,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.write(mermaid())
         return 0
     if args.command == "db":
-        from .db import upgrade
+        from .storage.sql.migrate import upgrade
 
         upgrade(args.url)
         print(f"jianyi_flow tables are at the latest revision in {_safe_url(args.url)}")
@@ -115,7 +115,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _open_store(url: str | None, *, existing: bool = False) -> Any:
     """A MemoryStore for ``None``; else a SqlStore, migrated first unless it must already exist."""
     if url is None:
-        from .memory import MemoryStore
+        from .storage.memory import MemoryStore
 
         return MemoryStore()
     from .sql import SqlStore
@@ -176,7 +176,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .clock import SystemClock, parse_time
+    from .domain.clock import SystemClock, parse_time
     from .render import render
     from .report import build_report
 

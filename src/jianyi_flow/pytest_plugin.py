@@ -21,13 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from .campaign import Campaign, make_flow
-from .clock import SHANGHAI, FakeClock
-from .flow import Flow
-from .memory import MemoryStore
+from .domain.campaign import Campaign
+from .domain.clock import SHANGHAI, FakeClock
 from .presets import yongchuan_2024
+from .service.campaign_flow import make_flow
+from .service.flow import Flow
 from .simulation import CampaignSimulator, SimulationConfig
-from .store import Store
+from .storage.base import Store
+from .storage.memory import MemoryStore
 
 
 @pytest.fixture

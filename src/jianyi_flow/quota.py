@@ -2,7 +2,7 @@
 
 The notice (四（二）2 建议报送) asks every town, street and department to recommend at
 least two suggestions (镇街、部门上报均应不少于2篇).  This module counts, for each unit
-the campaign's :class:`~jianyi_flow.campaign.RecommendationRule` applies to, the
+the campaign's :class:`~jianyi_flow.domain.campaign.RecommendationRule` applies to, the
 suggestions naming it as ``recommending_unit`` and says whether it met the minimum.
 
 Decisions, so the report is reproducible:
@@ -26,11 +26,11 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from .campaign import Campaign, UnitKind
-from .clock import local_date
+from .domain.campaign import Campaign, UnitKind
+from .domain.clock import local_date
+from .domain.model import Suggestion
 from .errors import ValidationError
-from .model import Suggestion
-from .store import Query, Store
+from .storage.base import Query, Store
 
 __all__ = ["QuotaRow", "quota_report", "quota_report_from_store"]
 

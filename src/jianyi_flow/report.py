@@ -1,6 +1,6 @@
 """The campaign report (活动统计报告): everything the office tells leadership, as plain data.
 
-:func:`build_report` reads a store's event log once (:func:`~jianyi_flow.store.iter_events`)
+:func:`build_report` reads a store's event log once (:func:`~jianyi_flow.storage.base.iter_events`)
 and returns a :class:`CampaignReport` — frozen attrs classes whose :meth:`~CampaignReport.to_dict`
 is JSON-ready.  The renderers in :mod:`jianyi_flow.render` turn it into text, Markdown, HTML,
 CSV, XLSX and JSON, and into the summary-phase documents (摘报, 分析报告).
@@ -40,9 +40,9 @@ Definitions (docs/reports.md says the same for readers of the report):
   recommendations, then by unit code.
 
 Personal data: the report carries proposer details only for the suggestions selected for the
-excerpt report, and then only as :meth:`~jianyi_flow.model.Proposer.masked` (phone masked,
+excerpt report, and then only as :meth:`~jianyi_flow.domain.model.Proposer.masked` (phone masked,
 address hidden, confidential names masked), with the proposer's own details also scrubbed
-from the suggestion's text (:func:`jianyi_flow.permissions.scrub`) — unless ``unmasked=True``
+from the suggestion's text (:func:`jianyi_flow.service.permissions.scrub`) — unless ``unmasked=True``
 is asked for by an actor of the collection office (区征集办), the only role that may see them.
 """
 
@@ -62,13 +62,11 @@ from typing import Any
 
 import attrs
 
-from .calendar import BusinessCalendar, default_calendar
-from .campaign import Campaign
-from .clock import SHANGHAI, local_date, require_aware
-from .deadlines import Step
-from .errors import CalendarNotCovered, NotFound, PermissionDenied, ValidationError
-from .flow import OPEN_STATES
-from .model import (
+from .domain.calendar import BusinessCalendar, default_calendar
+from .domain.campaign import Campaign
+from .domain.clock import SHANGHAI, local_date, require_aware
+from .domain.deadlines import Step
+from .domain.model import (
     Actor,
     Channel,
     Event,
@@ -84,9 +82,11 @@ from .model import (
     decode_datetime,
     decode_proposer,
 )
-from .permissions import scrub
+from .errors import CalendarNotCovered, NotFound, PermissionDenied, ValidationError
 from .quota import quota_report
-from .store import Store, iter_events
+from .service.flow import OPEN_STATES
+from .service.permissions import scrub
+from .storage.base import Store, iter_events
 
 __all__ = [
     "AWARD_ON_TIME_MIN",
@@ -745,7 +745,7 @@ class _Builder:
         )
 
     def scrub(self, text: str, fields: Mapping[str, Any]) -> str:
-        """Free text without the proposer's own details, when masking (:func:`jianyi_flow.permissions.scrub`).
+        """Free text without the proposer's own details, when masking (:func:`jianyi_flow.service.permissions.scrub`).
 
         Proposers do write their phone number (or, confidential or not, their name) into the
         problem description; a masked report that hid the proposer but kept the text would
@@ -982,13 +982,13 @@ def build_report(
     ``now`` (aware) is the moment reported on: events after it are left out (so a report
     "as of" a past day can be rebuilt from a later store), and it decides which open steps
     are overdue and which are pending.  ``calendar`` counts working
-    days overdue (the campaign calendar, :func:`~jianyi_flow.calendar.default_calendar`, by
-    default).  ``page`` is passed to :func:`~jianyi_flow.store.iter_events`: stores with a bulk
+    days overdue (the campaign calendar, :func:`~jianyi_flow.domain.calendar.default_calendar`, by
+    default).  ``page`` is passed to :func:`~jianyi_flow.storage.base.iter_events`: stores with a bulk
     ``export_events`` (MemoryStore, SqlStore) read a page of suggestions at a time; a store
     without one is read one history per suggestion.
 
     ``unmasked=True`` shows proposers' names, phones and addresses in the excerpt items; it
-    needs an ``actor`` of role :attr:`~jianyi_flow.model.Role.COLLECTION_OFFICE`, else
+    needs an ``actor`` of role :attr:`~jianyi_flow.domain.model.Role.COLLECTION_OFFICE`, else
     :class:`~jianyi_flow.errors.PermissionDenied` is raised before anything is read.
     """
     now = require_aware(now, "now")

@@ -28,11 +28,9 @@ from typing import Any
 
 import attrs
 
-from .campaign import Campaign, UnitKind, make_flow
-from .clock import SHANGHAI, FakeClock, start_of_local_day
-from .errors import ValidationError
-from .flow import OPEN_STATES, Flow
-from .model import (
+from .domain.campaign import Campaign, UnitKind
+from .domain.clock import SHANGHAI, FakeClock, start_of_local_day
+from .domain.model import (
     Actor,
     Channel,
     Outcome,
@@ -46,8 +44,11 @@ from .model import (
     Suggestion,
     SuggestionDraft,
 )
-from .store import Store
-from .workflow import HANDLED_STATES
+from .domain.workflow import HANDLED_STATES
+from .errors import ValidationError
+from .service.campaign_flow import make_flow
+from .service.flow import OPEN_STATES, Flow
+from .storage.base import Store
 
 OFFICE_UNIT = "XFB"
 """The unit that runs the collection office (区征集办) in the Yongchuan preset."""
@@ -172,7 +173,7 @@ _Item = tuple[float, int, dt.datetime, str, str]
 class CampaignSimulator:
     """Drives a whole campaign through ``Flow`` on ``store`` with a virtual clock.
 
-    ``flow_factory`` builds the flow (default: :func:`jianyi_flow.campaign.make_flow` with
+    ``flow_factory`` builds the flow (default: :func:`jianyi_flow.domain.campaign.make_flow` with
     the campaign's phase guard and deterministic ids).  ``progress`` is called with
     (done, total) arrivals as the run goes.  ``batch`` is how many agenda items share one
     store transaction when the store has ``batch()`` (:class:`~jianyi_flow.sql.SqlStore`;

@@ -1,4 +1,4 @@
-"""Campaign presets: real campaigns shipped as data, loaded into :class:`~jianyi_flow.campaign.Campaign`.
+"""Campaign presets: real campaigns shipped as data, loaded into :class:`~jianyi_flow.domain.campaign.Campaign`.
 
 A preset is a JSON file in this package (the format :meth:`Campaign.from_dict` reads), so
 the text of a notice lives in one reviewable place and is checked for consistency every
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from ..campaign import Campaign
+from ..domain.campaign import Campaign
 from ..errors import ValidationError
 
 __all__ = ["get", "load_file", "names", "yongchuan_2024"]

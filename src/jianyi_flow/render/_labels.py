@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..deadlines import Step
-from ..model import Channel, Outcome, ProposerKind, Rating, ReportForm, RewardTier, State
+from ..domain.deadlines import Step
+from ..domain.model import Channel, Outcome, ProposerKind, Rating, ReportForm, RewardTier, State
 
 STATE: Mapping[str, str] = {
     State.RECEIVED: "已收到",

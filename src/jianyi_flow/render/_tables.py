@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..clock import SHANGHAI
+from ..domain.clock import SHANGHAI
 from ..report import AWARD_ON_TIME_MIN, CampaignReport, SuggestionBrief
 from . import _labels as L
 

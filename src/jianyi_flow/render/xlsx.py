@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..clock import SHANGHAI
+from ..domain.clock import SHANGHAI
 from ..report import CampaignReport
 from ._deps import MissingExtra
 from ._tables import Kind, Table, tables

@@ -1,13 +1,6 @@
-"""SQL storage: :class:`SqlStore` on SQLite, PostgreSQL (psycopg 3) and MariaDB (PyMySQL).
+"""``jianyi_flow.sql``: the SQL store under its short name (it lives in :mod:`jianyi_flow.storage.sql`)."""
 
-Needs the ``sql`` extra (``pip install 'jianyi_flow[sql]'``; ``[postgres]`` or ``[mysql]``
-add the drivers).  The tables are in :mod:`jianyi_flow.sql.schema` and are created and
-upgraded by the Alembic migrations shipped in the package (:mod:`jianyi_flow.db`).
-See docs/storage.md.
-"""
+from ..storage.sql import SqlStore, create_engine, metadata
+from ..storage.sql.migrate import current, downgrade, head, host_include_name, upgrade
 
-from .engine import create_engine
-from .schema import metadata
-from .store import SqlStore
-
-__all__ = ["SqlStore", "create_engine", "metadata"]
+__all__ = ["SqlStore", "create_engine", "current", "downgrade", "head", "host_include_name", "metadata", "upgrade"]

@@ -1,4 +1,4 @@
-"""``StoreContract``: the tests every :class:`~jianyi_flow.store.Store` must pass.
+"""``StoreContract``: the tests every :class:`~jianyi_flow.storage.base.Store` must pass.
 
 Subclass it in your test suite with a class whose name starts with ``Test`` and give it
 ``make_store``, returning a new, empty store each call::
@@ -12,9 +12,9 @@ Subclass it in your test suite with a class whose name starts with ``Test`` and 
 pytest then runs every ``test_*`` method below against your store.  The shipped stores
 (``MemoryStore``, ``SqlStore`` on SQLite, PostgreSQL and MariaDB) and the example adapter
 in ``examples/custom_store.py`` run exactly this kit, so passing it means behaving like
-them: :class:`~jianyi_flow.memory.MemoryStore` is the reference.
+them: :class:`~jianyi_flow.storage.memory.MemoryStore` is the reference.
 
-The tests only use the :class:`~jianyi_flow.store.Store` protocol.  They make no
+The tests only use the :class:`~jianyi_flow.storage.base.Store` protocol.  They make no
 assumption about isolation levels beyond "a committed write is visible to the next call,
 from any thread", never assume outbox ids start at 1, and observe the outbox without a
 peek method: :meth:`StoreContract.drain` claims every unsent message at an instant far in
@@ -22,7 +22,7 @@ the future, later each time, so earlier leases have expired.
 
 Two kinds of fixtures are used: suggestions driven through :class:`~jianyi_flow.Flow` with
 a :class:`~jianyi_flow.FakeClock` (what production writes), and hand-made
-:class:`~jianyi_flow.store.Change` objects for edge values no command produces (every
+:class:`~jianyi_flow.storage.base.Change` objects for edge values no command produces (every
 field set at once, odd time-zone offsets, 10 000 characters of Chinese).  The builders
 (:func:`make_suggestion`, :func:`create`, :func:`advance`) are public so adapter authors
 can write further tests the same way.
@@ -45,18 +45,9 @@ from zoneinfo import ZoneInfo
 import attrs
 import pytest
 
-from ..clock import SHANGHAI, FakeClock
-from ..errors import (
-    ConcurrencyConflict,
-    DuplicateSuggestion,
-    IdempotencyKeyReused,
-    InvalidTransition,
-    NotFound,
-    ValidationError,
-)
-from ..flow import OPEN_STATES, Flow
-from ..history import seal, verify_events
-from ..model import (
+from ..domain.clock import SHANGHAI, FakeClock
+from ..domain.history import seal, verify_events
+from ..domain.model import (
     SUGGESTION_FIELDS,
     Actor,
     Channel,
@@ -72,7 +63,16 @@ from ..model import (
     encode_changes,
     replay,
 )
-from ..store import Change, IdempotencyRecord, OutboxMessage, Query, Store, matches, order
+from ..errors import (
+    ConcurrencyConflict,
+    DuplicateSuggestion,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    NotFound,
+    ValidationError,
+)
+from ..service.flow import OPEN_STATES, Flow
+from ..storage.base import Change, IdempotencyRecord, OutboxMessage, Query, Store, matches, order
 
 __all__ = [
     "OFFICE_ACTOR",
@@ -267,7 +267,7 @@ def make_maximal(suggestion_id: str) -> Suggestion:
     """A suggestion with every field set to a value other than its default.
 
     Built from the model's type hints, so a field added to
-    :class:`~jianyi_flow.model.Suggestion` is covered without editing the kit.  Codes
+    :class:`~jianyi_flow.domain.model.Suggestion` is covered without editing the kit.  Codes
     (ids, units, area...) are ASCII like Flow's; text is Chinese with an emoji; each
     datetime has its own odd offset and microseconds.
     """

@@ -1,11 +1,11 @@
-"""``SqlStore``: the :class:`~jianyi_flow.store.Store` on SQLite, PostgreSQL and MariaDB.
+"""``SqlStore``: the :class:`~jianyi_flow.storage.base.Store` on SQLite, PostgreSQL and MariaDB.
 
 One command is one transaction.  :meth:`SqlStore.commit` writes the suggestion row, its
 event, its outbox messages and its idempotency key together; if any statement fails the
 transaction is rolled back and the caller gets one of the library's errors — never a
 SQLAlchemy or driver exception.
 
-Concurrency control is optimistic, as in :class:`~jianyi_flow.memory.MemoryStore`: an
+Concurrency control is optimistic, as in :class:`~jianyi_flow.storage.memory.MemoryStore`: an
 update is ``UPDATE … WHERE id = :id AND version = :expected``; if no row matched, someone
 else committed first and the store raises
 :class:`~jianyi_flow.errors.ConcurrencyConflict` (or
@@ -21,7 +21,7 @@ reported.
 
 Statements are built once, in the constructor: building SQLAlchemy statements costs more
 than executing them.  On SQLite the commit's statements and ``load``'s read go further and
-run straight on the driver, compiled once (see :mod:`jianyi_flow.sql.prepared`): a
+run straight on the driver, compiled once (see :mod:`jianyi_flow.storage.sql.prepared`): a
 command then costs less than raw Core doing the same writes.
 
 Inside :meth:`SqlStore.batch` the store remembers, for the batch only, each row it loaded
@@ -70,17 +70,8 @@ from sqlalchemy import bindparam
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.pool import StaticPool
 
-from ..clock import SHANGHAI, Clock, SystemClock, to_utc
-from ..errors import (
-    ConcurrencyConflict,
-    DuplicateSuggestion,
-    IdempotencyKeyReused,
-    JianyiFlowError,
-    NotFound,
-    StoreError,
-    ValidationError,
-)
-from ..model import (
+from ...domain.clock import SHANGHAI, Clock, SystemClock, to_utc
+from ...domain.model import (
     _DATETIME_FIELDS,
     _ENUM_FIELDS,
     _SPECIAL_FIELDS,
@@ -95,7 +86,16 @@ from ..model import (
     encode_value,
     replace,
 )
-from ..store import Change, IdempotencyRecord, OutboxMessage, Query
+from ...errors import (
+    ConcurrencyConflict,
+    DuplicateSuggestion,
+    IdempotencyKeyReused,
+    JianyiFlowError,
+    NotFound,
+    StoreError,
+    ValidationError,
+)
+from ..base import Change, IdempotencyRecord, OutboxMessage, Query
 from .engine import create_engine, is_memory_sqlite, mark_pragmas_done, pragmas_done, prepare_sqlite_connection
 from .prepared import Prepared, Tx
 from .schema import events, idempotency, outbox, suggestion_units, suggestions
@@ -737,7 +737,7 @@ def _plain(mapping: Mapping[str, Any]) -> Any:
 
 
 class SqlStore:
-    """A thread-safe :class:`~jianyi_flow.store.Store` over SQLAlchemy Core.
+    """A thread-safe :class:`~jianyi_flow.storage.base.Store` over SQLAlchemy Core.
 
     ``url_or_engine`` is a database URL (``"sqlite:///jianyi.db"``,
     ``"postgresql+psycopg://user@host/db"``, ``"mysql+pymysql://user@host/db"``) or an
@@ -745,7 +745,7 @@ class SqlStore:
     an engine it did not create).  ``engine_kwargs`` go to
     :func:`sqlalchemy.create_engine` when a URL is given.
 
-    The tables must exist: run :func:`jianyi_flow.db.upgrade` (or ``jianyi-flow db
+    The tables must exist: run :func:`jianyi_flow.storage.sql.migrate.upgrade` (or ``jianyi-flow db
     upgrade URL``) when deploying, or open with :meth:`open` / ``create=True``, which run
     the migrations first.  The store never creates tables behind your back.
 
@@ -802,7 +802,7 @@ class SqlStore:
         self._local = threading.local()  # .batch: the connection of this thread's open batch
         self._build_statements()
         if create:
-            from ..db import upgrade
+            from .migrate import upgrade
 
             upgrade(engine)
 
@@ -1076,7 +1076,7 @@ class SqlStore:
         detail = detail.strip().splitlines()[0] if detail.strip() else type(exc).__name__
         hint = ""
         if _missing_table(exc):
-            hint = " (the jianyi_flow tables are missing: run jianyi_flow.db.upgrade(url) or `jianyi-flow db upgrade`)"
+            hint = " (the jianyi_flow tables are missing: run jianyi_flow.sql.upgrade(url) or `jianyi-flow db upgrade`)"
         if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
             hint = " (the connection was lost)"
         return StoreError(f"{self._backend} {what} failed: {type(exc).__name__}: {detail}{hint}")
@@ -1653,7 +1653,7 @@ class SqlStore:
     def export_events(self, after_id: str | None, limit: int) -> list[Event]:
         """The events of the next ``limit`` suggestions with ids after ``after_id``, by id then version.
 
-        The bulk path of :func:`jianyi_flow.store.iter_events`: two queries per page instead
+        The bulk path of :func:`jianyi_flow.storage.base.iter_events`: two queries per page instead
         of one history read per suggestion.
         """
         ids_stmt = sa.select(suggestions.c.id).order_by(suggestions.c.id).limit(max(limit, 0))

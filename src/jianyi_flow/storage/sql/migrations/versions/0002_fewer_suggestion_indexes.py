@@ -6,7 +6,7 @@ Create Date: 2026-11-26
 
 Every command that moves a deadline rewrites the entries of every index holding
 ``due_at``.  ``ix_jianyi_suggestions_lead_unit`` served no query at all
-(:class:`~jianyi_flow.store.Query` filters on a unit through ``jianyi_suggestion_units``).
+(:class:`~jianyi_flow.storage.base.Query` filters on a unit through ``jianyi_suggestion_units``).
 ``ix_jianyi_suggestions_campaign`` served the campaign filter that ``Flow.tick``,
 ``overdue`` and ``due_soon`` add, but those queries must read each row anyway to test its
 state, and in a database that holds one running campaign (or old campaigns whose

@@ -8,9 +8,10 @@ a preset fails at load time instead of as a wrong deadline or a lost suggestion.
 
 Two things connect a campaign to the engine:
 
-* :meth:`Campaign.flow_kwargs` / :func:`make_flow` give :class:`~jianyi_flow.Flow` the
-  campaign code, the known codes it validates inputs against, and a :class:`PhaseGuard`.
-* :class:`PhaseGuard` refuses a command outside the phases its :class:`PhaseRule` allows,
+* :func:`~jianyi_flow.service.campaign_flow.make_flow` gives :class:`~jianyi_flow.Flow` the
+  campaign code, the known codes it validates inputs against, and a phase guard.
+* :class:`~jianyi_flow.service.campaign_flow.PhaseGuard` refuses a command outside the
+  phases its :class:`PhaseRule` allows,
   judged on the Asia/Shanghai day of the injected clock.  Commands the table does not
   name, and the handling commands it lists as always open, are never refused: a
   suggestion received during the campaign is handled to the end even after it closes.
@@ -25,16 +26,13 @@ import datetime as dt
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
+from ..errors import NotFound, ValidationError
 from . import validation as v
-from .clock import Clock, local_date
-from .errors import NotFound, PhaseClosed, ValidationError
-from .flow import Flow
-from .guards import CommandContext, Guard
-from .store import Store
+from .clock import local_date
 
 __all__ = [
     "HANDLING_COMMANDS",
@@ -42,16 +40,13 @@ __all__ = [
     "Area",
     "Campaign",
     "Contact",
-    "FlowKwargs",
     "Notice",
     "Phase",
-    "PhaseGuard",
     "PhaseRule",
     "RecommendationRule",
     "Topic",
     "Unit",
     "UnitKind",
-    "make_flow",
 ]
 
 T = TypeVar("T")
@@ -248,16 +243,6 @@ class Notice:
     """The notice's publication mark, e.g. 此件公开发布."""
 
 
-class FlowKwargs(TypedDict):
-    """The keyword arguments :class:`~jianyi_flow.Flow` takes from a campaign."""
-
-    campaign: str
-    known_areas: frozenset[str]
-    known_topics: frozenset[str]
-    known_units: frozenset[str]
-    guards: tuple[Guard, ...]
-
-
 def _areas(value: Iterable[Area]) -> tuple[Area, ...]:
     return tuple(value)
 
@@ -440,7 +425,7 @@ class Campaign:
         return self._rule_index.get(command)
 
     def is_open(self, command: str, when: dt.datetime) -> bool:
-        """Whether a phase rule lets ``command`` run at ``when`` (see :class:`PhaseGuard`)."""
+        """Whether a phase rule lets ``command`` run at ``when`` (see ``PhaseGuard``)."""
         day = local_date(when)  # also refuses a naive datetime, restricted command or not
         windows = self._windows_by_command.get(command)
         if windows is None:
@@ -456,17 +441,6 @@ class Campaign:
         if rule is None or rule.phases is None:
             return "always"
         return ", ".join(self.phase(code).window for code in rule.phases)
-
-    # --- wiring ----------------------------------------------------------------------------
-    def flow_kwargs(self) -> FlowKwargs:
-        """What :class:`~jianyi_flow.Flow` needs from the campaign: ``Flow(store, clock, **kwargs)``."""
-        return FlowKwargs(
-            campaign=self.code,
-            known_areas=frozenset(self._area_index),
-            known_topics=frozenset(self._topic_index),
-            known_units=frozenset(self._unit_index),
-            guards=(PhaseGuard(self),),
-        )
 
     # --- loading ---------------------------------------------------------------------------
     @classmethod
@@ -492,40 +466,6 @@ class Campaign:
             notice=_notice(d.record("notice")) if "notice" in data else None,
             notes=d.texts("notes", required=False),
         )
-
-
-@attrs.frozen
-class PhaseGuard:
-    """Refuses a command outside the phase windows its :class:`PhaseRule` allows.
-
-    The day is ``ctx.now`` (the injected clock) in Asia/Shanghai.  Unrestricted commands
-    (no rule, or a rule with ``phases=None``) always pass.  It raises
-    :class:`~jianyi_flow.errors.PhaseClosed` naming the command, the day and the windows;
-    Flow runs guards before writing, so a refused command writes nothing.
-    """
-
-    campaign: Campaign
-
-    def check(self, ctx: CommandContext) -> None:
-        if not self.campaign.is_open(ctx.command, ctx.now):
-            raise PhaseClosed(ctx.command, local_date(ctx.now), self.campaign.windows(ctx.command))
-
-
-def make_flow(campaign: Campaign, store: Store, clock: Clock, /, **extra: Any) -> Flow:
-    """A :class:`~jianyi_flow.Flow` for ``campaign``: its codes, its phase guard, and ``extra``.
-
-    ``extra`` passes other Flow options (``policy``, ``calendar``, ``ids``...).  Guards in
-    ``extra["guards"]`` run after the phase guard, so a closed phase is reported before a
-    permission problem.  ``campaign`` may not be overridden: suggestions would be filed
-    under a code the campaign's reports do not look for.
-    """
-    if "campaign" in extra:
-        raise ValidationError("campaign", "make_flow takes the campaign code from the Campaign; do not pass it")
-    kwargs: dict[str, Any] = dict(campaign.flow_kwargs())
-    more_guards = tuple(extra.pop("guards", ()))
-    kwargs.update(extra)
-    kwargs["guards"] = (*kwargs["guards"], *more_guards)
-    return Flow(store, clock, **kwargs)
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Three rules protect a suggestion and its proposer:
 
 * **Permissions.**  A :class:`PermissionTable` maps every command to the :class:`Rule`\\ s
-  that allow it; a rule is a :class:`~jianyi_flow.model.Role` and a :class:`Scope` (how
+  that allow it; a rule is a :class:`~jianyi_flow.domain.model.Role` and a :class:`Scope` (how
   the actor must relate to *this* suggestion: its lead unit, its proposer...).  The table
   is data, so a portal can read it, render it (``docs/security.md`` is rendered from it)
   and override it (:meth:`PermissionTable.with_rule`, :meth:`PermissionTable.from_mapping`)
@@ -17,17 +17,17 @@ Three rules protect a suggestion and its proposer:
   proposer themself, and a confidential (保密) proposer's name is masked too.
 
 Material that accuses a unit is never transferred to that unit (信访工作条例 Art. 30, as
-cited in :class:`~jianyi_flow.model.SuggestionDraft`).  ``Flow.transfer`` itself refuses
+cited in :class:`~jianyi_flow.domain.model.SuggestionDraft`).  ``Flow.transfer`` itself refuses
 such a transfer with :class:`~jianyi_flow.errors.ValidationError` (field ``lead_unit`` or
 ``co_units``), guards or not; :class:`PermissionGuard` raises the very same error before
 anything is computed, whatever its table says, because a statute is not a portal setting.
 It is a ValidationError, not a PermissionDenied: the office may transfer, the target it
 named is what the rule forbids, and one rule should fail one way with or without guards.
 
-:class:`PermissionGuard` is the :class:`~jianyi_flow.guards.Guard` that enforces all of
+:class:`PermissionGuard` is the :class:`~jianyi_flow.service.guards.Guard` that enforces all of
 this inside :class:`~jianyi_flow.Flow`; Flow runs guards before it computes or writes
 anything, so a refused command leaves the store untouched.  The guard trusts the
-:class:`~jianyi_flow.model.Actor` it is given: authenticating the person behind it is the
+:class:`~jianyi_flow.domain.model.Actor` it is given: authenticating the person behind it is the
 portal's job.
 """
 
@@ -40,9 +40,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from .errors import NotFound, PermissionDenied, ValidationError
-from .guards import CommandContext
-from .model import (
+from ..domain.model import (
     Actor,
     Event,
     Proposer,
@@ -55,7 +53,9 @@ from .model import (
     mask_name,
     replace,
 )
-from .store import Store
+from ..errors import NotFound, PermissionDenied, ValidationError
+from ..storage.base import Store
+from .guards import CommandContext
 
 __all__ = [
     "COMMANDS",
@@ -100,7 +100,7 @@ COMMANDS: tuple[str, ...] = (
 """Every command :class:`~jianyi_flow.Flow` passes to its guards, by the name guards see."""
 
 SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue"})
-"""Commands only ``Flow.tick`` runs, always as :data:`~jianyi_flow.model.SYSTEM_ACTOR`."""
+"""Commands only ``Flow.tick`` runs, always as :data:`~jianyi_flow.domain.model.SYSTEM_ACTOR`."""
 
 _HANDLED_STATES = frozenset(
     {State.ADOPTED, State.PARTIALLY_ADOPTED, State.DECLINED, State.REPLIED, State.RATED, State.UNRATED}
@@ -446,7 +446,7 @@ def view_for(actor: Actor, suggestion: Suggestion, *, submitter: Actor | None = 
     """``suggestion`` as ``actor`` may see it; :class:`PermissionDenied` if they may not see it.
 
     Everyone but the collection office and the proposer themself gets the proposer
-    through :meth:`~jianyi_flow.model.Proposer.masked` (phone and address masked always,
+    through :meth:`~jianyi_flow.domain.model.Proposer.masked` (phone and address masked always,
     the name too when the proposer is confidential) and the free-text fields through
     :func:`scrub`.  The view is for display: its ``event_hash`` still names the stored
     event, whose content it no longer matches.
@@ -503,7 +503,7 @@ def _draft_recommender_ok(actor: Actor, draft: SuggestionDraft) -> bool:
 
 @attrs.frozen
 class PermissionGuard:
-    """The :class:`~jianyi_flow.guards.Guard` that enforces a :class:`PermissionTable`.
+    """The :class:`~jianyi_flow.service.guards.Guard` that enforces a :class:`PermissionTable`.
 
     For every command it checks, in order: that some rule of the table names the actor's
     role, that the actor can see the suggestion (:func:`can_see`), and that a rule's scope

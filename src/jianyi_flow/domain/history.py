@@ -79,10 +79,10 @@ _SORTED = orjson.OPT_SORT_KEYS
 def _canonical_bytes(content: Any) -> bytes:
     """The canonical text of ``content`` (``canonical(event)``), UTF-8 encoded, lone surrogates passed through.
 
-    Three writers, one text: orjson when :func:`~jianyi_flow.jsontext.prepare` lets it and it
+    Three writers, one text: orjson when :func:`~jianyi_flow.domain.jsontext.prepare` lets it and it
     accepts the value (it refuses integers beyond 64 bits and lone surrogates), else json's
     C encoder built once, else ``_ENCODER`` itself, which raises the usual error for a value
-    JSON cannot hold.  See :mod:`jianyi_flow.jsontext` for why the texts are equal and what
+    JSON cannot hold.  See :mod:`jianyi_flow.domain.jsontext` for why the texts are equal and what
     orjson saves.
     """
     ready = prepare(content)

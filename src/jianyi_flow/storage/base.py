@@ -18,9 +18,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .clock import to_utc
-from .frozen import Weakrefable, builder
-from .model import Event, State, Suggestion
+from ..domain.clock import to_utc
+from ..domain.frozen import Weakrefable, builder
+from ..domain.model import Event, State, Suggestion
 
 
 @attrs.frozen
@@ -56,9 +56,9 @@ class Change(Weakrefable):
 
 
 build_message: Callable[..., OutboxMessage] = builder(OutboxMessage)
-"""``OutboxMessage(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
+"""``OutboxMessage(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
 build_change: Callable[..., Change] = builder(Change)
-"""``Change(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
+"""``Change(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
 
 
 @attrs.frozen

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from .frozen import Weakrefable, builder
-from .model import Actor, Suggestion, SuggestionDraft
+from ..domain.frozen import Weakrefable, builder
+from ..domain.model import Actor, Suggestion, SuggestionDraft
 
 
 @attrs.frozen
@@ -33,7 +33,7 @@ class CommandContext(Weakrefable):
 
 
 build_context: Callable[..., CommandContext] = builder(CommandContext)
-"""``CommandContext(...)`` for the hot path (see :mod:`jianyi_flow.frozen`)."""
+"""``CommandContext(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
 
 
 class Guard(Protocol):

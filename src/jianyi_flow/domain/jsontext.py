@@ -1,6 +1,6 @@
 """JSON text written by orjson where it is, byte for byte, what the standard ``json`` writes.
 
-Every command hashes the canonical text of its event (:mod:`jianyi_flow.history`).  That
+Every command hashes the canonical text of its event (:mod:`jianyi_flow.domain.history`).  That
 text is defined as what ``json`` writes (stored hashes depend on it), and ``json``'s C
 encoder was most of the hash's cost: through this module the simulation's events take
 3.88 µs each instead of 4.99 (``python -m benchmarks.json_text``).  The SQL store's JSON
@@ -27,7 +27,7 @@ these functions dicts it has just built and shares with no one.
 A non-ASCII ``str`` is never handed to orjson as it is: orjson reads a string through
 CPython's UTF-8 cache, which then stays attached to the string for its lifetime — three
 bytes a Chinese character, more than the string's own two.  The texts of a suggestion live
-as long as its row in a :class:`~jianyi_flow.memory.MemoryStore` or an SQL batch's cache;
+as long as its row in a :class:`~jianyi_flow.storage.memory.MemoryStore` or an SQL batch's cache;
 handing them over as they are raised the 100,000-suggestion simulation's peak memory from
 389 to 419 MiB, and real suggestions carry far longer texts than the simulated ones.  Such
 a string goes in as an ``orjson.Fragment`` of json's own escaping of it

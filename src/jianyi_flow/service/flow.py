@@ -17,22 +17,13 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from . import validation as v
-from .calendar import BusinessCalendar, default_calendar
-from .clock import Clock, local_date
-from .deadlines import DEFAULT_POLICY, MAX_EXTENSION, CalendarDays, DeadlinePolicy, Step
-from .deadlines import extend as extend_due
-from .errors import (
-    ConcurrencyConflict,
-    IdempotencyKeyReused,
-    InvalidTransition,
-    JianyiFlowError,
-    NotFound,
-    ValidationError,
-)
-from .guards import CommandContext, Guard, build_context
-from .history import HistoryProblem, seal_new, verify_events
-from .model import (
+from ..domain import validation as v
+from ..domain.calendar import BusinessCalendar, default_calendar
+from ..domain.clock import Clock, local_date
+from ..domain.deadlines import DEFAULT_POLICY, MAX_EXTENSION, CalendarDays, DeadlinePolicy, Step
+from ..domain.deadlines import extend as extend_due
+from ..domain.history import HistoryProblem, seal_new, verify_events
+from ..domain.model import (
     SCORE_MAX,
     SCORE_MIN,
     SYSTEM_ACTOR,
@@ -56,8 +47,17 @@ from .model import (
     replace,
     replay,
 )
-from .store import OutboxMessage, Query, Store, build_change, build_message, flagged_for_due, iter_suggestions
-from .workflow import fire
+from ..domain.workflow import fire
+from ..errors import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    JianyiFlowError,
+    NotFound,
+    ValidationError,
+)
+from ..storage.base import OutboxMessage, Query, Store, build_change, build_message, flagged_for_due, iter_suggestions
+from .guards import CommandContext, Guard, build_context
 
 OPEN_STATES = frozenset(
     {
@@ -116,7 +116,7 @@ def default_registration_number(s: Suggestion, at: dt.datetime) -> str:
 class Flow:
     """Runs commands on suggestions against a store, with time from an injected clock.
 
-    ``guards`` run before every command (see :mod:`jianyi_flow.guards`); a campaign's
+    ``guards`` run before every command (see :mod:`jianyi_flow.service.guards`); a campaign's
     phase rules and a permission table are guards.  ``policy`` and ``calendar`` decide
     due times.  ``ids`` makes new suggestion ids (uuid4 hex by default; a simulation
     passes a seeded one).
@@ -172,7 +172,7 @@ class Flow:
         return self.store.history(suggestion_id)
 
     def query(self, query: Query | None = None, **filters: Any) -> list[Suggestion]:
-        """Suggestions matching a :class:`~jianyi_flow.store.Query` (or its fields as keywords)."""
+        """Suggestions matching a :class:`~jianyi_flow.storage.base.Query` (or its fields as keywords)."""
         return self.store.query(query or Query(**filters))
 
     def overdue(

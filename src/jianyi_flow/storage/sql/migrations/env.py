@@ -1,6 +1,6 @@
 """Alembic environment for jianyi_flow's own tables.
 
-Run through :mod:`jianyi_flow.db` (which passes an open connection in
+Run through :mod:`jianyi_flow.storage.sql.migrate` (which passes an open connection in
 ``config.attributes["connection"]``) or with Alembic's command line given
 ``script_location`` and ``sqlalchemy.url``.  Revisions are recorded in
 ``jianyi_flow_alembic_version`` and autogenerate only looks at jianyi_flow's tables, so a
@@ -15,9 +15,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from jianyi_flow.db import VERSION_TABLE, is_jianyi_flow_table
-from jianyi_flow.sql.engine import create_engine
-from jianyi_flow.sql.schema import metadata
+from jianyi_flow.storage.sql.engine import create_engine
+from jianyi_flow.storage.sql.migrate import VERSION_TABLE, is_jianyi_flow_table
+from jianyi_flow.storage.sql.schema import metadata
 
 config = context.config
 
@@ -62,7 +62,7 @@ def run_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("set sqlalchemy.url, or run the migrations through jianyi_flow.db.upgrade(url)")
+        raise RuntimeError("set sqlalchemy.url, or run the migrations through jianyi_flow.sql.upgrade(url)")
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as conn:

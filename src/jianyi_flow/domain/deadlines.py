@@ -25,9 +25,9 @@ from datetime import date, datetime, timedelta
 
 import attrs
 
+from ..errors import ValidationError
 from .calendar import BusinessCalendar
 from .clock import end_of_local_day, local_date, require_aware
-from .errors import ValidationError
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -14,8 +14,8 @@ import re
 from collections.abc import Collection
 from typing import TypeVar
 
+from ..errors import ValidationError
 from .clock import require_aware
-from .errors import ValidationError
 
 _E = TypeVar("_E", bound=enum.Enum)
 

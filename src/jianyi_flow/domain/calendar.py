@@ -1,6 +1,6 @@
 """The business calendar: which days are working days in mainland China.
 
-Statutory deadlines (see :mod:`jianyi_flow.deadlines`) are counted in working days or
+Statutory deadlines (see :mod:`jianyi_flow.domain.deadlines`) are counted in working days or
 roll forward over rest days, so the engine must know the State Council's holiday
 schedule, including the 调休 arrangement: weekend days declared working days
 (调休上班) in exchange for a longer holiday block.  That schedule is published once a
@@ -39,8 +39,8 @@ from typing import Protocol, runtime_checkable
 import attrs
 import chinese_calendar  # type: ignore[import-untyped]
 
+from ..errors import CalendarNotCovered, ValidationError
 from .clock import local_date, require_aware
-from .errors import CalendarNotCovered, ValidationError
 
 __all__ = [
     "HOLIDAY_NAMES_ZH",

@@ -6,12 +6,12 @@ context, result set-up), which on SQLite — where the statement itself takes a 
 most of a command's cost.  So for SQLite the hot statements (the commit's writes and
 ``load``'s read) are compiled once, by SQLAlchemy, for the store's dialect: the SQL text,
 the order of its parameters and each parameter's bind processor (the very
-:mod:`jianyi_flow.sql.types` conversions Core would apply).  Running one is then a tuple
+:mod:`jianyi_flow.storage.sql.types` conversions Core would apply).  Running one is then a tuple
 and a ``sqlite3`` call (``bind`` and ``convert`` are generated per statement, one
 expression per parameter).  Measured on a transfer: 248 µs a command this way, 379 µs
 through ``Connection.execute``, 334 µs for a raw-Core floor doing the same writes.
-:class:`~jianyi_flow.sql.types.UtcDateTime` values are converted by
-:func:`~jianyi_flow.sql.types.sqlite_utc_bind` / :func:`~jianyi_flow.sql.types.sqlite_utc_result`,
+:class:`~jianyi_flow.storage.sql.types.UtcDateTime` values are converted by
+:func:`~jianyi_flow.storage.sql.types.sqlite_utc_bind` / :func:`~jianyi_flow.storage.sql.types.sqlite_utc_result`,
 which give exactly what Core's processors give, in one step.
 
 Other databases spend their time in network round trips, not in Python, so they keep

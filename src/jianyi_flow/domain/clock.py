@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 """The timezone of every campaign calendar day (UTC+8, no daylight saving)."""

@@ -33,7 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from ..errors import StoreError, ValidationError
+from ...errors import StoreError, ValidationError
 
 __all__ = [
     "BUSY_TIMEOUT_MS",

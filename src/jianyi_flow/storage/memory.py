@@ -1,14 +1,14 @@
 """``MemoryStore``: the in-process store, for tests, simulations and small tools.
 
 It keeps everything in dicts behind one lock and is the reference implementation of the
-:class:`~jianyi_flow.store.Store` contract.  Due times are kept in a sorted index so the
+:class:`~jianyi_flow.storage.base.Store` contract.  Due times are kept in a sorted index so the
 supervision queries (overdue, due soon) do not scan every suggestion; the ids due at one
 time are a set, sorted when a query first reads them.
 
 Compact history
 ---------------
 A simulated campaign holds millions of events, so they are not kept as
-:class:`~jianyi_flow.model.Event` objects.  Each suggestion has one list
+:class:`~jianyi_flow.domain.model.Event` objects.  Each suggestion has one list
 ``[row, blob, *refs]``: the current row as it is (``load`` is on every command's path),
 ``blob`` (``bytes``, one record per event in version order) and ``refs``, the objects the
 records point to — the actor, and values the row holds too, so they are not kept twice.
@@ -64,11 +64,11 @@ from typing import Any
 
 import attrs
 
-from . import model
-from .clock import require_aware
-from .errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
-from .model import Actor, Event, Suggestion, encode_datetime, encode_value
-from .store import Change, IdempotencyRecord, OutboxMessage, Query, matches
+from ..domain import model
+from ..domain.clock import require_aware
+from ..domain.model import Actor, Event, Suggestion, encode_datetime, encode_value
+from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
+from .base import Change, IdempotencyRecord, OutboxMessage, Query, matches
 
 _HDR = struct.Struct("<H10sH")  # shape, at (datetime pickle state: wall time and fold), tail length
 _HDR_SIZE = _HDR.size
@@ -302,7 +302,7 @@ class _Outbox:
 
 
 class MemoryStore:
-    """A thread-safe in-memory :class:`~jianyi_flow.store.Store`."""
+    """A thread-safe in-memory :class:`~jianyi_flow.storage.base.Store`."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -620,7 +620,7 @@ class MemoryStore:
         """Replace the ``index``-th event (0-based) of a history by ``event``, as stored — for tests.
 
         Only tamper tests use this: it writes behind the store's back what a broken or
-        malicious writer could, so that :func:`~jianyi_flow.history.verify_events` has
+        malicious writer could, so that :func:`~jianyi_flow.domain.history.verify_events` has
         something to find.  The new event is kept whole; the rest of the history, the row
         and the outbox are left as they were.
         """

@@ -12,7 +12,7 @@ differently from how it was written:
 * **Text ordering.**  Ids are ordered and paged (``after_id``) the way Python orders
   strings, by code point.  PostgreSQL's default collation may be a linguistic one
   (``en_US.UTF-8`` puts ``"a"`` before ``"B"``), so code columns use ``COLLATE "C"``
-  there; MariaDB tables use ``utf8mb4_bin`` (see :mod:`jianyi_flow.sql.schema`); SQLite
+  there; MariaDB tables use ``utf8mb4_bin`` (see :mod:`jianyi_flow.storage.sql.schema`); SQLite
   compares bytes already.
 * **Long text.**  MariaDB's ``TEXT`` holds only 64 KiB, less than a suggestion's bodies
   in Chinese (3 bytes a character), so long text is ``LONGTEXT`` there.
@@ -38,8 +38,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.processors import str_to_datetime
 from sqlalchemy.types import TypeEngine
 
-from ..clock import SHANGHAI, InstantTexts, to_utc
-from ..errors import ValidationError
+from ...domain.clock import SHANGHAI, InstantTexts, to_utc
+from ...errors import ValidationError
 
 __all__ = [
     "CODE_LENGTH",
@@ -137,7 +137,7 @@ def dumps(value: Any) -> str:
     encoder that call builds each time is built once here (without the check for circular
     references, whose marker table could not be shared between threads: a structure that
     contains itself is sent to ``json.dumps``, which reports it).  orjson
-    (:mod:`jianyi_flow.jsontext`) is not used here: for these small documents its check and
+    (:mod:`jianyi_flow.domain.jsontext`) is not used here: for these small documents its check and
     fragments cost as much as they save (``python -m benchmarks.json_text``).
     """
     kind = type(value)
@@ -242,7 +242,7 @@ def sqlite_utc_bind(value: dt.datetime | None) -> str | None:
     ``DATETIME`` formatting, :data:`SQLITE_DATETIME_FORMAT`), in one step.
 
     A command binds its time three times or so, and deadlines repeat: the texts are
-    memoised by instant (:class:`~jianyi_flow.clock.InstantTexts`, as ``encode_datetime``).
+    memoised by instant (:class:`~jianyi_flow.domain.clock.InstantTexts`, as ``encode_datetime``).
     """
     return None if value is None else _bound_text(value)
 

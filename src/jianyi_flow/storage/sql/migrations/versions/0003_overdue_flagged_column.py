@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 from jianyi_flow.errors import StoreError
-from jianyi_flow.sql.types import Code, UtcDateTime
+from jianyi_flow.storage.sql.types import Code, UtcDateTime
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -65,7 +65,7 @@ _rows = sa.table(
 
 
 def _dumps(document: Any) -> str:
-    """The text the store writes (``jianyi_flow.sql.types.dumps``, spelled out)."""
+    """The text the store writes (``jianyi_flow.storage.sql.types.dumps``, spelled out)."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 

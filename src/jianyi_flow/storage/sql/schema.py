@@ -3,14 +3,14 @@
 ``jianyi_suggestions`` holds the current row of each suggestion.  Every field a query
 filters or sorts on has its own column; the other fields (bodies, proposer, reply...)
 are one JSON document in ``data``, encoded with the model's own ``encode_value`` so a
-field added to :class:`~jianyi_flow.model.Suggestion` later needs no migration.
+field added to :class:`~jianyi_flow.domain.model.Suggestion` later needs no migration.
 
-Units: :class:`~jianyi_flow.store.Query` ``unit`` matches the lead, a co-handling or the
+Units: :class:`~jianyi_flow.storage.base.Query` ``unit`` matches the lead, a co-handling or the
 recommending unit.  Co-handling units are a list, which no index over one column can
 search, so ``jianyi_suggestion_units`` lists every unit of every suggestion (one row per
 pair) and a unit filter is one index lookup on ``(unit, suggestion_id)``.  The store only
 rewrites those rows when the units actually change (``units_key``, the units as JSON,
-tells it: see :mod:`jianyi_flow.sql.store`), so ordinary commands pay nothing for them.
+tells it: see :mod:`jianyi_flow.storage.sql.store`), so ordinary commands pay nothing for them.
 
 Indexes follow the queries :class:`~jianyi_flow.Flow` runs, and are chosen so that the
 planner picks the right one *without statistics* (nobody runs ``ANALYZE`` on a SQLite

@@ -6,7 +6,7 @@ Create Date: 2024-08-21
 
 Written by hand and checked by tests/test_migrations.py, which runs it on an empty
 SQLite, PostgreSQL and MariaDB database and asks Alembic's autogenerate to compare the
-result with :data:`jianyi_flow.sql.schema.metadata` (no difference allowed).  The table
+result with :data:`jianyi_flow.storage.sql.schema.metadata` (no difference allowed).  The table
 definitions are spelled out here rather than imported, so later changes to the models
 cannot change what this revision created.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from jianyi_flow.sql.types import Code, JsonText, LongText, UtcDateTime
+from jianyi_flow.storage.sql.types import Code, JsonText, LongText, UtcDateTime
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

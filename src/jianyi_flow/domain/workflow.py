@@ -5,7 +5,7 @@ immutable attrs objects, so the machine never touches them: a per-thread
 :class:`_Cursor` (the thin adapter) is added to the machine once, set to a suggestion's
 state, triggered, and read back.  No machine is built and no model is added per
 suggestion (that costs 200–800 µs and grows with every model, against a few µs for a
-trigger).  The machine is a :class:`~jianyi_flow.machine.LeanMachine`: the stock
+trigger).  The machine is a :class:`~jianyi_flow.domain.machine.LeanMachine`: the stock
 ``transitions`` machine minus its per-step log lines and empty callback walks (see that
 module for what it saves and how it is held to the stock behaviour).
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from .errors import InvalidTransition
+from ..errors import InvalidTransition
 from .machine import LeanMachine
 from .model import State
 

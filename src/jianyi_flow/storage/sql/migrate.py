@@ -5,11 +5,11 @@ version table, ``jianyi_flow_alembic_version``, so a host application that uses 
 for its own tables keeps its ``alembic_version`` untouched and both histories advance
 independently.  No ``alembic.ini`` is needed::
 
-    from jianyi_flow.db import upgrade
+    from jianyi_flow.storage.sql.migrate import upgrade
     upgrade("postgresql+psycopg://app@db/campaign")      # or: jianyi-flow db upgrade URL
 
 A host application's own ``env.py`` should skip these tables when it autogenerates
-(``include_name=jianyi_flow.db.host_include_name``); see docs/storage.md.
+(``include_name=jianyi_flow.storage.sql.migrate.host_include_name``); see docs/storage.md.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from .errors import StoreError
-from .sql.engine import create_engine
-from .sql.schema import metadata
+from ...errors import StoreError
+from .engine import create_engine
+from .schema import metadata
 
 __all__ = [
     "MIGRATIONS_DIR",
