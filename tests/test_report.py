@@ -84,7 +84,7 @@ def test_counts_by_phase_area_topic_channel_and_unit(report: CampaignReport) -> 
     topics = {t.code: t.count for t in report.by_topic}
     assert topics[None] == 12 and len(topics) == 19 and set(topics.values()) == {1, 12}
     assert report.by_channel == {"online_portal": 16, "wechat": 3, "douyin": 2, "email": 2, "letter": 2,
-                                 "on_site": 2, "circuit_visit": 1, "phone": 2}
+                                 "on_site": 2, "circuit_visit": 1, "phone": 2, "recommendation_form": 0}
     assert {c.code: c.count for c in report.by_recommending_unit} == {
         "ZSL": 2, "SLL": 3, "QF": 2, "STHJ": 2, "JL": 2, "CS": 2, "CGJ": 1, "WHLY": 1, None: 15}
     assert {c.code: c.count for c in report.by_lead_unit} == {

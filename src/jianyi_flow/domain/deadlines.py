@@ -19,7 +19,6 @@ where each comes from and which ones are our choice by analogy.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
@@ -28,6 +27,7 @@ import attrs
 from ..errors import ValidationError
 from .calendar import BusinessCalendar
 from .clock import end_of_local_day, local_date, require_aware
+from .model import Step
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -107,21 +107,6 @@ def due(start: datetime, duration: Duration, calendar: BusinessCalendar) -> date
     """
     start_day = local_date(require_aware(start, "start"))
     return end_of_local_day(_deadline_day(start_day, duration, calendar))
-
-
-class Step(enum.StrEnum):
-    """The steps of handling a suggestion that have a deadline."""
-
-    REGISTER = "register"
-    """Register the suggestion and route it to the unit with authority, counted from receipt."""
-    OBJECT_TRANSFER = "object_transfer"
-    """A unit objects to a suggestion transferred to it that is not within its remit."""
-    RESEARCH = "research"
-    """The responsible unit studies the suggestion and decides whether to adopt it."""
-    REPLY = "reply"
-    """The decision is written up and sent to the proposer."""
-    RATE = "rate"
-    """The proposer may rate the handling (满意度评价)."""
 
 
 @attrs.frozen

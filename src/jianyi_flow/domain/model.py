@@ -56,6 +56,7 @@ class Channel(enum.StrEnum):
     ON_SITE = "on_site"  # 现场征集
     CIRCUIT_VISIT = "circuit_visit"  # 巡回接访
     PHONE = "phone"  # 电话
+    RECOMMENDATION_FORM = "recommendation_form"  # 建议征集推荐表 (a unit's recommendation, notice 四（二）2)
 
 
 class ProposerKind(enum.StrEnum):
@@ -115,6 +116,53 @@ class RewardTier(enum.StrEnum):
     SECOND = "second"  # 二等
     THIRD = "third"  # 三等
     ENCOURAGEMENT = "encouragement"  # 鼓励
+
+
+class Step(enum.StrEnum):
+    """The steps of handling a suggestion that have a deadline (see :mod:`jianyi_flow.domain.deadlines`)."""
+
+    REGISTER = "register"
+    """Register the suggestion and route it to the unit with authority, counted from receipt."""
+    OBJECT_TRANSFER = "object_transfer"
+    """A unit objects to a suggestion transferred to it that is not within its remit."""
+    RESEARCH = "research"
+    """The responsible unit studies the suggestion and decides whether to adopt it."""
+    REPLY = "reply"
+    """The decision is written up and sent to the proposer."""
+    RATE = "rate"
+    """The proposer may rate the handling (满意度评价)."""
+
+
+class ResearchMethod(enum.StrEnum):
+    """How the handling unit researched the suggestion (调研论证方式; 信访工作条例 Art. 29 研究论证)."""
+
+    FORUM = "forum"  # 座谈
+    SEMINAR = "seminar"  # 研讨
+    HEARING = "hearing"  # 听证
+    FIELD_VISIT = "field_visit"  # 实地走访
+    WRITTEN_CONSULTATION = "written_consultation"  # 书面征求意见
+    SURVEY = "survey"  # 问卷调查
+    EXPERT_REVIEW = "expert_review"  # 专家论证
+    OTHER = "other"  # 其他
+
+
+class ReplyForm(enum.StrEnum):
+    """How the reply reached the proposer (答复方式)."""
+
+    WRITTEN = "written"  # 书面
+    PHONE = "phone"  # 电话
+    SMS = "sms"  # 短信
+    ONLINE = "online"  # 网络
+    IN_PERSON = "in_person"  # 当面
+
+
+class AdoptionForm(enum.StrEnum):
+    """What an adopted suggestion became (吸纳转化运用; notice 四（三）: 健全机制制度、完善政策措施)."""
+
+    POLICY = "policy"  # 完善政策措施
+    MECHANISM = "mechanism"  # 健全机制制度
+    WORK_MEASURE = "work_measure"  # 改进工作举措
+    OTHER = "other"  # 其他
 
 
 SCORE_MIN = 0
@@ -218,12 +266,17 @@ class Proposer:
         )
 
     def masked(self) -> Proposer:
-        """The view for someone who may not see personal data."""
+        """The view for someone who may not see personal data.
+
+        The phone is masked, the address hidden and the portal account dropped (it may be a
+        phone number or an e-mail address); a confidential proposer's name is masked too.
+        """
         return attrs.evolve(
             self,
             name=mask_name(self.name) if self.confidential else self.name,
             phone=mask_phone(self.phone),
             address=None if self.address is None else "***",
+            account=None,
         )
 
 
