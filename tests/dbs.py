@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.storage.sql import migrate as db
-from jianyi_flow.storage.sql.schema import TABLES
+from jianyi_flow.storage.sql.schema import EVENT_SEQ, TABLES, counters
 
 POSTGRES_ENV = "JIANYI_FLOW_TEST_POSTGRES_URL"
 MYSQL_ENV = "JIANYI_FLOW_TEST_MYSQL_URL"
@@ -157,7 +157,10 @@ def sqlite_copy(template: Path, directory: Path) -> str:
 
 
 def wipe(engine: Engine) -> None:
-    """Delete every jianyi_flow row, children first (tests share one migrated schema per run)."""
+    """Delete every jianyi_flow row, children first, and start the event log again at 0.
+
+    (Tests share one migrated schema per run.)
+    """
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in TABLES)
@@ -165,6 +168,7 @@ def wipe(engine: Engine) -> None:
         else:
             for table in reversed(TABLES):
                 conn.execute(table.delete())
+        conn.execute(counters.insert().values(name=EVENT_SEQ, value=0))
 
 
 BACKENDS = [

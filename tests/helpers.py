@@ -2,7 +2,11 @@
 that walks one suggestion to any state through the public :class:`Flow` API.
 
 Nothing here reaches into Flow's internals: every state is reached by the commands a
-portal would call (and ``tick`` for the time-driven ``unrated``).
+portal would call, each run by an actor the default permission table allows (the office
+routes, the lead unit handles, the proposer — ``actor.id == draft.proposer.account`` —
+rates and withdraws, the lead unit's head approves extensions), and ``tick`` for the
+time-driven ``unrated``.  Checks of what is *stored* read the store directly
+(``flow.store.load`` / ``history``): that is trusted code, not an actor's view.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from jianyi_flow import (
     Proposer,
     ProposerKind,
     Rating,
+    ReplyForm,
+    ResearchMethod,
     Role,
     State,
     Store,
@@ -41,17 +47,28 @@ OTHER_AREA = "shapingba"
 LEAD_UNIT = "u_traffic"
 CO_UNIT = "u_env"
 OTHER_UNIT = "u_housing"
+REC_UNIT = "street_xq"
 OFFICE_UNIT = "zjb"
 KNOWN_AREAS = frozenset({AREA, OTHER_AREA})
-KNOWN_UNITS = frozenset({LEAD_UNIT, CO_UNIT, OTHER_UNIT, OFFICE_UNIT})
+KNOWN_UNITS = frozenset({LEAD_UNIT, CO_UNIT, OTHER_UNIT, REC_UNIT, OFFICE_UNIT})
 
 PHONE = "13812345678"
 ADDRESS = "重庆市沙坪坝区新桥正街12号"
+ACCOUNT = "wx_zhangsan"
+"""The proposer's portal account in :func:`make_proposer`: :data:`PROPOSER` acts under it."""
 
 OFFICE = Actor(id="office-1", role=Role.COLLECTION_OFFICE, unit=OFFICE_UNIT, name="征集办")
 UNIT = Actor(id="unit-1", role=Role.HANDLING_UNIT, unit=LEAD_UNIT, name="交通局")
+"""Staff of the lead unit :data:`LEAD_UNIT`."""
+UNIT_HEAD = Actor(id="head-1", role=Role.HANDLING_UNIT_HEAD, unit=LEAD_UNIT, name="交通局负责人")
+"""The lead unit's head: approves or refuses its extension requests."""
+CO_UNIT_ACTOR = Actor(id="unit-3", role=Role.HANDLING_UNIT, unit=CO_UNIT, name="生态环境局")
 OTHER_UNIT_ACTOR = Actor(id="unit-2", role=Role.HANDLING_UNIT, unit=OTHER_UNIT, name="住建委")
-PROPOSER = Actor(id="proposer-1", role=Role.PROPOSER, name="张三")
+PROPOSER = Actor(id=ACCOUNT, role=Role.PROPOSER, name="张三")
+"""The proposer of every draft :func:`make_draft` builds (its id is the draft's account)."""
+OTHER_PROPOSER = Actor(id="wx_lisi", role=Role.PROPOSER, name="李四")
+EVALUATOR = Actor(id="judge-1", role=Role.EVALUATOR, name="李评委")
+OFFICER = Actor(id="io-1", role=Role.INFORMATION_OFFICER, unit=REC_UNIT, name="信息员")
 
 
 def shanghai(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
@@ -75,7 +92,7 @@ def make_proposer(**overrides: Any) -> Proposer:
         "kind": ProposerKind.CITIZEN,
         "phone": PHONE,
         "address": ADDRESS,
-        "account": "wx_zhangsan",
+        "account": ACCOUNT,
     }
     fields.update(overrides)
     return Proposer(**fields)
@@ -103,7 +120,10 @@ def sequential_ids(prefix: str = "s") -> Callable[[], str]:
 
 
 def make_flow(store: Store | None = None, clock: FakeClock | None = None, **kwargs: Any) -> Flow:
-    """A Flow on a fresh MemoryStore and a FakeClock at :data:`START`, with sequential ids."""
+    """A Flow on a fresh MemoryStore and a FakeClock at :data:`START`, with sequential ids.
+
+    The permission table is the default one unless ``permissions=`` says otherwise.
+    """
     kwargs.setdefault("ids", sequential_ids())
     return Flow(store if store is not None else MemoryStore(), clock if clock is not None else make_clock(),
                 **kwargs)
@@ -115,7 +135,17 @@ def fake_clock(flow: Flow) -> FakeClock:
     return clock
 
 
-# --- one step per trigger, with valid arguments ------------------------------------------------
+def stored(flow: Flow, sid: str) -> Suggestion:
+    """The row as stored (trusted read, no actor, no masking)."""
+    return flow.store.load(sid)
+
+
+def stored_history(flow: Flow, sid: str) -> list[Event]:
+    """The events as stored (trusted read, no actor, no masking)."""
+    return flow.store.history(sid)
+
+
+# --- one step per trigger, with valid arguments, by an allowed actor ---------------------------
 
 def _decide(outcome: Outcome) -> Callable[[Flow, str], Suggestion]:
     def run(flow: Flow, sid: str) -> Suggestion:
@@ -130,34 +160,43 @@ def _decide(outcome: Outcome) -> Callable[[Flow, str], Suggestion]:
 
 def close_unrated(flow: Flow, sid: str) -> Suggestion:
     """Let the rating window of a replied suggestion pass and run ``tick``."""
-    s = flow.get(sid)
+    s = stored(flow, sid)
     assert s.state is State.REPLIED and s.due_at is not None
     clock = fake_clock(flow)
     clock.set(max(clock.now(), s.due_at + dt.timedelta(seconds=1)))
     flow.tick()
-    return flow.get(sid)
+    return stored(flow, sid)
 
 
 def rate_step(rating: Rating) -> Callable[[Flow, str], Suggestion]:
     return lambda flow, sid: flow.rate(sid, PROPOSER, rating=rating, comment="回复及时")
 
 
+def extend(flow: Flow, sid: str, days: int, reason: str = "需会商") -> Suggestion:
+    """The lead unit asks for ``days`` more and its head approves: the deadline moves."""
+    flow.request_extension(sid, UNIT, days=days, reason=reason)
+    return flow.approve_extension(sid, UNIT_HEAD)
+
+
 STEPS: Mapping[str, Callable[[Flow, str], Suggestion]] = {
     "register": lambda flow, sid: flow.register(sid, OFFICE),
     "not_accept": lambda flow, sid: flow.not_accept(sid, OFFICE, reason="属个人诉求，转信访渠道"),
     "transfer": lambda flow, sid: flow.transfer(sid, OFFICE, lead_unit=LEAD_UNIT, co_units=(CO_UNIT,)),
-    "return_transfer": lambda flow, sid: flow.return_transfer(sid, UNIT, reason="不属本单位职责"),
-    "research": lambda flow, sid: flow.research(sid, UNIT, findings="实地调研三次，召开座谈会一次"),
+    "object_transfer": lambda flow, sid: flow.object_transfer(sid, UNIT, reason="不属本单位职责"),
+    "accept_objection": lambda flow, sid: flow.accept_objection(sid, OFFICE, note="异议成立"),
+    "reject_objection": lambda flow, sid: flow.reject_objection(sid, OFFICE, reason="属交通局职责"),
+    "research": lambda flow, sid: flow.research(sid, UNIT, findings="实地调研三次，召开座谈会一次",
+                                                method=ResearchMethod.FIELD_VISIT),
     "adopt": _decide(Outcome.ADOPTED),
     "adopt_partially": _decide(Outcome.PARTIALLY_ADOPTED),
     "decline": _decide(Outcome.DECLINED),
-    "reply": lambda flow, sid: flow.reply(sid, UNIT, text="感谢您的建议，已加密班次。"),
+    "reply": lambda flow, sid: flow.reply(sid, UNIT, text="感谢您的建议，已加密班次。", form=ReplyForm.WRITTEN),
     "rate": rate_step(Rating.DISSATISFIED),
     "withdraw": lambda flow, sid: flow.withdraw(sid, PROPOSER, reason="问题已自行解决"),
     "reopen": lambda flow, sid: flow.reopen(sid, OFFICE, reason="建议人不满意，重新办理"),
     "close_unrated": close_unrated,
 }
-"""One way to run each state-changing trigger with valid arguments."""
+"""One way to run each state-changing trigger with valid arguments, by an actor allowed to."""
 
 _DECIDED = ("register", "transfer", "research")
 PATHS: Mapping[State, tuple[str, ...]] = {
@@ -172,7 +211,8 @@ PATHS: Mapping[State, tuple[str, ...]] = {
     State.RATED: (*_DECIDED, "adopt", "reply", "rate"),
     State.NOT_ACCEPTED: ("not_accept",),
     State.WITHDRAWN: ("withdraw",),
-    State.RETURNED: ("register", "transfer", "return_transfer"),
+    State.OBJECTED: ("register", "transfer", "object_transfer"),
+    State.RETURNED: ("register", "transfer", "object_transfer", "accept_objection"),
     State.UNRATED: (*_DECIDED, "adopt", "reply", "close_unrated"),
 }
 """The shortest command path from ``received`` to each state."""
@@ -191,15 +231,17 @@ def drive_to(
     draft: SuggestionDraft | None = None,
     rating: Rating = Rating.DISSATISFIED,
 ) -> Suggestion:
-    """Receive a new suggestion and walk it to ``state`` through Flow commands.
+    """Receive a new suggestion and walk it to ``state`` through Flow commands; returns the stored row.
 
     ``rated`` is reached with ``rating`` (dissatisfied by default, so a reopen is possible);
-    ``unrated`` moves the flow's FakeClock past the rating window and runs ``tick``.
+    ``unrated`` moves the flow's FakeClock past the rating window and runs ``tick``.  The
+    draft's proposer account must be :data:`ACCOUNT` for the proposer's steps to be allowed.
     """
     s = receive(flow, draft, suggestion_id=suggestion_id)
     for step in PATHS[state]:
         run = rate_step(rating) if step == "rate" else STEPS[step]
-        s = run(flow, s.id)
+        run(flow, s.id)
+    s = stored(flow, s.id)
     assert s.state is state, f"drove to {s.state}, wanted {state}"
     return s
 
@@ -208,8 +250,8 @@ def drive_to(
 
 def drain(store: Store, now: dt.datetime = START) -> list[OutboxMessage]:
     """Claim every unsent outbox message and mark it sent; returns them oldest first."""
-    messages = store.claim(1_000_000, now, dt.timedelta(0))
-    store.mark_sent([m.id for m in messages if m.id is not None])
+    messages = store.claim(1_000_000, now, dt.timedelta(seconds=1))
+    store.mark_sent([m.id for m in messages if m.id is not None], now)
     return messages
 
 
@@ -224,15 +266,18 @@ class Snapshot:
 def snapshot(flow: Flow, sid: str) -> Snapshot:
     """Take a snapshot and empty the outbox, so :func:`assert_unchanged` can see new messages."""
     drain(flow.store)
-    return Snapshot(flow.get(sid), tuple(flow.history(sid)))
+    return Snapshot(stored(flow, sid), tuple(stored_history(flow, sid)))
 
 
-def assert_unchanged(flow: Flow, sid: str, before: Snapshot, keys: Iterable[str] = ()) -> None:
-    """Same row (and version), same history, no new outbox message, no idempotency key recorded."""
-    after = flow.get(sid)
+def assert_unchanged(flow: Flow, sid: str, before: Snapshot, keys: Iterable[tuple[Actor, str]] = ()) -> None:
+    """Same row (and version), same history, no new outbox message, no idempotency key recorded.
+
+    ``keys`` are (actor, key) pairs: a key is recorded per actor.
+    """
+    after = stored(flow, sid)
     assert after == before.row
     assert after.version == before.row.version
-    assert tuple(flow.history(sid)) == before.history
+    assert tuple(stored_history(flow, sid)) == before.history
     assert drain(flow.store) == []
-    for key in keys:
-        assert flow.store.idempotency(key) is None
+    for actor, key in keys:
+        assert flow.store.idempotency(actor.key, key) is None

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from jianyi_flow.domain.calendar import (
     BusinessCalendar,
+    CalendarMode,
     CalendarOverrides,
     ChinaCalendar,
     DayInfo,
@@ -32,6 +33,7 @@ from jianyi_flow.domain.calendar import (
     holiday_label_zh,
     is_working_day_at,
     next_working_day_at,
+    strict_calendar,
 )
 from jianyi_flow.errors import CalendarNotCovered, ValidationError
 
@@ -112,7 +114,11 @@ SCHEDULES: dict[int, tuple[Block, ...]] = {
 }
 # fmt: on
 
-CAL = ChinaCalendar()
+# Strict: today's behaviour, a year without an official schedule raises.  PROVISIONAL must answer
+# every official day exactly like it; tests/test_calendar_provisional.py covers the rest.
+CAL = ChinaCalendar(mode=CalendarMode.STRICT)
+PROVISIONAL = ChinaCalendar()
+BOTH = pytest.mark.parametrize("calendar", [CAL, PROVISIONAL], ids=["strict", "provisional"])
 NOTICE_2027 = "国务院办公厅关于2027年部分节假日安排的通知"
 
 
@@ -164,13 +170,15 @@ def test_holiday_and_swapped_day_totals_per_year() -> None:
 # --- the calendar (and the package it is built on) against the notices ----------------------
 
 
+@BOTH
 @pytest.mark.parametrize("year", sorted(SCHEDULES))
-def test_every_day_matches_the_state_council_notice(year: int) -> None:
+def test_every_day_matches_the_state_council_notice(calendar: ChinaCalendar, year: int) -> None:
     for day, (kind, names) in _expected_year(year).items():
-        info = CAL.day_info(day)
+        info = calendar.day_info(day)
         assert info.kind is kind, (day, info)
         assert info.is_working_day is kind.is_working_day, day
-        assert CAL.is_working_day(day) is kind.is_working_day, day
+        assert calendar.is_working_day(day) is kind.is_working_day, day
+        assert not info.provisional and not calendar.is_provisional(day), day
         if names is None:
             assert info.holiday is None, (day, info)
         else:
@@ -333,7 +341,7 @@ def test_addition_running_off_the_end_of_2026_raises() -> None:
 
 def test_covered_years() -> None:
     assert CAL.covered_years == tuple(range(2004, 2027))
-    assert repr(CAL) == "ChinaCalendar(covered_years=2004-2026)"
+    assert repr(CAL) == "ChinaCalendar(mode=strict, covered_years=2004-2026)"
 
 
 # --- overrides ---------------------------------------------------------------------------------
@@ -372,7 +380,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_overrides_add_2027_from_a_toml_file(tmp_path: Path) -> None:
     overrides = CalendarOverrides.from_file(_write(tmp_path, "2027.toml", TOML_2027))
-    calendar = ChinaCalendar(overrides)
+    calendar = ChinaCalendar(overrides, mode=CalendarMode.STRICT)
 
     assert calendar.covered_years == tuple(range(2004, 2028))
     new_year = calendar.day_info(date(2027, 1, 1))
@@ -548,6 +556,10 @@ def test_default_calendar_is_shared_and_satisfies_the_protocol() -> None:
     assert default_calendar() is default_calendar()
     assert isinstance(default_calendar(), BusinessCalendar)
     assert default_calendar().covered_years == CAL.covered_years
+    assert default_calendar().mode is CalendarMode.PROVISIONAL
+    assert strict_calendar() is strict_calendar()
+    assert isinstance(strict_calendar(), BusinessCalendar)
+    assert strict_calendar().mode is CalendarMode.STRICT
 
 
 # --- properties against a naive day-by-day walk with chinese_calendar.is_workday --------------
@@ -575,11 +587,14 @@ covered_days = st.dates(min_value=date(2004, 1, 1), max_value=date(2026, 12, 31)
 def test_add_working_days_agrees_with_a_day_by_day_walk(day: date, n: int) -> None:
     try:
         expected = _walk(day, n)
-    except NotImplementedError:  # the walk left the package's years: we must refuse, not guess
+    except NotImplementedError:  # the walk left the package's years: strict must refuse, not guess...
         with pytest.raises(CalendarNotCovered):
             CAL.add_working_days(day, n)
+        # ...and provisional answers with a day of 2027, which is provisional.
+        assert PROVISIONAL.is_provisional(PROVISIONAL.add_working_days(day, n))
         return
     assert CAL.add_working_days(day, n) == expected
+    assert PROVISIONAL.add_working_days(day, n) == expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -591,6 +606,7 @@ def test_working_days_between_agrees_with_counting(start: date, span: int) -> No
     )
     assert CAL.working_days_between(start, end) == counted
     assert CAL.working_days_between(end, start) == -counted
+    assert PROVISIONAL.working_days_between(start, end) == counted
     if counted:
         assert CAL.add_working_days(start, counted) <= end
 

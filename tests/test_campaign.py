@@ -16,6 +16,7 @@ import pytest
 from jianyi_flow import (
     SHANGHAI,
     Actor,
+    Channel,
     FakeClock,
     Flow,
     MemoryStore,
@@ -43,12 +44,20 @@ from jianyi_flow.domain.campaign import (
 )
 from jianyi_flow.domain.model import ReportForm
 from jianyi_flow.presets import yongchuan_2024
-from jianyi_flow.service.campaign_flow import PhaseGuard, flow_kwargs, make_flow
+from jianyi_flow.service.campaign_flow import PhaseGuard, RecommendationGuard, flow_kwargs, make_flow
 from jianyi_flow.service.guards import CommandContext
 
 UTC = dt.UTC
 OFFICE = Actor(id="office-1", role=Role.COLLECTION_OFFICE, unit="XFB")
 PROPOSER = Actor(id="p-1", role=Role.PROPOSER)
+
+
+def recommender(unit: str) -> Actor:
+    """Staff of a recommending unit: files the drafts that name it (permissions are on by default)."""
+    return Actor(id=f"rec-{unit}", role=Role.RECOMMENDING_UNIT, unit=unit)
+
+
+ZSL = recommender("ZSL")
 
 RECEIVE_WINDOWS = "launch 启动阶段 2024-08-01..2024-08-20, implementation 实施阶段 2024-08-21..2024-11-30"
 SUMMARY_WINDOWS = "summary 总结运用阶段 2024-12-01..2024-12-30"
@@ -67,7 +76,8 @@ def draft(area: str = "A1", topic: str | None = "T01", unit: str | None = "ZSL")
         area=area,
         topic=topic,
         recommending_unit=unit,
-        proposer=Proposer(name="李四"),
+        channel=Channel.RECOMMENDATION_FORM if unit is not None else Channel.ONLINE_PORTAL,
+        proposer=Proposer(name="李四", account=PROPOSER.id),
     )
 
 
@@ -283,7 +293,26 @@ def test_summary_commands_pass_the_guard_in_the_summary_phase(command: str, now:
     PhaseGuard(yongchuan_2024()).check(ctx(command, now))
 
 
-@pytest.mark.parametrize("command", SUMMARY_COMMANDS)
+UPWARD = ("report_upward", "forward_to_city")
+"""呈报 and 呈送: also open during implementation (notice 四（二）3)."""
+UPWARD_WINDOWS = "implementation 实施阶段 2024-08-21..2024-11-30, summary 总结运用阶段 2024-12-01..2024-12-30"
+
+
+@pytest.mark.parametrize("command", UPWARD)
+@pytest.mark.parametrize("now", [sh(2024, 8, 21), sh(2024, 10, 8, 10), sh(2024, 11, 30, 23), sh(2024, 12, 30, 17)])
+def test_reporting_upward_passes_the_guard_in_implementation_and_summary(command: str, now: dt.datetime) -> None:
+    PhaseGuard(yongchuan_2024()).check(ctx(command, now))
+
+
+@pytest.mark.parametrize("command", UPWARD)
+@pytest.mark.parametrize("now", [sh(2024, 8, 20, 23, 59, 59), sh(2024, 12, 31)])
+def test_reporting_upward_is_refused_before_implementation_and_after_summary(command: str, now: dt.datetime) -> None:
+    with pytest.raises(PhaseClosed) as info:
+        PhaseGuard(yongchuan_2024()).check(ctx(command, now))
+    assert info.value.windows == UPWARD_WINDOWS
+
+
+@pytest.mark.parametrize("command", [c for c in SUMMARY_COMMANDS if c not in UPWARD])
 @pytest.mark.parametrize(
     ("now", "day"),
     [
@@ -324,7 +353,7 @@ def test_flow_kwargs_name_the_campaign_codes_and_the_phase_guard() -> None:
     assert kwargs["known_areas"] == frozenset(c.area_codes)
     assert kwargs["known_topics"] == frozenset(c.topic_codes)
     assert kwargs["known_units"] == frozenset(c.unit_codes)
-    assert kwargs["guards"] == (PhaseGuard(c),)
+    assert kwargs["guards"] == (PhaseGuard(c), RecommendationGuard(c))
     flow = Flow(MemoryStore(), FakeClock(sh(2024, 9, 1)), **kwargs)
     assert flow.campaign == "YC2024"
 
@@ -340,9 +369,10 @@ def written(store: MemoryStore) -> tuple[list[Any], list[Any]]:
 def test_receive_is_open_from_launch_through_implementation(now: dt.datetime) -> None:
     store = MemoryStore()
     flow = make_flow(yongchuan_2024(), store, FakeClock(now))
-    s = flow.receive(draft(), PROPOSER)
+    s = flow.receive(draft(), ZSL)
     assert s.state is State.RECEIVED and s.campaign == "YC2024"
-    assert store.load(s.id) == s
+    assert flow.get(s.id, ZSL) == s  # the recommending unit's view of the stored row
+    assert store.load(s.id).proposer.account == PROPOSER.id
 
 
 @pytest.mark.parametrize(
@@ -358,17 +388,16 @@ def test_receive_outside_its_windows_is_refused_and_writes_nothing(now: dt.datet
     store = MemoryStore()
     flow = make_flow(yongchuan_2024(), store, FakeClock(now))
     with pytest.raises(PhaseClosed) as info:
-        flow.receive(draft(), PROPOSER, suggestion_id="s1", idempotency_key="k1")
+        flow.receive(draft(), ZSL, idempotency_key="k1")
     assert (info.value.command, info.value.day, info.value.windows) == ("receive", day, RECEIVE_WINDOWS)
     assert written(store) == ([], [])
-    assert store.history("s1") == []
-    assert store.idempotency("k1") is None
+    assert store.idempotency(ZSL.key, "k1") is None
 
 
 def test_receive_just_after_utc_midnight_on_july_31_is_august_1_in_shanghai() -> None:
     store = MemoryStore()
     flow = make_flow(yongchuan_2024(), store, FakeClock(dt.datetime(2024, 7, 31, 16, 30, tzinfo=UTC)))
-    s = flow.receive(draft(), PROPOSER)
+    s = flow.receive(draft(), ZSL)
     assert s.received_at == dt.datetime(2024, 8, 1, 0, 30, tzinfo=SHANGHAI)
 
 
@@ -376,13 +405,14 @@ def test_a_refused_receive_leaves_an_existing_store_unchanged() -> None:
     store = MemoryStore()
     clock = FakeClock(sh(2024, 9, 2, 9))
     flow = make_flow(yongchuan_2024(), store, clock)
-    kept = flow.receive(draft(), PROPOSER, suggestion_id="s1")
-    before = (store.query(Query()), store.history("s1"))
+    sid = flow.receive(draft(), ZSL).id
+    kept = store.load(sid)
+    before = (store.query(Query()), store.history(sid))
     clock.set(sh(2024, 12, 1, 9))
     with pytest.raises(PhaseClosed):
-        flow.receive(draft(), PROPOSER, suggestion_id="s2")
-    assert (store.query(Query()), store.history("s1")) == before
-    assert store.load("s1") == kept
+        flow.receive(draft(), ZSL)
+    assert (store.query(Query()), store.history(sid)) == before
+    assert store.load(sid) == kept
 
 
 def test_the_campaign_runs_through_all_three_phases() -> None:
@@ -392,19 +422,19 @@ def test_the_campaign_runs_through_all_three_phases() -> None:
     clock = FakeClock(sh(2024, 8, 5, 10))
     flow = make_flow(yongchuan_2024(), store, clock)
 
-    early = flow.receive(draft(), PROPOSER, suggestion_id="early")  # launch
+    early = flow.receive(draft(), OFFICE, suggestion_id="early")  # launch (the office may choose an id)
     clock.set(sh(2024, 9, 10, 10))  # implementation
     flow.register("early", OFFICE)
     with pytest.raises(PhaseClosed):
-        flow.report_upward("early", OFFICE, form=ReportForm.ORIGINAL)
-    assert store.load("early").upward_reports == ()
-    late = flow.receive(draft(area="A7", topic="T33", unit="JW"), PROPOSER, suggestion_id="late")
+        flow.mark_typical("early", OFFICE)  # summary phase only; 呈报 is open already (notice 四（二）3)
+    assert store.load("early").typical_case is False
+    late = flow.receive(draft(area="A7", topic="T33", unit="JW"), OFFICE, suggestion_id="late")
 
     clock.set(sh(2024, 12, 2, 10))  # summary
     reported = flow.report_upward("early", OFFICE, form=ReportForm.EXCERPT)
     assert reported.upward_reports == (ReportForm.EXCERPT,)
     with pytest.raises(PhaseClosed):
-        flow.receive(draft(), PROPOSER, suggestion_id="too-late")
+        flow.receive(draft(), ZSL)
     flow.register("late", OFFICE)  # handling goes on in the summary phase
 
     clock.set(sh(2025, 1, 6, 10))  # after the campaign: Monday, a working day
@@ -423,7 +453,7 @@ def test_register_and_transfer_still_work_after_the_campaign_ends() -> None:
     store = MemoryStore()
     clock = FakeClock(sh(2024, 11, 30, 22))
     flow = make_flow(yongchuan_2024(), store, clock)
-    flow.receive(draft(), PROPOSER, suggestion_id="s1")
+    flow.receive(draft(), OFFICE, suggestion_id="s1")
     clock.set(sh(2025, 1, 6, 9))
     assert flow.register("s1", OFFICE).state is State.REGISTERED
     assert flow.transfer("s1", OFFICE, lead_unit="CGJ", co_units=["JTJ"]).state is State.TRANSFERRED
@@ -437,7 +467,7 @@ def test_make_flow_checks_codes_against_the_campaign() -> None:
         (draft(unit="NOPE"), "recommending_unit"),
     ):
         with pytest.raises(ValidationError) as info:
-            flow.receive(bad, PROPOSER)
+            flow.receive(bad, recommender(bad.recommending_unit or "ZSL"))
         assert info.value.field == field
 
 
@@ -455,18 +485,18 @@ def test_make_flow_runs_extra_guards_after_the_phase_guard() -> None:
     clock = FakeClock(sh(2024, 7, 1))
     flow = make_flow(yongchuan_2024(), MemoryStore(), clock, guards=[extra])
     with pytest.raises(PhaseClosed):
-        flow.receive(draft(), PROPOSER)
+        flow.receive(draft(), ZSL)
     assert extra.seen == []  # the phase guard refused first
     clock.set(sh(2024, 9, 1))
     with pytest.raises(PermissionDenied):
-        flow.receive(draft(), PROPOSER)
+        flow.receive(draft(), ZSL)
     assert extra.seen == ["receive"]
-    assert len(flow.guards) == 2
+    assert len(flow.guards) == 3  # the phase guard, the recommendation guard, then the extra one
 
 
 def test_make_flow_passes_other_options_and_refuses_a_different_campaign_code() -> None:
     flow = make_flow(yongchuan_2024(), MemoryStore(), FakeClock(sh(2024, 9, 1)), ids=lambda: "fixed")
-    assert flow.receive(draft(), PROPOSER).id == "fixed"
+    assert flow.receive(draft(), ZSL).id == "fixed"
     with pytest.raises(ValidationError) as info:
         make_flow(yongchuan_2024(), MemoryStore(), FakeClock(sh(2024, 9, 1)), campaign="OTHER")
     assert info.value.field == "campaign"
@@ -518,3 +548,47 @@ def test_from_dict_names_the_path_of_a_bad_value(edit: Any, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         Campaign.from_dict(data)
     assert info.value.field == field
+
+
+# --- recommendations: the 推荐表, and schools and hospitals through their commissions ---------------
+
+
+def _recommended(**overrides: Any) -> SuggestionDraft:
+    fields: dict[str, Any] = {"title": "建议", "subject": "事项", "problem": "问题", "measures": "措施", "area": "A4",
+                              "topic": "T15", "proposer": Proposer("王老师"), "channel": Channel.RECOMMENDATION_FORM}
+    fields.update(overrides)
+    return SuggestionDraft(**fields)
+
+
+def test_a_unit_files_its_recommendation_on_the_recommendation_form() -> None:
+    store = MemoryStore()
+    flow = make_flow(yongchuan_2024(), store, FakeClock(sh(2024, 9, 2, 10)))
+    zsl = Actor("rec-zsl", Role.RECOMMENDING_UNIT, unit="ZSL")
+    with pytest.raises(ValidationError) as caught:
+        flow.receive(_recommended(channel=Channel.LETTER, recommending_unit="ZSL"), zsl)
+    assert caught.value.field == "channel"
+    with pytest.raises(ValidationError) as caught:
+        flow.receive(_recommended(), OFFICE)  # a 推荐表 names its unit
+    assert caught.value.field == "recommending_unit"
+    s = flow.receive(_recommended(recommending_unit="ZSL"), zsl)
+    assert s.channel is Channel.RECOMMENDATION_FORM and s.recommending_unit == "ZSL"
+    assert store.count(Query()) == 1
+
+
+@pytest.mark.parametrize(("institution", "unit"), [("school", "JW"), ("hospital", "WJW")])
+def test_schools_and_hospitals_are_recommended_through_their_commission(institution: str, unit: str) -> None:
+    store = MemoryStore()
+    flow = make_flow(yongchuan_2024(), store, FakeClock(sh(2024, 9, 2, 10)))
+    other = Actor("rec-zsl", Role.RECOMMENDING_UNIT, unit="ZSL")
+    with pytest.raises(ValidationError) as caught:
+        flow.receive(_recommended(recommending_unit="ZSL", institution=institution), other)
+    assert caught.value.field == "recommending_unit" and caught.value.details["allowed"] == [unit]
+    with pytest.raises(ValidationError):
+        flow.receive(_recommended(recommending_unit=None, institution=institution, channel=Channel.LETTER), OFFICE)
+    assert store.count(Query()) == 0
+    commission = Actor(f"rec-{unit}", Role.RECOMMENDING_UNIT, unit=unit)
+    s = flow.receive(_recommended(recommending_unit=unit, institution=institution), commission)
+    assert (s.institution, s.recommending_unit) == (institution, unit)
+    with pytest.raises(ValidationError) as caught:
+        flow.receive(_recommended(recommending_unit=unit, institution="factory"), commission)
+    assert caught.value.field == "institution"

@@ -8,8 +8,10 @@ handler, no ``finally``, no rollback runs.  Then it reopens the file and checks:
 
 * SQLite's own ``PRAGMA integrity_check`` is ``ok``;
 * every event the parent saw committed before the kill is still there (durability);
-* ``Flow.verify_all()`` is empty and each suggestion's row equals the replay of its
-  history, with versions ``1..n``;
+* ``Flow.verify_all()`` is empty — every hash chain intact, every row equal to the replay of
+  its history with versions ``1..n``, every announced outbox message present, and the
+  events' log positions (``seq``) ``1..n`` without a gap, so a batch the kill cut short took
+  no place in the log;
 * no event without its suggestion row, no row without its events, no row whose version
   differs from its number of events, no outbox message or idempotency key without the
   event it was committed with, no unit link without its row;
@@ -17,7 +19,8 @@ handler, no ``finally``, no rollback runs.  Then it reopens the file and checks:
 
 Each run uses another seed and kill point (POSIX only: the kill is SIGKILL).
 ``JIANYI_FLOW_CRASH_SEED`` fixes the random choices (printed with the figures);
-``JIANYI_FLOW_CRASH_RUNS`` sets the number of runs.
+``JIANYI_FLOW_CRASH_RUNS`` sets the number of runs.  The test needs ``jianyi_flow.sql``;
+while it does not import the test fails with that reason.
 The figures are printed (``pytest -s``) and written to ``crash_figures.json`` in pytest's
 base temporary directory.
 """
@@ -42,8 +45,20 @@ import pytest
 import sqlalchemy as sa
 
 from jianyi_flow import SHANGHAI, FakeClock, Flow, replay
-from jianyi_flow.sql import SqlStore
 from jianyi_flow.storage.base import iter_suggestions
+
+try:
+    from jianyi_flow.sql import SqlStore
+except ImportError as exc:  # the SQL store is being rewritten on its own branch
+    SQL_MISSING: str | None = f"jianyi_flow.sql does not import: {exc}"
+else:
+    SQL_MISSING = None
+
+
+@pytest.fixture(autouse=True)
+def _needs_sql() -> None:
+    if SQL_MISSING is not None:
+        pytest.fail(SQL_MISSING)
 
 CHILD = Path(__file__).with_name("crash_child.py")
 RUNS = int(os.environ.get("JIANYI_FLOW_CRASH_RUNS", "5"))
@@ -208,23 +223,31 @@ def test_sigkill_mid_campaign_leaves_a_whole_database(tmp_path: Path, tmp_path_f
     assert sum(r.events_after_recovery for r in runs) > 0, "no recovered database took a new event"
 
 
-BREAKAGES: dict[str, tuple[str, str]] = {
+BREAKAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "delete an event": (
-        "DELETE FROM jianyi_events WHERE suggestion_id = :sid AND version = 2",
+        ("DELETE FROM jianyi_events WHERE suggestion_id = :sid AND version = 2",),
         "rows whose version is not their number of events",
     ),
     "an event without its row": (
-        "UPDATE jianyi_events SET suggestion_id = 'ghost' WHERE suggestion_id = :sid",
+        ("UPDATE jianyi_events SET suggestion_id = 'ghost' WHERE suggestion_id = :sid",),
         "events without their suggestion row",
     ),
     "a row ahead of its events": (
-        "UPDATE jianyi_suggestions SET version = version + 1 WHERE id = :sid",
+        ("UPDATE jianyi_suggestions SET version = version + 1 WHERE id = :sid",),
         "row differs from the replay of its history",
     ),
     "an outbox message without its event": (
-        "INSERT INTO jianyi_outbox (topic, suggestion_id, version, recipient, payload, created_at, attempts) "
-        "VALUES ('register', :sid, 99, 'office', '{}', '2024-09-01 00:00:00.000000', 0)",
+        ("INSERT INTO jianyi_outbox (topic, suggestion_id, version, recipient, payload, created_at, attempts) "
+         "VALUES ('register', :sid, 99, 'office', '{}', '2024-09-01 00:00:00.000000', 0)",),
         "1 outbox messages without their event",
+    ),
+    "a whole suggestion gone": (
+        ("DELETE FROM jianyi_outbox WHERE suggestion_id = :sid",
+         "DELETE FROM jianyi_idempotency WHERE suggestion_id = :sid",
+         "DELETE FROM jianyi_suggestion_units WHERE suggestion_id = :sid",
+         "DELETE FROM jianyi_events WHERE suggestion_id = :sid",
+         "DELETE FROM jianyi_suggestions WHERE id = :sid"),
+        "events missing from the log",
     ),
 }
 """Ways a torn write could leave the database, and a problem the examination must report for each."""
@@ -246,8 +269,9 @@ def test_the_examination_finds_a_broken_database(tmp_path: Path, breakage: str) 
     with SqlStore(url) as store, store.engine.begin() as conn:
         if breakage == "an event without its row":
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # what a crash without the key would leave
-        sql, expected = BREAKAGES[breakage]
-        assert conn.execute(sa.text(sql), {"sid": sid}).rowcount >= 1
+        statements, expected = BREAKAGES[breakage]
+        changed = [conn.execute(sa.text(sql), {"sid": sid}).rowcount for sql in statements]
+        assert changed[-1] >= 1
     broken = Run(seed=1, kill_after=0, delay=0.0)
     examine(url, broken)
     assert any(expected in problem for problem in broken.problems), broken.problems

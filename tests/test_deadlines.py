@@ -7,23 +7,28 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from jianyi_flow.domain.calendar import CalendarOverrides, ChinaCalendar
+from jianyi_flow.domain.calendar import CalendarMode, CalendarOverrides, ChinaCalendar
 from jianyi_flow.domain.clock import SHANGHAI
 from jianyi_flow.domain.deadlines import (
     DEFAULT_POLICY,
     MAX_EXTENSION,
     CalendarDays,
     DeadlinePolicy,
+    Due,
     Step,
     StepRule,
     WorkingDays,
     due,
+    due_detail,
     extend,
+    extend_detail,
 )
 from jianyi_flow.errors import CalendarNotCovered, ValidationError
 
-CAL = ChinaCalendar()
+CAL = ChinaCalendar(mode=CalendarMode.STRICT)  # official schedules only; provisional cases at the end
 
 
 def at(y: int, m: int, d: int, hour: int = 10) -> datetime:
@@ -273,3 +278,114 @@ def test_extension_is_counted_from_the_shanghai_day_of_the_old_deadline() -> Non
     assert extend(old_utc, CalendarDays(10), CAL) == end_of(2024, 9, 30)
     # An instant early on 9/21 Shanghai (still 9/20 in UTC) counts from 9/21: + 10 = Tue 10/1 -> 10/8.
     assert extend(datetime(2024, 9, 20, 16, 30, tzinfo=UTC), CalendarDays(10), CAL) == end_of(2024, 10, 8)
+
+
+# --- provisional deadlines -----------------------------------------------------------------------
+#
+# PROV answers 2027 and 2028 from the 全国年节及纪念日放假办法 (see tests/test_calendar_provisional.py):
+# in 2027 the days off are 1/1, 2/5-2/8, 4/5, 5/1-5/2, 6/9, 9/15, 10/1-10/3, weekends, no 调休.
+
+PROV = ChinaCalendar()
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"),
+    [
+        # Mon 2026-12-07 + 15 = Tue 12/22: every day from 12/7 to 12/22 is official.
+        (at(2026, 12, 7), CalendarDays(15), Due(end_of(2026, 12, 22), False)),
+        # 2026-12-20 + 15 = Mon 2027-01-04, a provisional working day.
+        (at(2026, 12, 20), CalendarDays(15), Due(end_of(2027, 1, 4), True)),
+        # 2026-12-17 + 15 = Fri 2027-01-01 (元旦, provisional) -> Sat, Sun -> Mon 1/4.
+        (at(2026, 12, 17), CalendarDays(15), Due(end_of(2027, 1, 4), True)),
+        # After Fri 2026-12-25: 12/28, 12/29, 12/30, 12/31 are official ...
+        (at(2026, 12, 25), WorkingDays(4), Due(end_of(2026, 12, 31), False)),
+        # ... the 5th is Mon 2027-01-04 (1/1 is 元旦, 1/2-1/3 a weekend): provisional.
+        (at(2026, 12, 25), WorkingDays(5), Due(end_of(2027, 1, 4), True)),
+        # After Mon 2027-02-01: 2/2, 2/3, 2/4; 2/5 (除夕) - 2/8 off; 2/9, 2/10.
+        (at(2027, 2, 1), WorkingDays(5), Due(end_of(2027, 2, 10), True)),
+    ],
+)
+def test_due_detail_marks_deadlines_over_provisional_days(
+    start: datetime, duration: CalendarDays | WorkingDays, expected: Due
+) -> None:
+    detail = due_detail(start, duration, PROV)
+    assert detail == expected
+    assert detail.at == due(start, duration, PROV)
+
+
+def test_due_detail_on_official_days_is_not_provisional_and_strict_still_refuses() -> None:
+    assert due_detail(at(2024, 9, 20), CalendarDays(15), CAL) == Due(end_of(2024, 10, 8), False)
+    with pytest.raises(CalendarNotCovered) as info:
+        due_detail(at(2026, 12, 20), CalendarDays(15), CAL)
+    assert info.value.year == 2027
+
+
+def test_a_provisional_start_day_makes_the_deadline_provisional() -> None:
+    """With 2028 loaded officially (illustrative data) but 2027 still derived, a period that starts
+    in 2027 and ends in 2028 rests on provisional days although its last day is official."""
+    calendar = PROV.with_overrides(
+        CalendarOverrides.from_notice("test notice", holidays={date(2028, 1, 3): "元旦"}, covered_years=[2028])
+    )
+    assert not calendar.is_provisional(date(2028, 1, 4))
+    # Mon 2027-12-20 + 15 = Tue 2028-01-04, an official working day.
+    assert due_detail(at(2027, 12, 20), CalendarDays(15), calendar) == Due(end_of(2028, 1, 4), True)
+    assert due_detail(at(2028, 1, 4), CalendarDays(1), calendar) == Due(end_of(2028, 1, 5), False)
+
+
+def test_policy_due_detail() -> None:
+    detail = DEFAULT_POLICY.due_detail(Step.REGISTER, at(2026, 12, 20), PROV)
+    assert detail == Due(end_of(2027, 1, 4), True)
+    assert detail.at == DEFAULT_POLICY.due_for(Step.REGISTER, at(2026, 12, 20), PROV)
+    # OBJECT_TRANSFER is 5 working days: from Mon 12/7 that is Mon 12/14, official.
+    assert DEFAULT_POLICY.due_detail(Step.OBJECT_TRANSFER, at(2026, 12, 7), PROV) == Due(end_of(2026, 12, 14), False)
+
+
+def test_extend_detail() -> None:
+    # Thu 2026-12-10 + 30 = Sat 2027-01-09 -> Mon 1/11: provisional.
+    assert extend_detail(Due(end_of(2026, 12, 10), False), CalendarDays(30), PROV) == Due(end_of(2027, 1, 11), True)
+    assert extend(end_of(2026, 12, 10), CalendarDays(30), PROV) == end_of(2027, 1, 11)
+    # Sun 2026-11-01 + 10 = Wed 11/11: official, whether given as a Due or as a bare datetime ...
+    assert extend_detail(end_of(2026, 11, 1), CalendarDays(10), PROV) == Due(end_of(2026, 11, 11), False)
+    assert extend_detail(Due(end_of(2026, 11, 1)), CalendarDays(10), PROV) == Due(end_of(2026, 11, 11), False)
+    # ... unless the old deadline was provisional: the new one is counted from it.
+    assert extend_detail(Due(end_of(2026, 11, 1), True), CalendarDays(10), PROV) == Due(end_of(2026, 11, 11), True)
+    with pytest.raises(ValidationError) as info:
+        extend_detail(Due(end_of(2026, 11, 1)), CalendarDays(31), PROV)
+    assert info.value.field == "extension"
+    with pytest.raises(CalendarNotCovered):
+        extend_detail(end_of(2026, 12, 10), CalendarDays(30), CAL)
+
+
+def test_due_values_are_validated() -> None:
+    with pytest.raises(ValidationError) as info:
+        Due(datetime(2027, 1, 4, 23, 59))
+    assert info.value.field == "at"
+    with pytest.raises(ValidationError) as info:
+        Due(end_of(2027, 1, 4), "yes")  # type: ignore[arg-type]
+    assert info.value.field == "provisional"
+    with pytest.raises(ValidationError) as info:
+        due_detail(datetime(2026, 12, 20, 10), CalendarDays(15), PROV)
+    assert info.value.field == "start"
+
+
+def _walk_provisional(start: date, end: date) -> bool:
+    day = start
+    while day <= end:
+        if PROV.day_info(day).provisional:
+            return True
+        day += timedelta(days=1)
+    return False
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.dates(min_value=date(2026, 9, 1), max_value=date(2027, 3, 1)),
+    n=st.integers(min_value=0, max_value=90),
+    working=st.booleans(),
+)
+def test_due_detail_agrees_with_due_and_a_day_by_day_check(start: date, n: int, working: bool) -> None:
+    duration: CalendarDays | WorkingDays = WorkingDays(n) if working else CalendarDays(n)
+    when = datetime.combine(start, time(10), tzinfo=SHANGHAI)
+    detail = due_detail(when, duration, PROV)
+    assert detail.at == due(when, duration, PROV)
+    assert detail.provisional is _walk_provisional(start, detail.at.date())

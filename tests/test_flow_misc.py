@@ -36,8 +36,11 @@ from helpers import (
     receive,
     shanghai,
     snapshot,
+    stored,
+    stored_history,
 )
 from jianyi_flow import (
+    ALLOW_ALL,
     SHANGHAI,
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -49,7 +52,10 @@ from jianyi_flow import (
     NotFound,
     Outcome,
     Proposer,
+    Query,
     Rating,
+    ReplyForm,
+    ResearchMethod,
     State,
     ValidationError,
 )
@@ -66,6 +72,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- idempotency keys ---------------------------------------------------------------------------
 
+def _count(flow: Flow) -> int:
+    return flow.store.count(Query())
+
+
 def test_retrying_a_command_with_its_key_returns_the_same_result_and_writes_nothing() -> None:
     flow = make_flow()
     s = receive(flow)
@@ -76,7 +86,7 @@ def test_retrying_a_command_with_its_key_returns_the_same_result_and_writes_noth
 
     # later commands do not change what the retry answers, and the retry still writes nothing
     flow.transfer(s.id, OFFICE, lead_unit=LEAD_UNIT)
-    flow.research(s.id, UNIT, findings="调研")
+    flow.research(s.id, UNIT, findings="调研", method=ResearchMethod.FORUM)
     later = snapshot(flow, s.id)
     again = flow.register(s.id, OFFICE, idempotency_key="reg-1")
     assert again == first
@@ -84,13 +94,16 @@ def test_retrying_a_command_with_its_key_returns_the_same_result_and_writes_noth
     assert_unchanged(flow, s.id, later)
 
 
-def test_receive_retry_returns_the_same_suggestion() -> None:
+def test_receive_retry_returns_the_same_suggestion_and_another_draft_under_its_key_is_refused() -> None:
+    """A retried receive returns the suggestion it made; a different draft under the same key is a
+    different request (issue 20 defect 3), not a retry: refused, not answered with the first result."""
     flow = make_flow()
     first = flow.receive(make_draft(), OFFICE, idempotency_key="portal-42")
-    again = flow.receive(make_draft(title="另一个标题"), OFFICE, idempotency_key="portal-42")
-    assert again == first
-    assert len(flow.store) == 1  # type: ignore[arg-type]
-    assert len(flow.history(first.id)) == 1
+    assert flow.receive(make_draft(), OFFICE, idempotency_key="portal-42") == first
+    with pytest.raises(IdempotencyKeyReused):
+        flow.receive(make_draft(title="另一个标题"), OFFICE, idempotency_key="portal-42")
+    assert _count(flow) == 1
+    assert len(stored_history(flow, first.id)) == 1
 
 
 def test_a_key_used_for_another_command_is_refused() -> None:
@@ -105,7 +118,7 @@ def test_a_key_used_for_another_command_is_refused() -> None:
     assert_unchanged(flow, s.id, before)
     with pytest.raises(IdempotencyKeyReused):
         flow.receive(make_draft(), OFFICE, idempotency_key="k")
-    assert len(flow.store) == 1  # type: ignore[arg-type]
+    assert _count(flow) == 1
 
 
 def test_a_key_used_for_another_suggestion_is_refused() -> None:
@@ -121,22 +134,22 @@ def test_a_key_used_for_another_suggestion_is_refused() -> None:
 
 def test_a_refused_command_does_not_use_up_its_key() -> None:
     flow = make_flow()
-    s = drive_to(flow, State.REGISTERED)
+    s = drive_to(flow, State.TRANSFERRED)
     with pytest.raises(InvalidTransition):
-        flow.research(s.id, UNIT, findings="调研", idempotency_key="r")
-    assert flow.store.idempotency("r") is None
-    flow.transfer(s.id, OFFICE, lead_unit=LEAD_UNIT)
-    done = flow.research(s.id, UNIT, findings="调研", idempotency_key="r")
-    assert done.state is State.RESEARCHED
+        flow.decide(s.id, UNIT, outcome=Outcome.ADOPTED, idempotency_key="r")
+    assert flow.store.idempotency(UNIT.key, "r") is None
+    flow.research(s.id, UNIT, findings="调研", method=ResearchMethod.FORUM)
+    done = flow.decide(s.id, UNIT, outcome=Outcome.ADOPTED, idempotency_key="r")
+    assert done.state is State.ADOPTED
 
 
-@pytest.mark.parametrize("key", ["", "  ", "k" * 129, "bad\x00key"])
-def test_a_malformed_key_is_refused(key: str) -> None:
+@pytest.mark.parametrize("key", ["", "  ", "k" * 129, "bad\x00key", 123, b"k", ["k"]])
+def test_a_malformed_key_is_refused(key: object) -> None:
     flow = make_flow()
     s = receive(flow)
     before = snapshot(flow, s.id)
     with pytest.raises(ValidationError) as info:
-        flow.register(s.id, OFFICE, idempotency_key=key)
+        flow.register(s.id, OFFICE, idempotency_key=key)  # type: ignore[arg-type]
     assert info.value.field == "idempotency_key"
     assert_unchanged(flow, s.id, before)
 
@@ -178,10 +191,10 @@ def test_concurrent_change_between_load_and_commit_is_a_conflict() -> None:
     err = info.value
     assert (err.suggestion_id, err.expected_version, err.actual_version) == (s.id, 1, 2)
     # only the winner's write is there
-    assert flow.get(s.id).state is State.WITHDRAWN
-    assert [e.kind for e in flow.history(s.id)] == ["receive", "withdraw"]
+    assert stored(flow, s.id).state is State.WITHDRAWN
+    assert [e.kind for e in stored_history(flow, s.id)] == ["receive", "withdraw"]
     assert [m.topic for m in drain(flow.store)] == ["withdraw"]
-    assert flow.store.idempotency("reg") is None
+    assert flow.store.idempotency(OFFICE.key, "reg") is None
     assert flow.verify_history(s.id) == []
 
 
@@ -191,9 +204,9 @@ def test_a_concurrent_retry_of_the_same_keyed_command_returns_the_winners_result
     s = receive(flow)
     result = flow.register(s.id, OFFICE, idempotency_key="reg")
     assert race.fired
-    assert result == flow.get(s.id)
+    assert result == flow.get(s.id, OFFICE)
     assert (result.state, result.version) == (State.REGISTERED, 2)
-    assert len(flow.history(s.id)) == 2
+    assert len(stored_history(flow, s.id)) == 2
 
 
 def test_committing_a_stale_change_directly_is_a_conflict() -> None:
@@ -217,7 +230,7 @@ def test_tick_skips_a_row_changed_meanwhile_and_handles_it_next_time() -> None:
     at = shanghai(2024, 9, 6)
     assert flow.tick(at) == []
     assert race.fired
-    assert [e.kind for e in flow.history(s.id)] == ["receive", "register"]
+    assert [e.kind for e in stored_history(flow, s.id)] == ["receive", "register"]
     assert [e.kind for e in flow.tick(at)] == ["flag_overdue"]
 
 
@@ -229,10 +242,12 @@ def test_duplicate_id_and_unknown_id() -> None:
         receive(flow, make_draft(title="另一条"), suggestion_id="fixed-1")
     assert_unchanged(flow, s.id, before)
     with pytest.raises(NotFound):
-        flow.get("nope")
+        flow.get("nope", OFFICE)
     with pytest.raises(NotFound):
         flow.register("nope", OFFICE)
-    assert flow.history("nope") == []
+    with pytest.raises(NotFound):
+        flow.history("nope", OFFICE)
+    assert flow.store.history("nope") == []
 
 
 # --- validation -------------------------------------------------------------------------------------
@@ -267,7 +282,7 @@ def test_receive_validation_names_the_field(overrides: dict[str, Any], field: st
         flow.receive(make_draft(**overrides), OFFICE)
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}: ")
-    assert len(flow.store) == 0  # type: ignore[arg-type]
+    assert _count(flow) == 0
 
 
 def test_forbidden_characters_are_named_in_the_message() -> None:
@@ -281,7 +296,15 @@ def test_unknown_area_is_fine_without_a_list_of_known_areas() -> None:
     assert make_flow().receive(make_draft(area="atlantis"), OFFICE).area == "atlantis"
 
 
+def test_receive_refuses_something_that_is_not_a_draft_without_permissions() -> None:
+    flow = make_flow(permissions=ALLOW_ALL)
+    with pytest.raises(ValidationError) as info:
+        flow.receive({"title": "x"}, OFFICE)  # type: ignore[arg-type]
+    assert info.value.field == "draft"
+
+
 def test_receive_refuses_something_that_is_not_a_draft() -> None:
+    """The office may receive anything: a form that is not a draft is a bad input, not a refusal of the office."""
     flow = make_flow()
     with pytest.raises(ValidationError) as info:
         flow.receive({"title": "x"}, OFFICE)  # type: ignore[arg-type]
@@ -299,7 +322,7 @@ def test_text_is_stored_byte_exact() -> None:
     title = "'; DROP TABLE suggestions; -- <script>alert(1)</script>"
     problem = "第一行\n第二行\t缩进\r\n第三行 😀"
     s = flow.receive(make_draft(title=title, problem=problem), OFFICE)
-    assert (flow.get(s.id).title, flow.get(s.id).problem) == (title, problem)
+    assert (flow.get(s.id, OFFICE).title, flow.get(s.id, OFFICE).problem) == (title, problem)
     assert flow.verify_history(s.id) == []
 
 
@@ -308,10 +331,10 @@ def test_command_text_is_validated_too() -> None:
     s = drive_to(flow, State.TRANSFERRED)
     before = snapshot(flow, s.id)
     with pytest.raises(ValidationError) as info:
-        flow.research(s.id, UNIT, findings="结论\u202e反转")
+        flow.research(s.id, UNIT, findings="结论\u202e反转", method=ResearchMethod.FORUM)
     assert info.value.field == "findings"
     with pytest.raises(ValidationError) as info:
-        flow.research(s.id, UNIT, findings="x" * 10_001)
+        flow.research(s.id, UNIT, findings="x" * 10_001, method=ResearchMethod.FORUM)
     assert info.value.field == "findings"
     assert_unchanged(flow, s.id, before)
 
@@ -363,10 +386,10 @@ def test_naive_datetimes_are_refused() -> None:
     assert info.value.field == "start"
     flow = make_flow()
     with pytest.raises(ValidationError) as info:
-        flow.overdue(naive)
+        flow.overdue(OFFICE, naive)
     assert info.value.field == "now"
     with pytest.raises(ValidationError) as info:
-        flow.due_soon(dt.timedelta(days=1), naive)
+        flow.due_soon(OFFICE, dt.timedelta(days=1), naive)
     assert info.value.field == "now"
 
 
@@ -379,7 +402,7 @@ def test_a_clock_that_returns_naive_time_is_refused() -> None:
     with pytest.raises(ValidationError) as info:
         flow.receive(make_draft(), OFFICE)
     assert info.value.field == "clock.now()"
-    assert len(flow.store) == 0  # type: ignore[arg-type]
+    assert _count(flow) == 0
 
 
 # --- masking ----------------------------------------------------------------------------------------
@@ -391,7 +414,7 @@ def test_proposer_repr_never_shows_phone_or_address() -> None:
     assert repr(Proposer(name="李四")).count("None") >= 2
     flow = make_flow()
     s = flow.receive(make_draft(proposer=p), OFFICE)
-    for shown in (repr(make_draft(proposer=p)), repr(s), repr(flow.get(s.id)), str(s)):
+    for shown in (repr(make_draft(proposer=p)), repr(s), repr(flow.get(s.id, OFFICE)), str(s)):
         assert PHONE not in shown
         assert ADDRESS not in shown
         assert PHONE[3:9] not in shown
@@ -423,10 +446,10 @@ def test_outbox_messages_and_recipients() -> None:
         ("transfer", f"unit:{LEAD_UNIT}"), ("transfer", f"unit:{CO_UNIT}"), ("transfer", f"unit:{OTHER_UNIT}")]
     assert {(m.version, m.created_at) for m in messages} == {(3, flow.clock.now())}
     assert all(m.payload == {"state": "transferred"} for m in messages)
-    flow.research(s.id, UNIT, findings="调研")
+    flow.research(s.id, UNIT, findings="调研", method=ResearchMethod.FORUM)
     flow.decide(s.id, UNIT, outcome=Outcome.ADOPTED)
     assert drain(flow.store) == []  # research and decide notify nobody
-    flow.reply(s.id, UNIT, text="已采纳")
+    flow.reply(s.id, UNIT, text="已采纳", form=ReplyForm.WRITTEN)
     assert [(m.topic, m.recipient, m.payload) for m in drain(flow.store)] == [
         ("reply", f"proposer:{s.id}", {"state": "replied"})]
 
@@ -442,7 +465,7 @@ def test_outbox_delivery_is_leased_and_at_least_once() -> None:
     assert [m.attempts for m in first] == [1, 1]
     assert first[0].id is not None and first[1].id is not None and first[0].id < first[1].id
     assert store.claim(10, START + dt.timedelta(minutes=4), lease) == []  # still leased
-    store.mark_sent([first[0].id])
+    store.mark_sent([first[0].id], START)
     again = store.claim(10, START + dt.timedelta(minutes=6), lease)  # lease ran out: redelivered
     assert [(m.topic, m.attempts) for m in again] == [("register", 2)]
     assert store.claim(1, START + dt.timedelta(hours=1), lease)[0].id == first[1].id
@@ -463,7 +486,7 @@ def supervised() -> tuple[Flow, dict[str, str]]:
     ids["B"] = receive(flow, make_draft(area=OTHER_AREA)).id
     clock.set(shanghai(2024, 8, 23, 10))
     ids["E"] = receive(flow).id
-    due = {k: flow.get(v).due_at for k, v in ids.items()}
+    due = {k: stored(flow, v).due_at for k, v in ids.items()}
     assert due == {"A": end_of(dt.date(2024, 9, 5)), "B": end_of(dt.date(2024, 9, 6)),
                    "E": end_of(dt.date(2024, 9, 9)), "C": end_of(dt.date(2024, 10, 21)), "D": None}
     return flow, ids
@@ -477,35 +500,35 @@ def _names(rows: list[Any], ids: dict[str, str]) -> list[str]:
 def test_overdue_most_overdue_first_with_filters(supervised: tuple[Flow, dict[str, str]]) -> None:
     flow, ids = supervised
     at = shanghai(2024, 9, 10)
-    assert _names(flow.overdue(at), ids) == ["A", "B", "E"]
-    assert _names(flow.overdue(at, area=AREA), ids) == ["A", "E"]
-    assert _names(flow.overdue(at, area=OTHER_AREA), ids) == ["B"]
-    assert _names(flow.overdue(at, limit=2), ids) == ["A", "B"]
-    assert _names(flow.overdue(at, states=[State.REGISTERED]), ids) == []
-    assert _names(flow.overdue(at, states=["received"]), ids) == ["A", "B", "E"]  # type: ignore[list-item]
-    assert _names(flow.overdue(at, unit=LEAD_UNIT), ids) == []
-    assert _names(flow.overdue(end_of(dt.date(2024, 9, 6))), ids) == ["A"]  # B is due at that very instant
+    assert _names(flow.overdue(OFFICE, at), ids) == ["A", "B", "E"]
+    assert _names(flow.overdue(OFFICE, at, area=AREA), ids) == ["A", "E"]
+    assert _names(flow.overdue(OFFICE, at, area=OTHER_AREA), ids) == ["B"]
+    assert _names(flow.overdue(OFFICE, at, limit=2), ids) == ["A", "B"]
+    assert _names(flow.overdue(OFFICE, at, states=[State.REGISTERED]), ids) == []
+    assert _names(flow.overdue(OFFICE, at, states=["received"]), ids) == ["A", "B", "E"]  # type: ignore[list-item]
+    assert _names(flow.overdue(OFFICE, at, unit=LEAD_UNIT), ids) == []
+    assert _names(flow.overdue(OFFICE, end_of(dt.date(2024, 9, 6))), ids) == ["A"]  # B is due at that very instant
     later = shanghai(2024, 10, 22)
-    assert _names(flow.overdue(later), ids) == ["A", "B", "E", "C"]
-    assert _names(flow.overdue(later, unit=LEAD_UNIT), ids) == ["C"]
-    assert _names(flow.overdue(later, unit=CO_UNIT), ids) == ["C"]
-    assert _names(flow.overdue(later, unit=OTHER_UNIT), ids) == []
+    assert _names(flow.overdue(OFFICE, later), ids) == ["A", "B", "E", "C"]
+    assert _names(flow.overdue(OFFICE, later, unit=LEAD_UNIT), ids) == ["C"]
+    assert _names(flow.overdue(OFFICE, later, unit=CO_UNIT), ids) == ["C"]
+    assert _names(flow.overdue(OFFICE, later, unit=OTHER_UNIT), ids) == []
     fake_clock(flow).set(later)
-    assert _names(flow.overdue(), ids) == ["A", "B", "E", "C"]  # defaults to the clock
+    assert _names(flow.overdue(OFFICE), ids) == ["A", "B", "E", "C"]  # defaults to the clock
 
 
 def test_due_soon_soonest_first_excludes_overdue(supervised: tuple[Flow, dict[str, str]]) -> None:
     flow, ids = supervised
     noon = shanghai(2024, 9, 4, 12)
-    assert _names(flow.due_soon(dt.timedelta(days=2), noon), ids) == ["A"]
-    assert _names(flow.due_soon(dt.timedelta(days=3), noon), ids) == ["A", "B"]
-    assert _names(flow.due_soon(dt.timedelta(days=30), noon, area=AREA), ids) == ["A", "E"]
-    assert _names(flow.due_soon(dt.timedelta(days=60), noon, unit=LEAD_UNIT), ids) == ["C"]
-    assert _names(flow.due_soon(dt.timedelta(days=60), noon, limit=1), ids) == ["A"]
-    assert _names(flow.due_soon(dt.timedelta(days=5), shanghai(2024, 9, 6)), ids) == ["B", "E"]
-    assert flow.due_soon(dt.timedelta(0), noon) == []
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=2), noon), ids) == ["A"]
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=3), noon), ids) == ["A", "B"]
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=30), noon, area=AREA), ids) == ["A", "E"]
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=60), noon, unit=LEAD_UNIT), ids) == ["C"]
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=60), noon, limit=1), ids) == ["A"]
+    assert _names(flow.due_soon(OFFICE, dt.timedelta(days=5), shanghai(2024, 9, 6)), ids) == ["B", "E"]
+    assert flow.due_soon(OFFICE, dt.timedelta(0), noon) == []
     with pytest.raises(ValidationError) as info:
-        flow.due_soon(dt.timedelta(seconds=-1), noon)
+        flow.due_soon(OFFICE, dt.timedelta(seconds=-1), noon)
     assert info.value.field == "within"
 
 
@@ -516,10 +539,11 @@ def test_queries_see_only_their_campaign() -> None:
     mine = receive(ours)
     receive(theirs)
     at = shanghai(2024, 9, 10)
-    assert [s.id for s in ours.overdue(at)] == [mine.id]
+    assert [s.id for s in ours.overdue(OFFICE, at)] == [mine.id]
     assert [e.suggestion_id for e in ours.tick(at)] == [mine.id]
     assert mine.registration_number is None
-    assert ours.register(mine.id, OFFICE).registration_number == f"cq2024-20240821-{mine.id}"
+    fake_clock(ours).set(at)  # the tick wrote an event at ``at``: later commands are not dated before it
+    assert ours.register(mine.id, OFFICE).registration_number == f"cq2024-20240910-{mine.id}"
 
 
 # --- deadlines set by each command (hand-computed) -------------------------------------------------
@@ -557,7 +581,7 @@ def test_transfer_sets_research_and_objection_deadlines_across_a_swapped_working
     assert t.objection_due_at == end_of(dt.date(2024, 10, 10))
     assert (t.due_step, t.due_at, t.transferred_at) == ("research", end_of(dt.date(2024, 11, 26)),
                                                         shanghai(2024, 9, 27, 15))
-    r = flow.research(s.id, UNIT, findings="调研")
+    r = flow.research(s.id, UNIT, findings="调研", method=ResearchMethod.FORUM)
     assert (r.due_step, r.due_at, r.objection_due_at) == ("research", t.due_at, None)
 
 
@@ -569,7 +593,7 @@ def test_decide_reply_and_closing_deadlines() -> None:
     d = flow.decide(s.id, UNIT, outcome=Outcome.DECLINED, reason="不具备条件")
     assert (d.due_step, d.due_at) == ("reply", end_of(dt.date(2024, 10, 8)))
     clock.set(shanghai(2024, 9, 20, 18))
-    r = flow.reply(s.id, UNIT, text="答复")
+    r = flow.reply(s.id, UNIT, text="答复", form=ReplyForm.WRITTEN)
     # 09-20 + 30 = Sun 10-20 -> Mon 10-21
     assert (r.due_step, r.due_at, r.replied_at) == ("rate", end_of(dt.date(2024, 10, 21)),
                                                     shanghai(2024, 9, 20, 18))

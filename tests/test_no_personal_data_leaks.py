@@ -9,17 +9,20 @@ confidential proposer's name.  With an authorised actor and ``unmasked=True`` th
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import zipfile
 from pathlib import Path
 
+import attrs
 import pytest
 
-from jianyi_flow import Actor, MemoryStore, Role, ValidationError
+from jianyi_flow import SHANGHAI, Actor, FakeClock, MemoryStore, Role, Suggestion, SuggestionDraft, ValidationError
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.render import analysis_report, excerpt_report, render, render_text
 from jianyi_flow.report import build_report
+from jianyi_flow.service.campaign_flow import make_flow
 from jianyi_flow.service.permissions import view_for
 from jianyi_flow.simulation import CampaignSimulator
 from jianyi_flow.storage.base import iter_events, iter_suggestions
@@ -41,6 +44,25 @@ def _texts_of(path: Path) -> list[str]:
         else:
             out.append(data.decode("utf-8-sig", "replace"))
     return out
+
+
+def sim_draft(s: Suggestion) -> SuggestionDraft:
+    """A draft with a simulated suggestion's texts and codes (its proposer included)."""
+    return SuggestionDraft(title=s.title, subject=s.subject, problem=s.problem, measures=s.measures, area=s.area,
+                           proposer=s.proposer, channel=s.channel, topic=s.topic,
+                           recommending_unit=s.recommending_unit, accused_units=s.accused_units)
+
+
+def _listed(sim: CampaignSimulator, actor: Actor) -> list[Suggestion]:
+    """Every suggestion ``actor`` may see, page by page through ``Flow.list_suggestions``."""
+    out: list[Suggestion] = []
+    cursor: str | None = None
+    while True:
+        page = sim.flow.list_suggestions(actor, cursor=cursor, limit=100, with_total=False)
+        out.extend(page.items)
+        if page.next_cursor is None:
+            return out
+        cursor = page.next_cursor
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +95,19 @@ def test_no_output_contains_a_phone_an_address_or_a_confidential_name(
     outputs.extend(repr(e) for e in iter_events(store))
     unit = Actor("staff-1", Role.HANDLING_UNIT, unit=rows[0].lead_unit or "FGW")
     outputs.extend(repr(view_for(unit, s)) for s in rows if s.lead_unit == unit.unit)
-    with pytest.raises(ValidationError) as bad:  # an error about a phone must not echo it
-        sim.flow.transfer(rows[0].id, OFFICE, lead_unit=next(iter(phones)))
+    # what a portal shows a unit through Flow's reads: every row it may see, and their histories
+    shown = _listed(sim, unit)
+    assert shown, "the unit sees no suggestion: the read scan proves nothing"
+    outputs.extend(repr(attrs.asdict(s)) for s in shown)
+    outputs.extend(repr(attrs.asdict(sim.flow.get(s.id, unit))) for s in shown)
+    outputs.extend(repr([attrs.asdict(e) for e in sim.flow.history(s.id, unit)]) for s in shown)
+    # an error about a phone must not echo it: a phone typed as the lead unit of a registered suggestion
+    # (the campaign is over, every simulated one is closed: a flow of the same campaign during it)
+    during = make_flow(sim.campaign, MemoryStore(), FakeClock(dt.datetime(2024, 9, 2, 10, tzinfo=SHANGHAI)))
+    open_one = during.register(during.receive(attrs.evolve(sim_draft(rows[0]), recommending_unit=None),
+                                              OFFICE).id, OFFICE)
+    with pytest.raises(ValidationError) as bad:
+        during.transfer(open_one.id, OFFICE, lead_unit=next(iter(phones)))
     outputs.append(str(bad.value))
     outputs.extend(r.getMessage() for r in caplog.records)
 
@@ -92,3 +125,5 @@ def test_the_scan_would_see_them_in_an_authorised_unmasked_report(
     report = build_report(sim.campaign, store, sim.clock.now(), unmasked=True, actor=OFFICE)
     blob = "\n".join(_texts_of(render(report, "json", tmp_path / "unmasked.json")))
     assert any(p in blob for p in phones)
+    office_reads = "\n".join(repr(attrs.asdict(s)) for s in _listed(sim, OFFICE))
+    assert any(p in office_reads for p in phones)  # the office's reads are whole: the scan above would see a leak

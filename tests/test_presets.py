@@ -20,8 +20,9 @@ import pytest
 from jianyi_flow import ValidationError
 from jianyi_flow.domain.campaign import HANDLING_COMMANDS, SUMMARY_COMMANDS, Campaign, Unit, UnitKind
 from jianyi_flow.domain.clock import start_of_local_day
+from jianyi_flow.domain.deadlines import DEFAULT_POLICY
 from jianyi_flow.domain.workflow import DESCRIPTIONS
-from jianyi_flow.presets import get, load_file, names, yongchuan_2024
+from jianyi_flow.presets import get, load, load_file, names, yongchuan_2024
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -72,6 +73,21 @@ def attachment_topics(text: str) -> tuple[list[str], list[tuple[int, str, str]]]
 def test_registry_knows_yongchuan_2024() -> None:
     assert names() == ("yongchuan-2024",)
     assert get("yongchuan-2024") is yongchuan_2024()
+    assert load("yongchuan-2024") is yongchuan_2024()
+
+
+def test_load_takes_a_preset_name_or_a_campaign_file(tmp_path: Path) -> None:
+    data = resources.files("jianyi_flow.presets").joinpath("yongchuan_2024.json").read_text("utf-8")
+    path = tmp_path / "copy.json"
+    path.write_text(data, encoding="utf-8")
+    assert load(str(path)) == load(path) == yongchuan_2024()
+    with pytest.raises(ValidationError) as info:
+        load("yongchuan-2042")
+    assert info.value.field == "preset"
+    assert "yongchuan-2024" in info.value.rule and ".toml" in info.value.rule
+    with pytest.raises(ValidationError) as info:
+        load(str(tmp_path / "missing.toml"))
+    assert info.value.field == "path"
 
 
 @pytest.mark.parametrize("name", ["yongchuan-2025", "", "YONGCHUAN-2024"])
@@ -182,7 +198,8 @@ def test_phase_rules_table() -> None:
     assert receive is not None and receive.phases == ("launch", "implementation")
     for command in SUMMARY_COMMANDS:
         rule = c.phase_rule(command)
-        assert rule is not None and rule.phases == ("summary",), command
+        upward = command in ("report_upward", "forward_to_city")  # 呈报, 呈送: notice 四（二）3 and 四（三）
+        assert rule is not None and rule.phases == (("implementation", "summary") if upward else ("summary",)), command
     for command in HANDLING_COMMANDS:
         rule = c.phase_rule(command)
         assert rule is not None and rule.phases is None, command
@@ -248,6 +265,35 @@ def test_units_match_the_csv() -> None:
         assert unit.organiser == ("organiser" in row["source"]), unit.code
 
 
+# --- the office, its hours, routing and deadlines -------------------------------------------------
+
+
+def test_the_office_unit_runs_the_collection_office() -> None:
+    c = yongchuan_2024()
+    assert c.office_unit == "XFB"
+    assert c.unit("XFB").organiser and "collection office" in c.unit("XFB").source
+
+
+def test_office_hours_and_routing() -> None:
+    c = yongchuan_2024()
+    assert c.office_hours == ((dt.time(9), dt.time(12)), (dt.time(14), dt.time(17, 30)))
+    assert set(c.routing) == set(c.area_codes)
+    for area, units in c.routing.items():
+        assert units, area
+        for code in units:  # routing names the illustrative departments, so it is configuration like them
+            unit = c.unit(code)
+            assert unit.kind is UnitKind.DEPARTMENT and unit.editable and not unit.organiser, code
+    assert any("Routing" in note and "illustrative" in note for note in c.notes)
+
+
+def test_the_deadline_policy_is_in_the_file_with_its_sources() -> None:
+    c = yongchuan_2024()
+    assert c.deadlines == DEFAULT_POLICY
+    data = json.loads(resources.files("jianyi_flow.presets").joinpath("yongchuan_2024.json").read_text("utf-8"))
+    assert [d["step"] for d in data["deadlines"]] == [step.value for step, _, _ in DEFAULT_POLICY.describe()]
+    assert all(d["source"] for d in data["deadlines"])
+
+
 # --- editable configuration -----------------------------------------------------------------------
 
 
@@ -256,6 +302,7 @@ def test_an_edited_copy_loads_from_a_file(tmp_path: Path) -> None:
     data["units"] = [u for u in data["units"] if not u["editable"]] + [
         {"code": "TYJ", "name": "区体育局", "kind": "department", "source": "our list", "editable": True}
     ]
+    data["routing"] = {"A1": ["TYJ"]}  # routing names units, so it goes with the list it names
     path = tmp_path / "ours.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     ours = load_file(path)
@@ -266,7 +313,7 @@ def test_an_edited_copy_loads_from_a_file(tmp_path: Path) -> None:
 
 def test_replacing_units_in_code_keeps_the_rest() -> None:
     c = yongchuan_2024()
-    ours = attrs.evolve(c, units=[u for u in c.units if not u.editable])
+    ours = attrs.evolve(c, units=[u for u in c.units if not u.editable], routing={})
     assert len(ours.units) == len(c.units) - sum(u.editable for u in c.units)
     assert ours.phases == c.phases
 

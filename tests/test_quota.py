@@ -10,6 +10,7 @@ import pytest
 from jianyi_flow import (
     SHANGHAI,
     Actor,
+    Channel,
     FakeClock,
     Flow,
     MemoryStore,
@@ -26,6 +27,12 @@ from jianyi_flow.service.campaign_flow import make_flow
 
 UTC = dt.UTC
 PROPOSER = Actor(id="p-1", role=Role.PROPOSER)
+OFFICE = Actor(id="office-1", role=Role.COLLECTION_OFFICE, unit="XFB")
+
+
+def filer(unit: str | None) -> Actor:
+    """Who files a draft under the default permission table: the unit it names, else the proposer."""
+    return PROPOSER if unit is None else Actor(id=f"rec-{unit}", role=Role.RECOMMENDING_UNIT, unit=unit)
 
 
 def sh(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
@@ -41,7 +48,8 @@ def draft(unit: str | None) -> SuggestionDraft:
         area="A5",
         topic="T20",
         recommending_unit=unit,
-        proposer=Proposer(name="王五"),
+        channel=Channel.RECOMMENDATION_FORM if unit is not None else Channel.ONLINE_PORTAL,
+        proposer=Proposer(name="王五", account=PROPOSER.id),
     )
 
 
@@ -59,7 +67,10 @@ class Campaign2024:
 
     def receive(self, unit: str | None, at: dt.datetime, *, late: bool = False) -> None:
         self.clock.set(at)
-        (self.late_flow if late else self.flow).receive(draft(unit), PROPOSER)
+        if late:
+            self.late_flow.receive(draft(unit), OFFICE)
+        else:
+            self.flow.receive(draft(unit), filer(unit))
 
 
 def rows_by_unit(rows: list[QuotaRow]) -> dict[str, QuotaRow]:
@@ -117,8 +128,8 @@ def test_every_street_town_and_department_but_the_organisers_gets_a_row_in_prese
 
 def test_suggestions_of_another_campaign_do_not_count(filled: Campaign2024) -> None:
     other = Flow(filled.store, FakeClock(sh(2024, 9, 1)), campaign="OTHER")
-    other.receive(draft("ZSL"), PROPOSER)
-    other.receive(draft("ZSL"), PROPOSER)
+    other.receive(draft("ZSL"), filer("ZSL"))
+    other.receive(draft("ZSL"), filer("ZSL"))
     everything = filled.store.query(Query())
     assert sum(s.recommending_unit == "ZSL" for s in everything) == 2
     assert rows_by_unit(quota_report(filled.campaign, everything))["ZSL"].recommended == 0
@@ -150,8 +161,8 @@ def test_the_rule_decides_who_owes_how_many() -> None:
     store = MemoryStore()
     flow = make_flow(c, store, FakeClock(sh(2024, 9, 1, 9)))
     for _ in range(3):
-        flow.receive(draft("QF"), PROPOSER)
-    flow.receive(draft("ZSL"), PROPOSER)
+        flow.receive(draft("QF"), filer("QF"))
+    flow.receive(draft("ZSL"), filer("ZSL"))
     rows = quota_report_from_store(c, store)
     assert {r.kind for r in rows} == {UnitKind.TOWN}
     assert len(rows) == 16

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 import sys
 import warnings
 import zipfile
@@ -20,6 +21,7 @@ from openpyxl import load_workbook
 
 import report_fixtures as rf
 from jianyi_flow import MemoryStore, ValidationError
+from jianyi_flow.domain.calendar import strict_calendar
 from jianyi_flow.render import (
     FORMATS,
     INSTALL_HINT,
@@ -210,6 +212,11 @@ def test_xlsx_reads_back_with_chinese_sheets_and_headers(outputs: dict[str, Path
     overdue = list(workbook["逾期清单"].iter_rows(values_only=True))
     assert overdue[1][0] == "s08" and overdue[1][-1] == 19
     assert overdue[1][5] == dt.datetime(2024, 11, 25, 23, 59, 59)  # Shanghai wall-clock time, no zone
+    assert overdue[0][6] == "期限性质" and overdue[1][6] == "正式"
+    for name in ("即将到期清单", "异议处理", "延期情况", "按调研论证方式", "按答复方式", "按吸纳转化形式",
+                 "原件呈报建议"):
+        assert name in workbook.sheetnames
+    assert "按版本" not in workbook.sheetnames  # one version only
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -242,7 +249,7 @@ def test_text_view_aligns_chinese_columns(report: CampaignReport) -> None:
 
 def test_text_view_can_cut_long_tables(report: CampaignReport) -> None:
     text = render_text(report, max_rows=3)
-    assert "……另有 10 行未显示" in text  # by_state has 13 rows
+    assert "……另有 11 行未显示" in text  # by_state has 14 rows
 
 
 def test_markdown(report: CampaignReport, outputs: dict[str, Path]) -> None:
@@ -274,10 +281,16 @@ def test_analysis_report(report: CampaignReport) -> None:
     text = analysis_report(report)
     assert text.startswith("# 「开启新篇章 重庆向未来」人民建议专题征集活动分析报告")
     assert "共收到人民建议 30 件（启动阶段 2 件，实施阶段 28 件）" in text
-    assert "采纳率 66.7%" in text and "按时办理率 95.0%" in text and "满意率 95.2%" in text
+    assert "采纳率 66.7%" in text and "按时办理率 95.1%" in text and "满意率 95.2%" in text
     assert "### 产业发展" in text and "《永川区科技创新服务平台建设实施方案》" in text
     assert "## 五、典型案例" in text and "「培育汽车零部件产业集群」" in text.split("## 五、典型案例")[1]
     assert "1. 胜利路街道" in text and "逾期未办结：区交通运输局 1 件，区征集办 1 件。" in text
+    assert "2024-12-27 10:00 前即将到期：区经济信息委 1 件。" in text
+    assert "承办单位提出异议 2 件，异议成立 1 件、不成立 1 件" in text
+    assert "申请延期 2 次，批准 1 次（共 20 天）、不予批准 1 次" in text
+    assert "按转化形式：完善政策措施 1 件，健全机制制度 1 件。" in text
+    assert "以原件呈报：" in text and "书面征求意见 22 件" in text and "短信 12 件" in text
+    assert "日历模式：暂定模式" in text and "暂定期限" not in text  # nothing provisional in this campaign
 
 
 # --- formats and optional dependencies -------------------------------------------------------------
@@ -298,3 +311,167 @@ def test_missing_optional_dependency_says_how_to_install(
         render(report, fmt, tmp_path / f"r.{fmt}")
     assert INSTALL_HINT in str(caught.value)
     assert isinstance(caught.value, ImportError)
+
+
+# --- provisional deadlines and versions, in every format --------------------------------------------
+
+
+ROW_FORMATS = ("text", "md", "html", "csv", "xlsx")
+"""The formats that draw the report's tables."""
+
+
+class _Tables(HTMLParser):
+    """The rows of every ``<section id=...>`` table of the HTML page, and the header table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[list[str]]] = {}
+        self._section = "overview"
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self._section = dict(attrs).get("id") or ""
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.setdefault(self._section, []).append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(fmt: str, path: Path, name: str, title: str) -> list[list[str]]:
+    """The rows (header first) of the table ``name`` / ``title`` as the output in ``fmt`` shows them."""
+    if fmt == "csv":
+        (found,) = [f for f in path.iterdir() if f.name.endswith(f"_{name}.csv")]
+        return list(csv.reader(io.StringIO(found.read_text(encoding="utf-8-sig"))))
+    if fmt == "xlsx":
+        sheet = load_workbook(path)[title]
+        rows = [["" if c is None else str(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+        return rows[:rows.index([""] * len(rows[0]))] if [""] * len(rows[0]) in rows else rows  # the note follows
+    text = path.read_text(encoding="utf-8")
+    if fmt == "html":
+        page = _Tables()
+        page.feed(text)
+        return page.rows.get(name, [])
+    if fmt == "md":
+        block = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+        return [[c.strip() for c in line.strip("|").split(" | ")] for line in block.splitlines()
+                if line.startswith("| ")]
+    block = text.split(f"【{title}】\n", 1)[1].split("\n\n", 1)[0]
+    # no header, no rule, no note; the cells here hold no spaces (a time splits into its day and hour)
+    return [line.split() for line in block.splitlines()[2:] if len(line.split()) > 3]
+
+
+def header_text(fmt: str, path: Path) -> str:
+    """The report's header (概况) as the output shows it, one string."""
+    if fmt in ("csv", "xlsx"):
+        return "\n".join(" ".join(row) for row in table_rows(fmt, path, "overview", "概况"))
+    if fmt == "html":
+        return "\n".join(" ".join(row) for row in table_rows(fmt, path, "overview", "概况"))
+    return path.read_text(encoding="utf-8").split("【" if fmt == "text" else "\n## ", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def provisional_outputs(built: rf.Built, tmp_path_factory: pytest.TempPathFactory
+                        ) -> tuple[CampaignReport, dict[str, Path]]:
+    report = build_report(built.campaign, rf.provisional(built.store), rf.NOW)
+    out = tmp_path_factory.mktemp("provisional")
+    return report, {fmt: render(report, fmt, out / f"report.{fmt}") for fmt in FORMATS}
+
+
+@pytest.mark.parametrize("fmt", ROW_FORMATS)
+def test_every_deadline_row_says_whether_it_is_provisional(
+        provisional_outputs: tuple[CampaignReport, dict[str, Path]], fmt: str) -> None:
+    _, outputs = provisional_outputs
+    path = outputs[fmt]
+    for name, title, expected in (("overdue", "逾期清单", {"s08": "暂定", "s09": "正式"}),
+                                  ("due_soon", "即将到期清单", {"s18": "暂定"})):
+        rows = table_rows(fmt, path, name, title)
+        if fmt != "text":
+            assert rows[0][6] == "期限性质", (fmt, rows[0])
+            rows = rows[1:]
+        found = {row[0]: row[6 if fmt != "text" else 7] for row in rows}  # text splits the due time in two
+        assert found == expected, (fmt, name, rows)
+
+
+@pytest.mark.parametrize("fmt", ROW_FORMATS)
+def test_the_header_shows_the_calendar_mode_and_why_deadlines_are_provisional(
+        provisional_outputs: tuple[CampaignReport, dict[str, Path]], fmt: str) -> None:
+    report, outputs = provisional_outputs
+    header = header_text(fmt, outputs[fmt])
+    assert "日历模式" in header and "暂定模式" in header
+    assert report.provisional_note is not None and report.provisional_note in header, header
+
+
+def test_json_and_the_summary_documents_mark_provisional_deadlines(
+        provisional_outputs: tuple[CampaignReport, dict[str, Path]]) -> None:
+    report, outputs = provisional_outputs
+    data = json.loads(outputs["json"].read_text(encoding="utf-8"))
+    assert data["calendar_mode"] == "provisional" and data["provisional_note"] == report.provisional_note
+    assert [(o["id"], o["provisional"]) for o in data["overdue"]] == [("s08", True), ("s09", False)]
+    assert [(o["id"], o["provisional"]) for o in data["due_soon"]] == [("s18", True)]
+    analysis = outputs["analysis"].read_text(encoding="utf-8")
+    assert "逾期未办结：区交通运输局 1 件（其中暂定期限 1 件），区征集办 1 件。" in analysis
+    assert "即将到期：区经济信息委 1 件（其中暂定期限 1 件）。" in analysis
+    assert "逾期未办结 2 件（其中暂定期限 1 件）" in analysis
+    for document in ("analysis", "excerpt"):
+        text = outputs[document].read_text(encoding="utf-8")
+        assert "日历模式：暂定模式" in text and f"暂定期限：3 个。{report.provisional_note}" in text
+
+
+def test_a_strict_report_says_so(built: rf.Built) -> None:
+    strict = build_report(built.campaign, built.store, rf.NOW, calendar=strict_calendar())
+    assert re.search(r"\n日历模式 +严格模式（只按已发布的放假安排计算期限）\n", render_text(strict))
+    assert "日历模式：严格模式" in analysis_report(strict)
+
+
+@pytest.fixture(scope="module")
+def two_version_outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[rf.TwoVersions, dict[str, Path]]:
+    t = rf.two_versions()
+    report = build_report(t.campaign, t.store, t.now)
+    out = tmp_path_factory.mktemp("versions")
+    return t, {fmt: render(report, fmt, out / f"report.{fmt}") for fmt in FORMATS}
+
+
+@pytest.mark.parametrize("fmt", ROW_FORMATS)
+def test_every_format_shows_the_split_by_version(two_version_outputs: tuple[rf.TwoVersions, dict[str, Path]],
+                                                 fmt: str) -> None:
+    t, outputs = two_version_outputs
+    rows = table_rows(fmt, outputs[fmt], "versions", "按版本")
+    if fmt != "text":
+        assert rows[0][:4] == ["类别", "版本", "建议数", "事件数"]
+        rows = rows[1:]
+    found = [(r[1], r[2], r[3]) for r in rows]
+    assert found == [(t.v1.workflow.version, "1", "3"), (t.v2.workflow.version, "2", "2"),
+                     (t.v1.policy_version, "1", "3"), (t.v2.policy_version, "2", "2")]
+    assert "2 个（见“按版本”）" in header_text(fmt, outputs[fmt])
+
+
+def test_json_and_the_analysis_show_the_split_by_version(
+        two_version_outputs: tuple[rf.TwoVersions, dict[str, Path]]) -> None:
+    t, outputs = two_version_outputs
+    data = json.loads(outputs["json"].read_text(encoding="utf-8"))
+    assert [(v["version"], v["suggestions"]) for v in data["versions"]["workflow"]] == [
+        (t.v1.workflow.version, 1), (t.v2.workflow.version, 2)]
+    analysis = outputs["analysis"].read_text(encoding="utf-8")
+    assert f"办理流程版本 2 个：{t.v1.workflow.version}（建议 1 件，事件 3 条）" in analysis
+    assert f"期限规则版本 2 个：{t.v1.policy_version}（建议 1 件，事件 3 条）" in analysis
+
+
+def test_a_report_for_one_version_says_so(two_version_outputs: tuple[rf.TwoVersions, dict[str, Path]]) -> None:
+    t, _ = two_version_outputs
+    only = build_report(t.campaign, t.store, t.now, workflow_version=t.v1.workflow.version)
+    assert f"{t.v1.workflow.version}（本报告仅统计该版本下的建议）" in render_text(only)
+    assert f"本报告仅统计办理流程版本 {t.v1.workflow.version}下的建议。" in analysis_report(only)

@@ -1,50 +1,35 @@
-"""docs/tutorial.md, run: the portal sequence works with the campaign and permission guards on."""
+"""docs/tutorial.md, run: its Python blocks execute in order, in one namespace, and hold."""
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
+import re
+from pathlib import Path
 
-from jianyi_flow import (
-    SHANGHAI,
-    Actor,
-    Channel,
-    FakeClock,
-    MemoryStore,
-    Proposer,
-    ProposerKind,
-    Role,
-    State,
-    SuggestionDraft,
-)
-from jianyi_flow.presets import yongchuan_2024
-from jianyi_flow.service.campaign_flow import make_flow
-from jianyi_flow.service.permissions import PermissionGuard, PermissionTable, view_for
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 
-def test_the_tutorial_sequence_runs_under_the_guards() -> None:
-    campaign = yongchuan_2024()
-    store = MemoryStore()
-    clock = FakeClock(dt.datetime(2024, 9, 2, 9, 30, tzinfo=SHANGHAI))
-    flow = make_flow(campaign, store, clock, guards=[PermissionGuard(PermissionTable.default(), store)])
-    draft = SuggestionDraft(
-        title="关于优化公交线路的建议", subject="优化公交线路", problem="高峰班次少", measures="增开高峰班次",
-        area="A4", topic="T15", channel=Channel.ONLINE_PORTAL,
-        proposer=Proposer("李明", kind=ProposerKind.CITIZEN, phone="13800000000", confidential=True,
-                          account="user-1"),
-    )
-    citizen = Actor("user-1", Role.PROPOSER)
-    s = flow.receive(draft, citizen, idempotency_key="req-1")
-    assert flow.receive(draft, citizen, idempotency_key="req-1") == s
-    office = Actor("clerk-7", Role.COLLECTION_OFFICE, unit="XFB")
-    s = flow.register(s.id, office)
-    s = flow.transfer(s.id, office, lead_unit="JTJ", co_units=["CGJ"])
-    unit = Actor("staff-3", Role.HANDLING_UNIT, unit="JTJ")
-    shown = view_for(unit, s)
-    assert shown.proposer.phone != "13800000000" and shown.proposer.name != "李明"
-    s = flow.research(s.id, unit, findings="实地调研")
-    s = flow.decide(s.id, unit, outcome="partially_adopted", adopted_part="增开高峰班次")
-    s = flow.reply(s.id, unit, text="感谢您的建议")
-    s = flow.rate(s.id, citizen, rating="dissatisfied", comment="仍不满意")
-    s = flow.reopen(s.id, office, reason="建议人不满意")
-    assert s.state is State.TRANSFERRED
-    assert flow.verify_history(s.id) == []
+def _blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", TUTORIAL.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_tutorial_runs_as_written() -> None:
+    namespace: dict[str, object] = {}
+    blocks = _blocks()
+    assert len(blocks) >= 10
+    for n, block in enumerate(blocks, start=1):
+        exec(compile(block, f"docs/tutorial.md block {n}", "exec"), namespace)  # the page's own code
+    endpoint = namespace["register_endpoint"]
+    assert callable(endpoint)
+
+
+def test_the_async_example_calls_the_flow_from_a_worker_thread() -> None:
+    namespace: dict[str, object] = {}
+    for n, block in enumerate(_blocks(), start=1):
+        exec(compile(block, f"docs/tutorial.md block {n}", "exec"), namespace)
+    flow = namespace["flow"]
+    draft, citizen = namespace["draft"], namespace["citizen"]
+    s = flow.receive(draft, citizen)  # type: ignore[attr-defined]
+    state = asyncio.run(namespace["register_endpoint"](s.id, s.version))  # type: ignore[operator]
+    assert state == "registered"

@@ -1,9 +1,11 @@
 """The ``jianyi-flow`` command line.
 
-- ``jianyi-flow simulate --preset yongchuan-2024 --suggestions N --seed S [--store URL] [--json]``
+- ``jianyi-flow simulate --preset NAME|FILE --suggestions N --seed S [--store URL] [--json]``
 - ``jianyi-flow report --store URL [--campaign CODE] --format md|html|csv|xlsx|json|text --out PATH``
 - ``jianyi-flow db upgrade URL``
 - ``jianyi-flow diagram``
+- ``jianyi-flow verify | checkpoint | worker | health --store URL`` (see :mod:`jianyi_flow.cli_ops`)
+- ``jianyi-flow calendar show YEAR | check FILE | health | retime`` (see :mod:`jianyi_flow.cli_calendar`)
 
 Errors (a bad URL, an unknown preset, a negative count...) print one line to stderr and
 exit with status 2 (usage) or 1 (anything else), never a traceback.
@@ -19,6 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from . import cli_calendar, cli_ops
 from .errors import JianyiFlowError
 
 
@@ -46,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sim = sub.add_parser("simulate", help="simulate a whole campaign and print its report")
-    sim.add_argument("--preset", default="yongchuan-2024", help="campaign preset (default: yongchuan-2024)")
+    sim.add_argument("--preset", default="yongchuan-2024",
+                     help="campaign preset name, or a campaign file (.json or .toml) (default: yongchuan-2024)")
     sim.add_argument("--suggestions", type=_non_negative, default=1000, help="how many suggestions (default 1000)")
     sim.add_argument("--seed", type=int, default=0, help="random seed: equal seeds give equal event logs")
-    sim.add_argument("--store", default=None, help="database URL (default: in memory), e.g. sqlite:///jianyi.db")
+    sim.add_argument("--store", default=None,
+                     help="database URL (default: in memory), e.g. sqlite:///jianyi.db; a store holding part of "
+                          "the same run (same campaign, seed and size) is resumed")
     sim.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
     rep = sub.add_parser("report", help="render the campaign report from a store")
@@ -66,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("url", help="database URL")
 
     sub.add_parser("diagram", help="print the state diagram (Mermaid)")
+    cli_ops.add_parsers(sub)
+    cli_calendar.add_parsers(sub)
     return parser
 
 
@@ -109,6 +117,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _simulate(args)
     if args.command == "report":
         return _report(args)
+    if args.command in cli_ops.COMMANDS:
+        return cli_ops.run(args)
+    if args.command in cli_calendar.COMMANDS:
+        return cli_calendar.run(args)
     raise _UsageError(f"unknown command {args.command!r}")
 
 
@@ -137,9 +149,10 @@ def _sqlite_path(url: str) -> str | None:
 
 
 def _campaign(preset: str) -> Any:
-    from .presets import get
+    """A preset by name, or a campaign file (JSON or TOML) by path."""
+    from .presets import load
 
-    return get(preset)
+    return load(preset)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -158,6 +171,9 @@ def _simulate(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         if bar is not None:
             bar.close()
+        if result.replayed:
+            print(f"jianyi-flow: resumed: {result.replayed} of {result.commands} commands were already in the store",
+                  file=sys.stderr)
         report = build_report(campaign, store, result.ended)
         if args.json:
             json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2, sort_keys=False)

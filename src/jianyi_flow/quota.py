@@ -26,10 +26,10 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
+from .domain import validation as v
 from .domain.campaign import Campaign, UnitKind
 from .domain.clock import local_date
 from .domain.model import Suggestion
-from .errors import ValidationError
 from .storage.base import Query, Store
 
 __all__ = ["QuotaRow", "quota_report", "quota_report_from_store"]
@@ -101,6 +101,5 @@ def _campaign_rows(campaign: Campaign, store: Store, page: int) -> Iterator[Sugg
 
 def quota_report_from_store(campaign: Campaign, store: Store, *, page: int = _PAGE) -> list[QuotaRow]:
     """:func:`quota_report` over the campaign's suggestions in ``store``, read ``page`` rows at a time."""
-    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-        raise ValidationError("page", "must be a whole number, at least 1")
+    v.whole_number("page", page, low=1)
     return quota_report(campaign, _campaign_rows(campaign, store, page))

@@ -15,20 +15,34 @@ Definitions (docs/reports.md says the same for readers of the report):
 
 * **Scope** — suggestions whose ``receive`` event files them under ``campaign.code``, as they
   stood at ``now``: their events up to ``now``, and only those, are folded, counted in
-  ``events`` and covered by ``history_digest``.
-* **On time** — three steps are judged: register-and-route (``register``: ended by
-  ``transfer`` or ``not_accept``; started again by ``return_transfer``), research-and-decide
-  (``research``: ended by ``decide``; started again by ``reopen``) and reply (``reply``: ended
-  by ``reply``).  A step is *on time* when the event that completes it happened at or before
-  the ``due_at`` in force just before that event, i.e. the due time set when the step began
-  as moved by any ``extend`` in between.  A step still open whose due time is before ``now``
-  is *late* already.  A step ended by something else (``withdraw``, ``return_transfer``) is
-  late if that happened after its due time and is not judged otherwise.  Open steps not yet
-  due are *pending* and not judged.  The rate is on-time / judged.  The proposer's rating
-  window is not a unit's deadline and is not judged.
+  ``events`` and covered by ``history_digest``.  Built for one workflow or deadline-policy
+  version (``workflow_version=``, ``policy_version=``), only the suggestions whose current
+  version it is are in scope.
+* **On time** — four steps are judged: register-and-route (``register``: begun by ``receive``
+  and by ``accept_objection``; ended by ``transfer`` or ``not_accept``), the office's decision
+  on a misroute objection (``objection``: begun by ``object_transfer``; ended by
+  ``accept_objection`` or ``reject_objection``), research-and-decide (``research``: begun by
+  ``transfer``, ``reject_objection`` and ``reopen``; ended by ``decide``) and reply
+  (``reply``: begun by ``decide``; ended by ``reply``).  A step is *on time* when the event
+  that completes it happened at or before the ``due_at`` in force just before that event:
+  the due time set when the step began, as moved by any approved extension or re-timing in
+  between.  A step still open whose due time is before ``now`` is *late* already.  A step
+  ended by something else (``withdraw``; ``object_transfer`` ending a research step) is late
+  if that happened after its due time and is not judged otherwise.  Open steps not yet due
+  are *pending* and not judged.  The rate is on-time / judged.  The proposer's rating window
+  is not a unit's deadline and is not judged.
+* **Provisional (暂定)** — a deadline whose event marked it ``due_provisional`` (counted over
+  calendar days of a year whose official schedule was not published) is provisional until a
+  ``retime`` event re-counts it; every overdue and due-soon row says so, the step table counts
+  them, and ``provisional_note`` says why in one line (asking the report's calendar whether
+  those years are still unpublished).
+* **Older stores** — ``return_transfer`` (a misrouted transfer sent back by the unit alone)
+  counts as an objection the office accepted, and ``extend`` (the office moving a deadline
+  itself) as an extension requested and approved; ``legacy_events`` counts them.  Events
+  written before versions were recorded count under :data:`UNVERSIONED`.
 * **Per unit** — research and reply steps are charged to the lead unit in force when the
-  step ended (or at ``now`` for an open one); register-and-route is the collection
-  office's work and appears only per step.
+  step ended (or at ``now`` for an open one); register-and-route and objection decisions are
+  the collection office's work and appear only per step.
 * **Adoption rate** — (adopted + partially adopted) / decided, by each suggestion's current
   outcome (a reopened suggestion counts by its new decision once made).
 * **Satisfaction rate** — (satisfied + basically satisfied) / rated, by each suggestion's
@@ -41,18 +55,19 @@ Definitions (docs/reports.md says the same for readers of the report):
 
 Personal data: the report carries proposer details only for the suggestions selected for the
 excerpt report, and then only as :meth:`~jianyi_flow.domain.model.Proposer.masked` (phone masked,
-address hidden, confidential names masked), with the proposer's own details also scrubbed
-from the suggestion's text (:func:`jianyi_flow.service.permissions.scrub`) — unless ``unmasked=True``
-is asked for by an actor of the collection office (区征集办), the only role that may see them.
+address hidden, confidential names masked).  Every free text it carries (titles, the three
+parts, replies, adopted parts, adoption records) goes through
+:func:`jianyi_flow.service.visibility.scrub`: the proposer's own details are scrubbed and any
+ID-card, bank-card, phone number or e-mail address written in it is masked
+(:func:`jianyi_flow.domain.masking.mask_personal_data`) — unless ``unmasked=True`` is asked for
+by an actor of the collection office (区征集办), the only role that may see them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
 import functools
-import gc
 import hashlib
 import heapq
 import itertools
@@ -62,44 +77,56 @@ from typing import Any
 
 import attrs
 
+from .domain import validation as v
 from .domain.calendar import BusinessCalendar, default_calendar
 from .domain.campaign import Campaign
 from .domain.clock import SHANGHAI, local_date, require_aware
-from .domain.deadlines import Step
+from .domain.codec import apply_event, decode_datetime, decode_proposer
 from .domain.model import (
     Actor,
+    AdoptionForm,
     Channel,
     Event,
     Outcome,
     Proposer,
     Rating,
+    ReplyForm,
     ReportForm,
+    ResearchMethod,
     RewardTier,
     Role,
     State,
+    Step,
     Suggestion,
-    apply_event,
-    decode_datetime,
-    decode_proposer,
 )
+from .domain.workflow import OPEN_STATES
 from .errors import CalendarNotCovered, NotFound, PermissionDenied, ValidationError
 from .quota import quota_report
-from .service.flow import OPEN_STATES
-from .service.permissions import scrub
+from .service.visibility import scrub
 from .storage.base import Store, iter_events
 
 __all__ = [
     "AWARD_ON_TIME_MIN",
+    "DUE_SOON",
     "HIGHLIGHTS_PER_AREA",
     "JUDGED_STEPS",
+    "LEGACY_KINDS",
+    "OBJECTION",
+    "UNRECORDED",
+    "UNVERSIONED",
     "AreaHighlights",
     "AreaRow",
     "AwardCandidate",
     "CampaignReport",
     "CountRow",
+    "DaysRow",
+    "DueSoonItem",
     "EvaluationSummary",
     "ExcerptItem",
+    "ExtensionUnitRow",
     "Extensions",
+    "ObjectionUnitRow",
+    "Objections",
     "OverdueItem",
     "PhaseRow",
     "ProposerView",
@@ -109,9 +136,12 @@ __all__ = [
     "SuggestionBrief",
     "SummaryPhase",
     "UnitTiming",
+    "VersionRow",
+    "Versions",
     "WeekRow",
     "build_report",
     "history_digest",
+    "provisional_note",
 ]
 
 AWARD_ON_TIME_MIN = 0.9
@@ -120,18 +150,42 @@ AWARD_ON_TIME_MIN = 0.9
 HIGHLIGHTS_PER_AREA = 3
 """How many adopted suggestions per area the analysis report highlights."""
 
-JUDGED_STEPS: tuple[str, ...] = (Step.REGISTER.value, Step.RESEARCH.value, Step.REPLY.value)
+OBJECTION = "objection"
+"""The judged step of the office's decision on a misroute objection (异议核实).
+
+Not a :class:`~jianyi_flow.domain.model.Step`: while a suggestion is ``objected`` its deadline
+is the office's routing period (``due_step`` ``register``, 信访工作条例 Art. 22); the report
+tells this step apart by the state."""
+
+JUDGED_STEPS: tuple[str, ...] = (Step.REGISTER.value, OBJECTION, Step.RESEARCH.value, Step.REPLY.value)
 """The steps whose timeliness is judged, in handling order."""
+
+UNVERSIONED = "unversioned"
+"""The version under which events written before versions were recorded are counted."""
+
+UNRECORDED = "unrecorded"
+"""The research method, reply form or adoption form of a record made before they were asked for."""
+
+LEGACY_KINDS: tuple[str, ...] = ("return_transfer", "extend")
+"""Event kinds of earlier versions that a store may still hold (see the module docstring)."""
+
+DUE_SOON = dt.timedelta(days=7)
+"""How far ahead of ``now`` the due-soon list looks by default."""
 
 _COMPLETES: Mapping[str, frozenset[str]] = {
     Step.REGISTER.value: frozenset({"transfer", "not_accept"}),
+    OBJECTION: frozenset({"accept_objection", "reject_objection"}),
     Step.RESEARCH.value: frozenset({"decide"}),
     Step.REPLY.value: frozenset({"reply"}),
 }
 """Which event kinds complete each judged step (any other step change interrupts it)."""
 
+_KEEPS_STEP = frozenset({"retime", "approve_extension", "extend", "flag_overdue"})
+"""Kinds that move or mark the current deadline without ending its step."""
+
 _UNIT_STEPS = frozenset({Step.RESEARCH.value, Step.REPLY.value})
 _OPEN = frozenset(s.value for s in OPEN_STATES)
+_ADOPTED = frozenset({Outcome.ADOPTED.value, Outcome.PARTIALLY_ADOPTED.value})
 _TIER_RANK: Mapping[str, int] = {t.value: len(RewardTier) - i for i, t in enumerate(RewardTier)}
 """special → 5 … encouragement → 1: a higher rank is a better tier."""
 
@@ -198,6 +252,10 @@ class StepTiming:
     pending: int
     """Open steps not yet due at ``now`` (not judged)."""
     rate: float | None
+    provisional_judged: int
+    """Of ``judged``: steps judged against a due time that was provisional (暂定) then."""
+    provisional_pending: int
+    """Of ``pending``: steps whose due time is provisional."""
 
 
 @attrs.frozen
@@ -221,11 +279,33 @@ class OverdueItem:
     title: str
     state: str
     due_step: str
+    """The judged step: ``register``, ``objection``, ``research`` or ``reply``."""
     due_at: dt.datetime
+    provisional: bool
+    """The due time was counted over provisional calendar days (暂定) and may still move."""
     lead_unit: str | None
     lead_unit_name: str | None
     working_days_overdue: int | None
     """Working days after the due day up to and including ``now``'s day (campaign calendar);
+    ``None`` when the calendar does not cover the years involved."""
+
+
+@attrs.frozen
+class DueSoonItem:
+    """An open suggestion whose current step is not overdue but due by ``due_soon_until``."""
+
+    id: str
+    registration_number: str | None
+    title: str
+    state: str
+    due_step: str
+    due_at: dt.datetime
+    provisional: bool
+    """The due time was counted over provisional calendar days (暂定) and may still move."""
+    lead_unit: str | None
+    lead_unit_name: str | None
+    working_days_left: int | None
+    """Working days after ``now``'s day up to and including the due day (campaign calendar);
     ``None`` when the calendar does not cover the years involved."""
 
 
@@ -258,13 +338,72 @@ class Satisfaction:
 
 
 @attrs.frozen
-class Extensions:
-    """Deadline extensions (延期) granted."""
+class DaysRow:
+    """How many approved extensions were for ``days`` calendar days."""
 
+    days: int
     count: int
+
+
+@attrs.frozen
+class ExtensionUnitRow:
+    """One lead unit's extensions of its research and reply deadlines."""
+
+    unit: str
+    name: str
+    requested: int
+    approved: int
+    rejected: int
+    days: int
+    """Calendar days granted in total."""
+
+
+@attrs.frozen
+class Extensions:
+    """Deadline extensions (延期): asked for by the lead unit, approved or refused.
+
+    ``requested``, ``approved`` and ``rejected`` count events; ``pending`` counts open
+    suggestions with a request still waiting for a decision at ``now``.
+    """
+
+    requested: int
+    approved: int
+    rejected: int
+    pending: int
+    days: int
+    """Calendar days granted by the approved extensions, in total."""
+    by_days: tuple[DaysRow, ...]
+    """Approved extensions by their length, shortest first."""
     by_step: Mapping[str, int]
-    by_unit: tuple[CountRow, ...]
+    """Approved extensions by the step whose deadline they moved."""
+    by_unit: tuple[ExtensionUnitRow, ...]
     """Research and reply extensions, charged to the lead unit of the time."""
+
+
+@attrs.frozen
+class ObjectionUnitRow:
+    """One unit's misroute objections (提出异议) and how the office decided them."""
+
+    unit: str
+    name: str
+    objected: int
+    accepted: int
+    rejected: int
+
+
+@attrs.frozen
+class Objections:
+    """Misroute objections (信访工作条例 Art. 23 ¶3): a unit objects, the office agrees or refuses.
+
+    ``objected``, ``accepted`` and ``rejected`` count events; ``pending`` counts suggestions
+    in state ``objected`` at ``now``.  Their timeliness is the ``objection`` step.
+    """
+
+    objected: int
+    accepted: int
+    rejected: int
+    pending: int
+    by_unit: tuple[ObjectionUnitRow, ...]
 
 
 @attrs.frozen
@@ -296,6 +435,8 @@ class SuggestionBrief:
     outcome: str | None
     adopted_part: str | None
     adopted_into: str | None
+    adoption_form: str | None
+    """What kind of measure it became (吸纳转化形式), when recorded."""
     reward_tier: str | None
     evaluation_total: int | None
     typical_case: bool
@@ -338,7 +479,7 @@ class AreaHighlights:
 
 @attrs.frozen
 class SummaryPhase:
-    """What the summary phase (总结运用阶段) produced."""
+    """What reporting upward and the summary phase (总结运用阶段) produced."""
 
     upward_reports: Mapping[str, int]
     """Suggestions reported upward, by form (原件/摘报/分析报告)."""
@@ -347,9 +488,14 @@ class SummaryPhase:
     reward_candidates: tuple[SuggestionBrief, ...]
     """Ranked by tier, then evaluation total, then id."""
     reward_tiers: Mapping[str, int]
+    originals: tuple[SuggestionBrief, ...]
+    """Suggestions reported upward as originals (原件), by id."""
     adoptions: tuple[SuggestionBrief, ...]
     """Suggestions turned into a measure or document (吸纳转化运用), by id."""
     typical_cases: tuple[SuggestionBrief, ...]
+    not_adopted: Mapping[str, int]
+    """Of ``reward_candidates``, ``originals`` and ``typical_cases``: how many were not adopted
+    or partially adopted (possible only in stores written before the rules required it)."""
     selected: tuple[ExcerptItem, ...]
     """Reported upward as excerpt, or reward candidates: the excerpt report's content."""
 
@@ -369,6 +515,35 @@ class AwardCandidate:
 
 
 @attrs.frozen
+class VersionRow:
+    """One workflow or deadline-policy version: suggestions now under it, events written under it."""
+
+    version: str
+    suggestions: int
+    """Suggestions whose current version it is (their latest event's workflow; the policy their
+    current deadline was set under)."""
+    events: int
+    """Events written under it (every event records the workflow and the deadline policy of the flow
+    that wrote it; events written before policies had versions count under :data:`UNVERSIONED`
+    when they set a deadline)."""
+    first_event_at: dt.datetime | None
+    """The earliest of those events."""
+
+
+@attrs.frozen
+class Versions:
+    """The workflow and deadline-policy versions in the report, in the order they first appear."""
+
+    workflow: tuple[VersionRow, ...]
+    policy: tuple[VersionRow, ...]
+
+    @property
+    def split(self) -> bool:
+        """More than one version of either: the renderers then show the split."""
+        return len(self.workflow) > 1 or len(self.policy) > 1
+
+
+@attrs.frozen
 class CampaignReport:
     """The whole report.  Plain data: render it with :func:`jianyi_flow.render.render`."""
 
@@ -378,9 +553,25 @@ class CampaignReport:
     masked: bool
     viewer: str | None
     """The actor who asked for an unmasked report (audit trail); ``None`` when masked."""
+    calendar_mode: str
+    """``provisional`` or ``strict``: the mode of the calendar the report was built with."""
+    provisional_deadlines: int
+    """Open deadlines (every step with a due time, the rating window too) counted over provisional days (暂定)."""
+    provisional_years: tuple[int, ...]
+    """The years of those deadlines' due days."""
+    provisional_note: str | None
+    """One line saying why those deadlines are provisional (``None`` when none is): the years
+    whose schedule is not published yet, or published but not yet re-timed."""
+    workflow_version: str | None
+    """The workflow version the report was built for (``None``: every version)."""
+    policy_version: str | None
+    """The deadline-policy version the report was built for (``None``: every version)."""
+    versions: Versions
     suggestions: int
     events: int
     history_digest: str
+    legacy_events: Mapping[str, int]
+    """Events of kinds earlier versions wrote (:data:`LEGACY_KINDS`), counted as described above."""
     by_state: Mapping[str, int]
     by_phase: tuple[PhaseRow, ...]
     arrivals_by_week: tuple[WeekRow, ...]
@@ -392,12 +583,21 @@ class CampaignReport:
     by_outcome: Mapping[str, int]
     decided: int
     adoption_rate: float | None
+    by_research_method: Mapping[str, int]
+    """Researched suggestions by how (调研论证方式); :data:`UNRECORDED` for older records."""
+    by_reply_form: Mapping[str, int]
+    """Replied suggestions by the form of the reply (答复方式); :data:`UNRECORDED` for older records."""
+    by_adoption_form: Mapping[str, int]
+    """Suggestions turned into a measure, by its kind (吸纳转化形式); :data:`UNRECORDED` when not said."""
     on_time_rate: float | None
     on_time_by_step: tuple[StepTiming, ...]
     on_time_by_unit: tuple[UnitTiming, ...]
     overdue: tuple[OverdueItem, ...]
+    due_soon_until: dt.datetime
+    due_soon: tuple[DueSoonItem, ...]
     quota: tuple[QuotaItem, ...]
     satisfaction: Satisfaction
+    objections: Objections
     extensions: Extensions
     reopens: int
     summary_phase: SummaryPhase
@@ -426,6 +626,34 @@ def _jsonable(value: object) -> Any:
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return value
+
+
+def provisional_note(unpublished: Iterable[int], published: Iterable[int] = ()) -> str:
+    """The one line a report shows when some of its deadlines are provisional (暂定).
+
+    ``unpublished``: years whose State Council schedule the report's calendar does not have
+    yet; ``published``: years it has, whose deadlines were not re-counted yet (``retime``).
+    """
+    def named(years: Iterable[int]) -> str:
+        return "、".join(f"{y}年" for y in sorted(set(years)))
+
+    parts = []
+    if named(unpublished):
+        parts.append(f"国务院办公厅{named(unpublished)}部分节假日安排尚未发布，期限按《全国年节及纪念日放假办法》"
+                     "推算（未计调休），正式安排发布后重新计算")
+    if named(published):
+        parts.append(f"{named(published)}的正式安排已载入日历，这些期限尚待按正式安排重新计算")
+    if not parts:
+        parts.append("期限按《全国年节及纪念日放假办法》推算，正式安排发布后重新计算")
+    return "标“暂定”的期限：" + "；".join(parts) + "。"
+
+
+def _published(calendar: BusinessCalendar, year: int) -> bool:
+    """Whether ``calendar`` answers ``year`` from an official schedule (a strict calendar without it: no)."""
+    try:
+        return not calendar.is_provisional(dt.date(year, 1, 1))
+    except CalendarNotCovered:
+        return False
 
 
 # --- the digest ------------------------------------------------------------------------------
@@ -475,6 +703,50 @@ class _Desc:
         return hash(self.value)
 
 
+def _run_of(runs: list[list[Any]], version: str, at: dt.datetime) -> None:
+    """Count one event under ``version`` in ``runs`` (consecutive events mostly share one)."""
+    if runs and runs[-1][0] == version:
+        runs[-1][1] += 1
+    else:
+        runs.append([version, 1, at])
+
+
+_REGISTER = Step.REGISTER.value
+_OBJECTED = State.OBJECTED
+
+Kept = tuple[Mapping[str, Any], str, Event]
+"""A suggestion the lists need: its folded fields, its state and its first event."""
+
+
+class _One:
+    """One suggestion while its events are folded: its fields, and what it adds to the totals.
+
+    What a suggestion adds is collected here and added to the totals only when its last
+    event is folded (:meth:`_Scan.finish`), because whether it is in the report at all may
+    depend on its final version.
+    """
+
+    __slots__ = ("digest", "extensions", "fields", "first", "judged", "legacy", "objections", "policies", "reopens",
+                 "state", "step", "workflow", "workflows")
+
+    def __init__(self, first: Event) -> None:
+        self.first = first
+        self.fields: dict[str, Any] = {}
+        self.state = ""
+        self.step: str | None = None
+        """The judged step the current deadline belongs to (``objection`` while objected)."""
+        self.workflow: str | None = None
+        self.digest: list[tuple[str, int, str]] = []
+        self.workflows: list[list[Any]] = []
+        """Runs of events under one version: ``[version, events, first event's time]``."""
+        self.policies: list[list[Any]] = []
+        self.judged: list[tuple[str, str | None, bool, bool]] = []
+        self.extensions: list[tuple[str, str | None, str | None, int]] = []
+        self.objections: list[tuple[str, str | None]] = []
+        self.legacy: list[str] = []
+        self.reopens = 0
+
+
 class _Scan:
     """Accumulates the report over one pass of the event log, one suggestion at a time.
 
@@ -485,10 +757,14 @@ class _Scan:
     bounded by the totals and the digest rows.
     """
 
-    def __init__(self, campaign: Campaign, now: dt.datetime, calendar: BusinessCalendar) -> None:
+    def __init__(self, campaign: Campaign, now: dt.datetime, calendar: BusinessCalendar, due_soon_until: dt.datetime,
+                 workflow_version: str | None, policy_version: str | None) -> None:
         self.campaign = campaign
         self.now = now
         self.calendar = calendar
+        self.due_soon_until = due_soon_until
+        self.workflow_version = workflow_version
+        self.policy_version = policy_version
         self.digest_rows: list[tuple[str, int, str]] = []
         self.suggestions = 0
         self.by_state: Counter[str] = Counter()
@@ -499,14 +775,33 @@ class _Scan:
         self.by_recommending: Counter[str | None] = Counter()
         self.by_lead: Counter[str] = Counter()
         self.by_outcome: Counter[str] = Counter()
+        self.by_method: Counter[str] = Counter()
+        self.by_reply_form: Counter[str] = Counter()
+        self.by_adoption_form: Counter[str] = Counter()
         self.step_on_time: Counter[str] = Counter()
         self.step_late: Counter[str] = Counter()
         self.step_open_overdue: Counter[str] = Counter()
         self.step_pending: Counter[str] = Counter()
+        self.step_provisional_judged: Counter[str] = Counter()
+        self.step_provisional_pending: Counter[str] = Counter()
+        self.provisional_years: set[int] = set()
+        self.provisional_deadlines = 0
         self.unit_on_time: Counter[str] = Counter()
         self.unit_late: Counter[str] = Counter()
+        self.extension_counts: Counter[str] = Counter()
+        self.extension_days: Counter[int] = Counter()
         self.extensions_by_step: Counter[str] = Counter()
-        self.extensions_by_unit: Counter[str] = Counter()
+        self.extensions_by_unit: dict[str, Counter[str]] = defaultdict(Counter)
+        self.extensions_pending = 0
+        self.objection_counts: Counter[str] = Counter()
+        self.objections_by_unit: dict[str, Counter[str]] = defaultdict(Counter)
+        self.legacy: Counter[str] = Counter()
+        self.workflow_suggestions: Counter[str] = Counter()
+        self.workflow_events: Counter[str] = Counter()
+        self.workflow_first: dict[str, dt.datetime] = {}
+        self.policy_suggestions: Counter[str] = Counter()
+        self.policy_events: Counter[str] = Counter()
+        self.policy_first: dict[str, dt.datetime] = {}
         self.reopens = 0
         self.ratings: Counter[str] = Counter()
         self.upward: Counter[str] = Counter()
@@ -516,11 +811,14 @@ class _Scan:
         self.adopted_by_recommender: Counter[str] = Counter()
         self.recommended: Counter[tuple[str, dt.date]] = Counter()
         self.quota_sample: dict[tuple[str, dt.date], Event] = {}
-        self.overdue: list[tuple[Mapping[str, Any], str, Event]] = []
-        self.rewards: list[tuple[Mapping[str, Any], str, Event]] = []
-        self.adoptions: list[tuple[Mapping[str, Any], str, Event]] = []
-        self.typical: list[tuple[Mapping[str, Any], str, Event]] = []
-        self.selected: list[tuple[Mapping[str, Any], str, Event]] = []
+        self.overdue: list[tuple[Kept, str, bool]] = []
+        self.due_soon: list[tuple[Kept, str, bool]] = []
+        self.rewards: list[Kept] = []
+        self.originals: list[Kept] = []
+        self.adoptions: list[Kept] = []
+        self.typical: list[Kept] = []
+        self.selected: list[Kept] = []
+        self.not_adopted: Counter[str] = Counter()
         self.highlights: dict[str, list[tuple[tuple[Any, ...], int, Mapping[str, Any], str, Event]]] = (
             defaultdict(list)
         )
@@ -542,66 +840,144 @@ class _Scan:
         """
         code = self.campaign.code
         now = self.now
-        rows = self.digest_rows
-        judge = self.judge
+        fold = self.fold
         current: str | None = None
         include = False
-        first: Event | None = None
-        fields: dict[str, Any] = {}
-        state = ""
+        one: _One | None = None
         for e in events:
             sid = e.suggestion_id
             if sid != current:
-                if include and first is not None:
-                    self.finish(fields, state, first)
+                if include and one is not None:
+                    self.finish(one)
                 current = sid
-                first = e
+                one = _One(e)
                 include = e.changes.get("campaign") == code and e.at <= now
-                fields = {}
             if not include or e.at > now:
                 continue
-            rows.append((sid, e.version, e.hash))
-            changes = e.changes
-            kind = e.kind
-            if "due_step" in changes:
-                ending: str | None = fields.get("due_step")
-                if ending is not None and ending in _COMPLETES:
-                    judge(ending, fields, e)
-            elif kind == "extend":
-                step = fields.get("due_step")
-                if step is not None:
-                    self.extensions_by_step[step] += 1
-                    lead = fields.get("lead_unit")
-                    if step in _UNIT_STEPS and lead:
-                        self.extensions_by_unit[lead] += 1
-            if kind == "reopen":
-                self.reopens += 1
-            fields.update(changes)
-            state = e.to_state  # a StrEnum: equal to, and hashed as, its value
-        if include and first is not None:
-            self.finish(fields, state, first)
+            assert one is not None
+            fold(one, e)
+        if include and one is not None:
+            self.finish(one)
 
-    def judge(self, step: str, fields: Mapping[str, Any], e: Event) -> None:
+    def fold(self, one: _One, e: Event) -> None:
+        """Fold one event into ``one``, judging the step it ends and noting what else it counts for."""
+        fields = one.fields
+        changes = e.changes
+        kind = e.kind
+        one.digest.append((e.suggestion_id, e.version, e.hash))
+        workflow = e.workflow
+        if workflow is not None:
+            one.workflow = workflow
+        _run_of(one.workflows, workflow or UNVERSIONED, e.at)
+        if e.policy is not None:
+            _run_of(one.policies, e.policy, e.at)
+        elif changes.get("due_step") is not None:
+            _run_of(one.policies, UNVERSIONED, e.at)  # a deadline set before policies had versions
+        step = one.step
+        if step is not None and "due_step" in changes and kind not in _KEEPS_STEP and step in _COMPLETES:
+            self.judge(one, step, e)
+        if kind in _EXTENSION_KINDS or kind in _OBJECTION_KINDS:
+            self.note(one, step, e)
+        elif kind == "reopen":
+            one.reopens += 1
+        fields.update(changes)
+        one.state = e.to_state  # a StrEnum: equal to, and hashed as, its value
+        due_step = fields.get("due_step")
+        one.step = OBJECTION if due_step == _REGISTER and e.to_state is _OBJECTED else due_step
+
+    def judge(self, one: _One, step: str, e: Event) -> None:
         """Judge ``step`` ending at event ``e`` against the due time in force before it."""
+        fields = one.fields
         due_text = fields.get("due_at")
         if due_text is None:
             return
-        in_time = e.at <= self.due(due_text)
+        due = self.due(due_text)
+        in_time = e.at <= due
         if e.kind not in _COMPLETES[step]:
             if in_time:
                 return  # interrupted before its due time: nothing to judge
             on_time = False
         else:
             on_time = in_time
-        self.count_step(step, fields.get("lead_unit"), on_time)
+        one.judged.append((step, fields.get("lead_unit"), on_time, bool(fields.get("due_provisional"))))
+
+    @staticmethod
+    def note(one: _One, step: str | None, e: Event) -> None:
+        """Record an extension or objection event (of this version or an earlier one)."""
+        kind = e.kind
+        lead: str | None = one.fields.get("lead_unit")
+        if kind in LEGACY_KINDS:
+            one.legacy.append(kind)
+        if kind in _OBJECTION_KINDS:
+            for what in _OBJECTION_KINDS[kind]:
+                one.objections.append((what, lead))
+            return
+        days = e.changes.get("extension_days") or e.payload.get("days") or 0
+        days = days if isinstance(days, int) and not isinstance(days, bool) else 0
+        for what in _EXTENSION_KINDS[kind]:
+            one.extensions.append((what, step, lead, days if what == "approved" else 0))
+
+    def finish(self, one: _One) -> None:
+        """Add one finished suggestion (its folded fields and final state) to the totals, if in scope."""
+        fields = one.fields
+        workflow = one.workflow or UNVERSIONED
+        policy = fields.get("policy") or UNVERSIONED
+        if self.workflow_version is not None and workflow != self.workflow_version:
+            return
+        if self.policy_version is not None and policy != self.policy_version:
+            return
+        self.digest_rows.extend(one.digest)
+        self.count_versions(one, workflow, policy)
+        self.count_history(one)
+        self.count_current(one)
+
+    def count_versions(self, one: _One, workflow: str, policy: str) -> None:
+        self.workflow_suggestions[workflow] += 1
+        self.policy_suggestions[policy] += 1
+        for events, first, seen in ((self.workflow_events, self.workflow_first, one.workflows),
+                                    (self.policy_events, self.policy_first, one.policies)):
+            for version, n, at in seen:
+                events[version] += n
+                if version not in first or at < first[version]:
+                    first[version] = at
+
+    def count_history(self, one: _One) -> None:
+        """What the suggestion's history adds: judged steps, extensions, objections, reopens."""
+        for step, lead, on_time, provisional in one.judged:
+            self.count_step(step, lead, on_time)
+            if provisional:
+                self.step_provisional_judged[step] += 1
+        for what, extended, lead, days in one.extensions:
+            self.extension_counts[what] += 1
+            unit = self.extensions_by_unit[lead] if lead and extended in _UNIT_STEPS else None
+            if unit is not None:
+                unit[what] += 1
+            if what == "approved":
+                self.extension_days[days] += 1
+                if extended is not None:
+                    self.extensions_by_step[extended] += 1
+                if unit is not None:
+                    unit["days"] += days
+        for what, lead in one.objections:
+            self.objection_counts[what] += 1
+            if lead:
+                self.objections_by_unit[lead][what] += 1
+        self.legacy.update(one.legacy)
+        self.reopens += one.reopens
 
     def count_step(self, step: str, lead: str | None, on_time: bool) -> None:
         (self.step_on_time if on_time else self.step_late)[step] += 1
         if step in _UNIT_STEPS and lead:
             (self.unit_on_time if on_time else self.unit_late)[lead] += 1
 
-    def finish(self, fields: Mapping[str, Any], state: str, first: Event) -> None:
-        """Add one finished suggestion (its folded ``fields`` and final ``state``) to the totals."""
+    def count_provisional(self, due: dt.datetime) -> None:
+        """An open deadline counted over provisional days: the header's count and years."""
+        self.provisional_deadlines += 1
+        self.provisional_years.add(local_date(due).year)
+
+    def count_current(self, one: _One) -> None:
+        """What the suggestion as it stands at ``now`` adds to the totals and the lists."""
+        fields, state, first = one.fields, one.state, one.first
         self.suggestions += 1
         self.by_state[state] += 1
         area = fields.get("area") or ""
@@ -616,7 +992,7 @@ class _Scan:
         lead: str | None = fields.get("lead_unit")
         if lead:
             self.by_lead[lead] += 1
-        adopted = outcome in (Outcome.ADOPTED.value, Outcome.PARTIALLY_ADOPTED.value)
+        adopted = outcome in _ADOPTED
         if outcome:
             self.by_outcome[outcome] += 1
             if adopted and recommender:
@@ -630,17 +1006,49 @@ class _Scan:
         rating = fields.get("rating")
         if rating:
             self.ratings[rating] += 1
+        if fields.get("research_notes") is not None or fields.get("research_method") is not None:
+            self.by_method[fields.get("research_method") or UNRECORDED] += 1
+        if fields.get("reply") is not None:
+            self.by_reply_form[fields.get("reply_form") or UNRECORDED] += 1
+        if fields.get("adopted_into"):
+            self.by_adoption_form[fields.get("adoption_form") or UNRECORDED] += 1
+        if state == State.OBJECTED.value:
+            self.objection_counts["pending"] += 1
+        kept: Kept = (fields, state, first)
+        self.count_open_step(one, kept)
+        self.count_summary(kept, adopted, area, outcome)
 
-        due_step: str | None = fields.get("due_step")
+    def count_open_step(self, one: _One, kept: Kept) -> None:
+        fields, state = one.fields, one.state
+        if state not in _OPEN:
+            return
+        if fields.get("extension_request"):
+            self.extensions_pending += 1
+        step = one.step
         due_text = fields.get("due_at")
-        if state in _OPEN and due_step is not None and due_step in _COMPLETES and due_text is not None:
-            if self.due(due_text) < self.now:
-                self.count_step(due_step, lead, False)
-                self.step_open_overdue[due_step] += 1
-                self.overdue.append((fields, state, first))
-            else:
-                self.step_pending[due_step] += 1
+        if due_text is None:
+            return
+        due = self.due(due_text)
+        provisional = bool(fields.get("due_provisional"))
+        if provisional:  # every open deadline, the proposer's rating window too (as Flow.calendar_health counts)
+            self.count_provisional(due)
+        if step is None or step not in _COMPLETES:
+            return
+        if due < self.now:
+            self.count_step(step, fields.get("lead_unit"), False)
+            self.step_open_overdue[step] += 1
+            if provisional:
+                self.step_provisional_judged[step] += 1
+            self.overdue.append((kept, step, provisional))
+            return
+        self.step_pending[step] += 1
+        if provisional:
+            self.step_provisional_pending[step] += 1
+        if due <= self.due_soon_until:
+            self.due_soon.append((kept, step, provisional))
 
+    def count_summary(self, kept: Kept, adopted: bool, area: str, outcome: str | None) -> None:
+        fields, _, first = kept
         forms = fields.get("upward_reports") or ()
         for form in forms:
             self.upward[form] += 1
@@ -652,14 +1060,16 @@ class _Scan:
             self.score_sums[0] += evaluation["quality"]
             self.score_sums[1] += evaluation["value"]
             self.score_sums[2] += evaluation["effect"]
-        kept = (fields, state, first)
         tier = fields.get("reward_tier")
-        if tier:
-            self.rewards.append(kept)
+        for listed, name, holds in ((self.rewards, "reward_candidates", bool(tier)),
+                                    (self.originals, "originals", ReportForm.ORIGINAL.value in forms),
+                                    (self.typical, "typical_cases", bool(fields.get("typical_case")))):
+            if holds:
+                listed.append(kept)
+                if not adopted:
+                    self.not_adopted[name] += 1
         if fields.get("adopted_into"):
             self.adoptions.append(kept)
-        if fields.get("typical_case"):
-            self.typical.append(kept)
         if tier or ReportForm.EXCERPT.value in forms:
             self.selected.append(kept)
         if adopted:
@@ -673,11 +1083,25 @@ class _Scan:
             )
             heap = self.highlights[area]
             self._heap_seq += 1
-            entry = (score, self._heap_seq, fields, state, first)
+            entry = (score, self._heap_seq, fields, kept[1], first)
             if len(heap) < HIGHLIGHTS_PER_AREA:
                 heapq.heappush(heap, entry)
             elif heap[0][0] < score:
                 heapq.heapreplace(heap, entry)
+
+
+_EXTENSION_KINDS: Mapping[str, tuple[str, ...]] = {
+    "request_extension": ("requested",),
+    "approve_extension": ("approved",),
+    "reject_extension": ("rejected",),
+    "extend": ("requested", "approved"),  # an earlier version: the office extended in one step
+}
+_OBJECTION_KINDS: Mapping[str, tuple[str, ...]] = {
+    "object_transfer": ("objected",),
+    "accept_objection": ("accepted",),
+    "reject_objection": ("rejected",),
+    "return_transfer": ("objected", "accepted"),  # an earlier version: the unit sent it back alone
+}
 
 
 # --- turning the scan into the report ----------------------------------------------------------
@@ -701,6 +1125,14 @@ def _ordered(counts: Mapping[Any, int], known: Iterable[str]) -> list[str | None
     rest = sorted(c for c in counts if c is not None and c not in seen and counts[c])
     tail: list[str | None] = [None] if counts.get(None) else []
     return [*known_list, *rest, *tail]
+
+
+def _every(kind: type[enum.Enum], counts: Mapping[str, int]) -> dict[str, int]:
+    """Every member's value with its count, then :data:`UNRECORDED`, then any value this version does not know."""
+    out = {m.value: counts.get(m.value, 0) for m in kind}
+    out[UNRECORDED] = counts.get(UNRECORDED, 0)
+    out.update({k: n for k, n in sorted(counts.items()) if k not in out})
+    return out
 
 
 class _Builder:
@@ -735,6 +1167,7 @@ class _Builder:
             outcome=fields.get("outcome"),
             adopted_part=self.scrub_opt(fields.get("adopted_part"), fields),
             adopted_into=self.scrub_opt(fields.get("adopted_into"), fields),
+            adoption_form=fields.get("adoption_form"),
             reward_tier=fields.get("reward_tier"),
             evaluation_total=None if not evaluation else
             evaluation["quality"] + evaluation["value"] + evaluation["effect"],
@@ -745,15 +1178,17 @@ class _Builder:
         )
 
     def scrub(self, text: str, fields: Mapping[str, Any]) -> str:
-        """Free text without the proposer's own details, when masking (:func:`jianyi_flow.service.permissions.scrub`).
+        """Free text as the report shows it: when masking, through :func:`jianyi_flow.service.visibility.scrub`.
 
         Proposers do write their phone number (or, confidential or not, their name) into the
-        problem description; a masked report that hid the proposer but kept the text would
-        hide nothing.  The rule is the one every masked view of a suggestion uses.
+        problem description, and other people's numbers, ID numbers and e-mail addresses; a
+        masked report that hid the proposer but kept the text would hide nothing.  The rule
+        is the one every masked view of a suggestion uses.
         """
-        if not self.masked or not text or not fields.get("proposer"):
+        if not self.masked or not text:
             return text
-        return scrub(text, decode_proposer(fields["proposer"]))
+        recorded = fields.get("proposer")
+        return scrub(text, decode_proposer(recorded) if recorded else None)
 
     def scrub_opt(self, text: str | None, fields: Mapping[str, Any]) -> str | None:
         return None if text is None else self.scrub(text, fields)
@@ -762,7 +1197,8 @@ class _Builder:
         p: Proposer = decode_proposer(fields["proposer"])
         shown = p.masked() if self.masked else p
         return ProposerView(
-            name=shown.name, kind=shown.kind.value, phone=shown.phone, address=shown.address,
+            name=scrub(shown.name, None) if self.masked else shown.name,
+            kind=shown.kind.value, phone=shown.phone, address=shown.address,
             confidential=p.confidential,
         )
 
@@ -842,7 +1278,8 @@ class _Builder:
         return tuple(
             StepTiming(step, s.step_on_time[step] + s.step_late[step], s.step_on_time[step], s.step_late[step],
                        s.step_open_overdue[step], s.step_pending[step],
-                       _rate(s.step_on_time[step], s.step_on_time[step] + s.step_late[step]))
+                       _rate(s.step_on_time[step], s.step_on_time[step] + s.step_late[step]),
+                       s.step_provisional_judged[step], s.step_provisional_pending[step])
             for step in JUDGED_STEPS
         )
 
@@ -857,27 +1294,38 @@ class _Builder:
             for u in _ordered(judged, self.campaign.unit_codes) if u is not None
         )
 
+    def _working_days(self, calendar: BusinessCalendar, start: dt.date, end: dt.date) -> int | None:
+        try:
+            return calendar.working_days_between(start, end)
+        except CalendarNotCovered:
+            return None
+
+    def _deadline_fields(self, entry: Any, step: Any, provisional: bool) -> dict[str, Any]:
+        """The fields an overdue row and a due-soon row share."""
+        fields, state, first = entry
+        lead = fields.get("lead_unit")
+        return {"id": first.suggestion_id, "registration_number": fields.get("registration_number"),
+                "title": self.scrub(fields.get("title") or "", fields), "state": state, "due_step": step,
+                "due_at": self.scan.due(fields["due_at"]), "provisional": provisional, "lead_unit": lead,
+                "lead_unit_name": self.unit_name(lead)}
+
     def overdue_rows(self, now: dt.datetime, calendar: BusinessCalendar) -> tuple[OverdueItem, ...]:
         today = local_date(now)
         rows = []
-        for fields, state, first in self.scan.overdue:
-            due = self.scan.due(fields["due_at"])
-            try:
-                days: int | None = calendar.working_days_between(local_date(due), today)
-            except CalendarNotCovered:
-                days = None
-            lead = fields.get("lead_unit")
-            rows.append(OverdueItem(
-                id=first.suggestion_id,
-                registration_number=fields.get("registration_number"),
-                title=self.scrub(fields.get("title") or "", fields),
-                state=state,
-                due_step=fields["due_step"],
-                due_at=due,
-                lead_unit=lead,
-                lead_unit_name=self.unit_name(lead),
-                working_days_overdue=days,
-            ))
+        for entry, step, provisional in self.scan.overdue:
+            shared = self._deadline_fields(entry, step, provisional)
+            rows.append(OverdueItem(**shared, working_days_overdue=self._working_days(
+                calendar, local_date(shared["due_at"]), today)))
+        rows.sort(key=lambda r: (r.due_at, r.id))
+        return tuple(rows)
+
+    def due_soon_rows(self, now: dt.datetime, calendar: BusinessCalendar) -> tuple[DueSoonItem, ...]:
+        today = local_date(now)
+        rows = []
+        for entry, step, provisional in self.scan.due_soon:
+            shared = self._deadline_fields(entry, step, provisional)
+            rows.append(DueSoonItem(**shared, working_days_left=self._working_days(
+                calendar, today, local_date(shared["due_at"]))))
         rows.sort(key=lambda r: (r.due_at, r.id))
         return tuple(rows)
 
@@ -913,11 +1361,60 @@ class _Builder:
             rate=_rate(good, rated),
         )
 
+    def objections(self) -> Objections:
+        s = self.scan
+        units = s.objections_by_unit
+        return Objections(
+            objected=s.objection_counts["objected"],
+            accepted=s.objection_counts["accepted"],
+            rejected=s.objection_counts["rejected"],
+            pending=s.objection_counts["pending"],
+            by_unit=tuple(
+                ObjectionUnitRow(u, _name(self.campaign.unit, u, ""), units[u]["objected"], units[u]["accepted"],
+                                 units[u]["rejected"])
+                for u in _ordered({k: 1 for k in units}, self.campaign.unit_codes) if u is not None
+            ),
+        )
+
+    def extensions(self) -> Extensions:
+        s = self.scan
+        units = s.extensions_by_unit
+        return Extensions(
+            requested=s.extension_counts["requested"],
+            approved=s.extension_counts["approved"],
+            rejected=s.extension_counts["rejected"],
+            pending=s.extensions_pending,
+            days=sum(days * n for days, n in s.extension_days.items()),
+            by_days=tuple(DaysRow(days, n) for days, n in sorted(s.extension_days.items())),
+            by_step={step: s.extensions_by_step[step] for step in JUDGED_STEPS if step != OBJECTION},
+            by_unit=tuple(
+                ExtensionUnitRow(u, _name(self.campaign.unit, u, ""), units[u]["requested"], units[u]["approved"],
+                                 units[u]["rejected"], units[u]["days"])
+                for u in _ordered({k: 1 for k in units}, self.campaign.unit_codes) if u is not None
+            ),
+        )
+
+    def versions(self) -> Versions:
+        s = self.scan
+
+        def rows(suggestions: Counter[str], events: Counter[str], first: Mapping[str, dt.datetime]
+                 ) -> tuple[VersionRow, ...]:
+            names = set(suggestions) | set(events)
+            ordered = sorted(names, key=lambda n: (n == UNVERSIONED, first.get(n) is None, first.get(n) or s.now, n))
+            return tuple(VersionRow(n, suggestions[n], events[n],
+                                    None if n not in first else first[n].astimezone(SHANGHAI)) for n in ordered)
+
+        return Versions(rows(s.workflow_suggestions, s.workflow_events, s.workflow_first),
+                        rows(s.policy_suggestions, s.policy_events, s.policy_first))
+
     def summary_phase(self) -> SummaryPhase:
         s = self.scan
 
         def mean(total: int) -> float | None:
             return total / s.evaluations if s.evaluations else None
+
+        def by_id(kept: list[Kept]) -> tuple[SuggestionBrief, ...]:
+            return tuple(sorted((self.brief(*k) for k in kept), key=lambda b: b.id))
 
         rewards = sorted((self.brief(*k) for k in s.rewards),
                          key=lambda b: (-_TIER_RANK.get(b.reward_tier or "", 0), -(b.evaluation_total or 0), b.id))
@@ -936,8 +1433,10 @@ class _Builder:
             ),
             reward_candidates=tuple(rewards),
             reward_tiers={t.value: tiers[t.value] for t in RewardTier},
-            adoptions=tuple(sorted((self.brief(*k) for k in s.adoptions), key=lambda b: b.id)),
-            typical_cases=tuple(sorted((self.brief(*k) for k in s.typical), key=lambda b: b.id)),
+            originals=by_id(s.originals),
+            adoptions=by_id(s.adoptions),
+            typical_cases=by_id(s.typical),
+            not_adopted={k: s.not_adopted[k] for k in ("reward_candidates", "originals", "typical_cases")},
             selected=tuple(selected),
         )
 
@@ -975,17 +1474,27 @@ def build_report(
     unmasked: bool = False,
     actor: Actor | None = None,
     calendar: BusinessCalendar | None = None,
+    due_within: dt.timedelta = DUE_SOON,
+    workflow_version: str | None = None,
+    policy_version: str | None = None,
     page: int = 10_000,
 ) -> CampaignReport:
     """The report of ``campaign`` from its events in ``store``, as the campaign stood at ``now``.
 
     ``now`` (aware) is the moment reported on: events after it are left out (so a report
     "as of" a past day can be rebuilt from a later store), and it decides which open steps
-    are overdue and which are pending.  ``calendar`` counts working
-    days overdue (the campaign calendar, :func:`~jianyi_flow.domain.calendar.default_calendar`, by
-    default).  ``page`` is passed to :func:`~jianyi_flow.storage.base.iter_events`: stores with a bulk
-    ``export_events`` (MemoryStore, SqlStore) read a page of suggestions at a time; a store
-    without one is read one history per suggestion.
+    are overdue, which are pending and which are due soon (by ``now + due_within``).
+    ``calendar`` counts working days overdue and left (the campaign calendar,
+    :func:`~jianyi_flow.domain.calendar.default_calendar`, by default); its mode (provisional or
+    strict) is stated in the report's header, and it says whether the years of provisional
+    deadlines are still unpublished or published but not yet re-timed.  ``page`` is passed
+    to :func:`~jianyi_flow.storage.base.iter_events`: stores with a bulk ``export_events``
+    (MemoryStore, SqlStore) read a page of suggestions at a time; a store without one is read
+    one history per suggestion.
+
+    ``workflow_version`` / ``policy_version`` build the report for the suggestions whose
+    current workflow / deadline-policy version it is (:data:`UNVERSIONED` for suggestions
+    written before versions were recorded); ``None`` (the default) reports every version.
 
     ``unmasked=True`` shows proposers' names, phones and addresses in the excerpt items; it
     needs an ``actor`` of role :attr:`~jianyi_flow.domain.model.Role.COLLECTION_OFFICE`, else
@@ -996,12 +1505,18 @@ def build_report(
         raise PermissionDenied(
             str(actor) if actor is not None else "anonymous", "build_report(unmasked=True)",
             "only the collection office (区征集办) may see proposers' personal data",
+            reason_zh="只有区征集办可以查看建议人的个人信息",
         )
-    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
-        raise ValidationError("page", "must be a whole number, at least 1")
-    scan = _Scan(campaign, now, calendar or default_calendar())
-    with _gc_paused():
-        scan.run(_events(store, page))
+    v.whole_number("page", page, low=1)
+    calendar = calendar or default_calendar()
+    if not isinstance(due_within, dt.timedelta) or due_within < dt.timedelta(0):
+        raise ValidationError("due_within", "must be a timedelta, not negative")
+    if workflow_version is not None:
+        workflow_version = v.required_text("workflow_version", workflow_version, max_len=200)
+    if policy_version is not None:
+        policy_version = v.required_text("policy_version", policy_version, max_len=200)
+    scan = _Scan(campaign, now, calendar, now + due_within, workflow_version, policy_version)
+    scan.run(iter_events(store, None, page))
     b = _Builder(campaign, scan, masked=not unmasked)
     on_time = sum(scan.step_on_time.values())
     judged = on_time + sum(scan.step_late.values())
@@ -1009,15 +1524,26 @@ def build_report(
     quota = b.quota_rows()
     adopted = scan.by_outcome[Outcome.ADOPTED.value] + scan.by_outcome[Outcome.PARTIALLY_ADOPTED.value]
     decided = adopted + scan.by_outcome[Outcome.DECLINED.value]
+    years = tuple(sorted(scan.provisional_years))
+    published = [y for y in years if _published(calendar, y)]
     return CampaignReport(
         campaign=campaign.code,
         theme=campaign.theme,
         generated_at=now,
         masked=not unmasked,
         viewer=None if not unmasked or actor is None else str(actor),
+        calendar_mode=calendar.mode.value,
+        provisional_deadlines=scan.provisional_deadlines,
+        provisional_years=years,
+        provisional_note=None if not years else provisional_note(
+            [y for y in years if y not in published], published),
+        workflow_version=workflow_version,
+        policy_version=policy_version,
+        versions=b.versions(),
         suggestions=scan.suggestions,
         events=len(scan.digest_rows),
         history_digest=history_digest(scan.digest_rows),
+        legacy_events={kind: scan.legacy[kind] for kind in LEGACY_KINDS},
         by_state={s.value: scan.by_state[s.value] for s in State},
         by_phase=b.by_phase(),
         arrivals_by_week=b.weeks(),
@@ -1030,42 +1556,21 @@ def build_report(
         by_outcome={o.value: scan.by_outcome[o.value] for o in Outcome},
         decided=decided,
         adoption_rate=_rate(adopted, decided),
+        by_research_method=_every(ResearchMethod, scan.by_method),
+        by_reply_form=_every(ReplyForm, scan.by_reply_form),
+        by_adoption_form=_every(AdoptionForm, scan.by_adoption_form),
         on_time_rate=_rate(on_time, judged),
         on_time_by_step=b.step_rows(),
         on_time_by_unit=timing,
         overdue=b.overdue_rows(now, scan.calendar),
+        due_soon_until=now + due_within,
+        due_soon=b.due_soon_rows(now, scan.calendar),
         quota=quota,
         satisfaction=b.satisfaction(),
-        extensions=Extensions(
-            count=sum(scan.extensions_by_step.values()),
-            by_step={step.value: scan.extensions_by_step[step.value] for step in Step},
-            by_unit=b.count_rows(scan.extensions_by_unit, campaign.unit_codes, campaign.unit, ""),
-        ),
+        objections=b.objections(),
+        extensions=b.extensions(),
         reopens=scan.reopens,
         summary_phase=b.summary_phase(),
         highlights=b.highlights(),
         organisation_award=b.award(quota, timing),
     )
-
-
-def _events(store: Store, page: int) -> Iterator[Event]:
-    return iter_events(store, None, page)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the log is read.
-
-    The scan allocates a tuple per event and creates no reference cycles, but the
-    allocations trigger full collections, each of which walks every object in the process
-    — with a MemoryStore of 800,000 events that is seconds per report spent finding no
-    garbage.  Reference counting still frees everything; the collector resumes afterwards
-    (it is process-wide, so other threads go without it for the few seconds of the scan).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -4,18 +4,27 @@ Statutory deadlines (see :mod:`jianyi_flow.domain.deadlines`) are counted in wor
 roll forward over rest days, so the engine must know the State Council's holiday
 schedule, including the 调休 arrangement: weekend days declared working days
 (调休上班) in exchange for a longer holiday block.  That schedule is published once a
-year (each November for the next year) and cannot be computed, so:
+year (each autumn for the next year) and cannot be computed, so:
 
-* :class:`ChinaCalendar` takes it from the PyPI package ``chinese-calendar`` (import name
-  ``chinese_calendar``; 1.11.0 covers 2004-2026) and precomputes, per covered stretch of years, a
-  sorted array of working-day ordinal numbers.  Counting working days is then a binary
-  search (O(log n)) instead of a day-by-day walk through the package.
-* A year the package does not cover raises :class:`~jianyi_flow.errors.CalendarNotCovered`.
-  The calendar never guesses (e.g. "Monday to Friday") for a year whose notice it does
-  not know: a wrong deadline is worse than a loud error.  This also holds when an
-  addition starting in a covered year runs past the last covered day.
-* :class:`CalendarOverrides` lets operators add a year (from the State Council notice,
-  as soon as it is published) or amend single days before the package is updated.
+* :class:`ChinaCalendar` takes the *official* schedule from the PyPI package
+  ``chinese-calendar`` (import name ``chinese_calendar``; 1.11.0 covers 2004-2026) and from
+  :class:`CalendarOverrides` (a State Council notice typed into a file, for a year the
+  package does not cover yet, or an amendment).  A newer package release that covers a year
+  is used automatically.
+* For a year with no official schedule the calendar's :class:`CalendarMode` decides.  In
+  ``PROVISIONAL`` mode (the default, and :func:`default_calendar`) the year is derived from
+  the 全国年节及纪念日放假办法 (see :mod:`jianyi_flow.domain.holidays`): its statutory
+  holidays, weekends as rest days, no 调休.  Every day of such a year says
+  ``provisional=True``, so that a deadline computed over it can say so too
+  (:func:`~jianyi_flow.domain.deadlines.due_detail`).  In ``STRICT`` mode (for audits,
+  :func:`strict_calendar`) such a year raises :class:`~jianyi_flow.errors.CalendarNotCovered`,
+  also when an addition starting in a covered year runs past the last covered day.
+  Years before 2025 (governed by earlier versions of the 办法) and after
+  :data:`~jianyi_flow.domain.holidays.PROVISIONAL_LAST_YEAR` are never derived.
+* Per stretch of consecutive years it can answer, the calendar keeps a sorted array of
+  working-day ordinal numbers, so counting working days is a binary search (O(log n))
+  instead of a day-by-day walk.  Official years are built when the calendar is built;
+  provisional years are built the first time a question reaches them.
 
 Calendar questions are about Asia/Shanghai days.  The methods take :class:`datetime.date`
 values; to ask about an instant use the ``*_at`` helpers, which convert an aware
@@ -28,10 +37,11 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import threading
 import tomllib
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
@@ -41,25 +51,37 @@ import chinese_calendar  # type: ignore[import-untyped]
 
 from ..errors import CalendarNotCovered, ValidationError
 from .clock import local_date, require_aware
+from .holidays import PROVISIONAL_FIRST_YEAR, PROVISIONAL_LAST_YEAR, PROVISIONAL_SOURCE, provisional_holidays
 
 __all__ = [
+    "DEFAULT_LOOKAHEAD_DAYS",
     "HOLIDAY_NAMES_ZH",
     "PACKAGE_SOURCE",
+    "PROVISIONAL_LABEL_ZH",
+    "PROVISIONAL_SOURCE",
     "BusinessCalendar",
+    "CalendarHealth",
+    "CalendarMode",
     "CalendarOverrides",
     "ChinaCalendar",
     "DayInfo",
     "DayKind",
+    "HealthStatus",
     "OverrideDay",
+    "calendar_health",
     "day_info_at",
     "default_calendar",
     "holiday_label_zh",
     "is_working_day_at",
     "next_working_day_at",
+    "strict_calendar",
 ]
 
 PACKAGE_SOURCE = f"chinese_calendar {chinese_calendar.__version__}"
 """The ``source`` recorded on days whose status comes from the ``chinese_calendar`` package."""
+
+PROVISIONAL_LABEL_ZH = "暂定"
+"""How reports mark a provisional day or deadline in Chinese."""
 
 HOLIDAY_NAMES_ZH: Mapping[str, str] = MappingProxyType(
     {
@@ -99,6 +121,15 @@ def _canonical_name(name: str) -> str:
     return _NAMES_EN.get(name, name)
 
 
+class CalendarMode(enum.Enum):
+    """What a :class:`ChinaCalendar` does with a year that has no official schedule."""
+
+    PROVISIONAL = "provisional"
+    """Derive the year from the 全国年节及纪念日放假办法 and mark every day of it provisional."""
+    STRICT = "strict"
+    """Refuse: raise :class:`~jianyi_flow.errors.CalendarNotCovered` (for audits)."""
+
+
 class DayKind(enum.Enum):
     """What kind of day a date is.  Two kinds are working days, two are rest days."""
 
@@ -125,12 +156,18 @@ class DayInfo:
     it is swapped for); ``holiday_zh`` is its Chinese label.  ``source`` says where a
     non-ordinary status comes from (the package, or an override's notice) so an audit
     can trace any deadline back to a published schedule.
+
+    ``provisional`` is true for every day of a year answered from the 办法 because no
+    official schedule is loaded for it, ordinary weekdays included: until the notice is
+    published, none of that year's days is confirmed.  Their ``source`` is
+    :data:`PROVISIONAL_SOURCE`.
     """
 
     date: date
     kind: DayKind
     holiday: str | None = None
     source: str | None = None
+    provisional: bool = False
 
     @property
     def is_working_day(self) -> bool:
@@ -144,13 +181,35 @@ class DayInfo:
 @runtime_checkable
 class BusinessCalendar(Protocol):
     """The questions the engine asks about days.  Every method raises
-    :class:`~jianyi_flow.errors.CalendarNotCovered` rather than guess about a year it has
-    no schedule for, and :class:`~jianyi_flow.errors.ValidationError` for a ``datetime``
-    passed where a ``date`` is expected (use the ``*_at`` helpers for instants)."""
+    :class:`~jianyi_flow.errors.CalendarNotCovered` for a year it can answer neither officially
+    nor (in provisional mode) provisionally, and :class:`~jianyi_flow.errors.ValidationError`
+    for a ``datetime`` passed where a ``date`` is expected (use the ``*_at`` helpers for
+    instants)."""
+
+    @property
+    def mode(self) -> CalendarMode:
+        """Whether years without an official schedule are derived or refused."""
+        ...
 
     @property
     def covered_years(self) -> tuple[int, ...]:
-        """The years whose holiday schedule is known, ascending (not necessarily contiguous)."""
+        """The years whose official holiday schedule is known, ascending (not necessarily contiguous)."""
+        ...
+
+    @property
+    def official_until(self) -> date | None:
+        """The last day of the last year with an official schedule (``None`` if there is none).
+
+        Years before it can still be provisional when the covered years have a gap.
+        """
+        ...
+
+    def is_provisional(self, day: date) -> bool:
+        """Whether ``day`` is answered provisionally (its year has no official schedule)."""
+        ...
+
+    def provisional_between(self, start: date, end: date) -> bool:
+        """Whether any day from ``start`` to ``end``, both included (either order), is provisional."""
         ...
 
     def is_working_day(self, day: date) -> bool:
@@ -379,10 +438,15 @@ def _parse_days(field: str, raw: object, default_source: object) -> dict[date, O
 
 @attrs.frozen
 class _Segment:
-    """A maximal run of consecutive covered years and its working days, ascending."""
+    """A maximal run of consecutive answerable years and the working days of its first years.
+
+    ``working`` holds the ordinals of the working days of ``first_year``..``built_through``,
+    ascending; the rest of the run (provisional years) is added when a question reaches it.
+    """
 
     first_year: int
     last_year: int
+    built_through: int
     working: tuple[int, ...]  # proleptic Gregorian ordinals, sorted
 
 
@@ -417,15 +481,26 @@ def _require_count(n: int) -> int:
 
 
 class ChinaCalendar:
-    """The mainland China business calendar, from ``chinese_calendar`` plus optional overrides.
+    """The mainland China business calendar: ``chinese_calendar`` plus optional overrides, and
+    (in :attr:`CalendarMode.PROVISIONAL`, the default) provisional days for the years neither covers.
 
-    Construction precomputes everything (a few milliseconds for 23 years); afterwards every
-    question is a dict lookup or a binary search, and instances are immutable and safe to
-    share between threads.
+    ``mode`` is keyword-only and always visible (``repr``, :attr:`mode`): build
+    ``ChinaCalendar(overrides, mode=CalendarMode.STRICT)`` where a deadline must never rest on a
+    derived schedule.  Construction precomputes the official years (a few milliseconds for 23
+    years); a provisional year is derived and added the first time a question reaches it (a few
+    milliseconds each).  Afterwards every question is a dict lookup or a binary search.
+    Instances never change what they answer and are safe to share between threads.
     """
 
-    def __init__(self, overrides: CalendarOverrides | None = None) -> None:
+    def __init__(
+        self, overrides: CalendarOverrides | None = None, *, mode: CalendarMode = CalendarMode.PROVISIONAL
+    ) -> None:
+        if not isinstance(mode, CalendarMode):
+            allowed = ", ".join(m.value for m in CalendarMode)
+            raise ValidationError("mode", f"must be a CalendarMode ({allowed}), got {mode!r}")
         overrides = overrides if overrides is not None else CalendarOverrides()
+        if not isinstance(overrides, CalendarOverrides):
+            raise ValidationError("overrides", f"must be CalendarOverrides, got {type(overrides).__name__}")
         package_holidays: Mapping[date, str] = chinese_calendar.holidays
         package_workdays: Mapping[date, str] = chinese_calendar.workdays
         package_years = range(min(package_holidays).year, max(package_holidays).year + 1)
@@ -452,68 +527,176 @@ class ChinaCalendar:
             swapped_for = entry.name if kind is DayKind.SWAPPED_WORKING_DAY else None
             special[day.toordinal()] = (kind, swapped_for, entry.source)
 
+        if mode is CalendarMode.PROVISIONAL:
+            provisional = frozenset(range(PROVISIONAL_FIRST_YEAR, PROVISIONAL_LAST_YEAR + 1)) - covered
+        else:
+            provisional = frozenset()
+
+        self._mode = mode
+        self._overrides = overrides
         self._covered = covered
         self._covered_years = tuple(sorted(covered))
+        self._provisional = provisional
+        self._provisional_years = tuple(sorted(provisional))
         self._covered_text = _describe_years(covered)
+        if provisional:
+            self._covered_text += f", provisionally {_describe_years(provisional)}"
         self._special = special
+        self._official_run_end = {year: last for first, last in _runs(covered) for year in range(first, last + 1)}
+        # year -> the segment of its run; all years of a run point at the same (latest) segment.
         self._segments: dict[int, _Segment] = {}
-        for first, last in _runs(covered):
-            working = tuple(
-                o
-                for o in range(date(first, 1, 1).toordinal(), date(last, 12, 31).toordinal() + 1)
-                if self._kind_of(o).is_working_day
-            )
-            segment = _Segment(first, last, working)
+        self._lock = threading.Lock()
+        for first, last in _runs(covered | provisional):
+            through = max((year for year in covered if first <= year <= last), default=first - 1)
+            working = tuple(o for year in range(first, through + 1) for o in self._working_in(year))
+            segment = _Segment(first, last, through, working)
             for year in range(first, last + 1):
                 self._segments[year] = segment
 
     def __repr__(self) -> str:
-        return f"ChinaCalendar(covered_years={self._covered_text})"
+        provisional = f", provisional_years={_describe_years(self._provisional)}" if self._provisional else ""
+        return f"ChinaCalendar(mode={self._mode.value}, covered_years={_describe_years(self._covered)}{provisional})"
+
+    # --- what the calendar is --------------------------------------------------------------------
+
+    @property
+    def mode(self) -> CalendarMode:
+        return self._mode
+
+    @property
+    def overrides(self) -> CalendarOverrides:
+        """The overrides this calendar was built with."""
+        return self._overrides
 
     @property
     def covered_years(self) -> tuple[int, ...]:
         return self._covered_years
 
-    def _kind_of(self, ordinal: int) -> DayKind:
+    @property
+    def provisional_years(self) -> tuple[int, ...]:
+        """The years answered provisionally, ascending (empty in strict mode)."""
+        return self._provisional_years
+
+    @property
+    def official_until(self) -> date | None:
+        return date(self._covered_years[-1], 12, 31) if self._covered_years else None
+
+    def official_through(self, day: date) -> date | None:
+        """The last day of the unbroken run of official years that contains ``day``; ``None`` when
+        ``day`` itself has no official schedule.  "How long is today's schedule confirmed?"."""
+        _require_date(day)
+        last = self._official_run_end.get(day.year)
+        return None if last is None else date(last, 12, 31)
+
+    def with_overrides(self, overrides: CalendarOverrides) -> ChinaCalendar:
+        """A new calendar, in the same mode, with ``overrides`` added to this one's.
+
+        This is how an official year arrives: a year that ``overrides`` declares covered is
+        answered officially by the new calendar (and is no longer provisional).  A day defined
+        differently by the two sets of overrides raises :class:`ValidationError`
+        (see :meth:`CalendarOverrides.merged`).  This calendar is unchanged.
+        """
+        if not isinstance(overrides, CalendarOverrides):
+            raise ValidationError("overrides", f"must be CalendarOverrides, got {type(overrides).__name__}")
+        return ChinaCalendar(self._overrides.merged(overrides), mode=self._mode)
+
+    def with_mode(self, mode: CalendarMode) -> ChinaCalendar:
+        """A new calendar with the same overrides in ``mode``."""
+        return ChinaCalendar(self._overrides, mode=mode)
+
+    # --- days --------------------------------------------------------------------------------------
+
+    def _official_kind(self, ordinal: int) -> DayKind:
         entry = self._special.get(ordinal)
         if entry is not None:
             return entry[0]
-        # date.fromordinal(1) is a Monday, so (ordinal - 1) % 7 is the ISO weekday - 1.
-        return DayKind.WEEKEND if (ordinal - 1) % 7 >= 5 else DayKind.WORKING_DAY
+        return _plain_kind(ordinal)
 
-    def _segment(self, year: int) -> _Segment:
-        segment = self._segments.get(year)
-        if segment is None:
-            raise CalendarNotCovered(year, self._covered_text)
-        return segment
+    def _working_in(self, year: int) -> list[int]:
+        """The ordinals of the working days of ``year`` (official or provisional), ascending."""
+        first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
+        if year in self._provisional:
+            off = _provisional_off(year)
+            return [o for o in range(first, last + 1) if o not in off and _plain_kind(o) is DayKind.WORKING_DAY]
+        return [o for o in range(first, last + 1) if self._official_kind(o).is_working_day]
 
-    def _past_end(self, segment: _Segment) -> CalendarNotCovered:
-        return CalendarNotCovered(segment.last_year + 1, self._covered_text)
+    def _not_covered(self, year: int) -> CalendarNotCovered:
+        return CalendarNotCovered(year, self._covered_text)
+
+    def _require_year(self, year: int) -> bool:
+        """Whether ``year`` is provisional; raises if it cannot be answered at all."""
+        if year in self._covered:
+            return False
+        if year in self._provisional:
+            return True
+        raise self._not_covered(year)
 
     def is_working_day(self, day: date) -> bool:
         ordinal = _require_date(day)
-        self._segment(day.year)
-        return self._kind_of(ordinal).is_working_day
+        if self._require_year(day.year):
+            return ordinal not in _provisional_off(day.year) and _plain_kind(ordinal) is DayKind.WORKING_DAY
+        return self._official_kind(ordinal).is_working_day
 
     def day_info(self, day: date) -> DayInfo:
         ordinal = _require_date(day)
-        self._segment(day.year)
+        if self._require_year(day.year):
+            name = provisional_holidays(day.year).get(day)
+            kind = _plain_kind(ordinal) if name is None else DayKind.HOLIDAY
+            return DayInfo(day, kind, name, PROVISIONAL_SOURCE, provisional=True)
         entry = self._special.get(ordinal)
         if entry is None:
-            return DayInfo(day, self._kind_of(ordinal))
+            return DayInfo(day, _plain_kind(ordinal))
         kind, name, source = entry
         return DayInfo(day, kind, name, source)
+
+    def is_provisional(self, day: date) -> bool:
+        _require_date(day)
+        return self._require_year(day.year)
+
+    def provisional_between(self, start: date, end: date) -> bool:
+        _require_date(start, "start")
+        _require_date(end, "end")
+        low, high = (start, end) if start <= end else (end, start)
+        if self._run(low.year) != self._run(high.year):
+            raise self._not_covered(self._run(low.year)[1] + 1)
+        years = self._provisional_years
+        return bisect_left(years, low.year) < bisect_right(years, high.year)
+
+    # --- counting ----------------------------------------------------------------------------------
+
+    def _run(self, year: int) -> tuple[int, int]:
+        segment = self._segments.get(year)
+        if segment is None:
+            raise self._not_covered(year)
+        return segment.first_year, segment.last_year
+
+    def _segment_through(self, year: int) -> _Segment:
+        """The segment containing ``year``, built at least through ``year``."""
+        segment = self._segments.get(year)
+        if segment is None:
+            raise self._not_covered(year)
+        if segment.built_through >= year:
+            return segment
+        with self._lock:
+            segment = self._segments[year]
+            if segment.built_through < year:
+                added = tuple(o for y in range(segment.built_through + 1, year + 1) for o in self._working_in(y))
+                segment = attrs.evolve(segment, built_through=year, working=segment.working + added)
+                for y in range(segment.first_year, segment.last_year + 1):
+                    self._segments[y] = segment
+        return segment
 
     def add_working_days(self, day: date, n: int) -> date:
         ordinal = _require_date(day)
         _require_count(n)
-        segment = self._segment(day.year)
-        working = segment.working
+        segment = self._segment_through(day.year)
         # bisect_right finds the first working day strictly after `day`: that one is the 1st.
-        index = bisect_left(working, ordinal) if n == 0 else bisect_right(working, ordinal) + n - 1
-        if index >= len(working):
-            raise self._past_end(segment)
-        return date.fromordinal(working[index])
+        index = bisect_left(segment.working, ordinal) if n == 0 else bisect_right(segment.working, ordinal) + n - 1
+        while index >= len(segment.working) and segment.built_through < segment.last_year:
+            segment = self._segment_through(segment.built_through + 1)
+        if index >= len(segment.working):
+            raise self._not_covered(segment.last_year + 1)
+        return date.fromordinal(segment.working[index])
 
     def next_working_day(self, day: date) -> date:
         return self.add_working_days(day, 0)
@@ -521,13 +704,23 @@ class ChinaCalendar:
     def working_days_between(self, start: date, end: date) -> int:
         start_ordinal = _require_date(start, "start")
         end_ordinal = _require_date(end, "end")
-        segment = self._segment(start.year)
-        if self._segment(end.year) is not segment:
-            # The two days lie in different covered stretches: an unknown year lies between.
-            gap = (segment.last_year + 1) if end > start else (self._segment(end.year).last_year + 1)
-            raise CalendarNotCovered(gap, self._covered_text)
-        working = segment.working
+        start_run, end_run = self._run(start.year), self._run(end.year)
+        if start_run != end_run:
+            # The two days lie in different stretches: a year without any schedule lies between.
+            raise self._not_covered((start_run if end > start else end_run)[1] + 1)
+        working = self._segment_through(max(start.year, end.year)).working
         return bisect_right(working, end_ordinal) - bisect_right(working, start_ordinal)
+
+
+def _plain_kind(ordinal: int) -> DayKind:
+    # date.fromordinal(1) is a Monday, so (ordinal - 1) % 7 is the ISO weekday - 1.
+    return DayKind.WEEKEND if (ordinal - 1) % 7 >= 5 else DayKind.WORKING_DAY
+
+
+@functools.cache
+def _provisional_off(year: int) -> frozenset[int]:
+    """The ordinals of the provisional holidays of ``year``."""
+    return frozenset(day.toordinal() for day in provisional_holidays(year))
 
 
 def _working_kind(day: date) -> DayKind:
@@ -536,11 +729,21 @@ def _working_kind(day: date) -> DayKind:
 
 @functools.cache
 def default_calendar() -> ChinaCalendar:
-    """The shared calendar built from ``chinese_calendar`` alone (built once, then cached).
+    """The shared provisional calendar built from ``chinese_calendar`` alone (built once, then cached).
 
-    Use ``ChinaCalendar(overrides)`` for a calendar with operator overrides.
+    Years without an official schedule are answered provisionally, so a running portal keeps
+    working across the new year; every such day and deadline is marked.  Use
+    :func:`strict_calendar` to refuse them instead, ``default_calendar().with_overrides(o)`` to
+    add a notice, and ``ChinaCalendar(overrides, mode=...)`` for anything else.
     """
-    return ChinaCalendar()
+    return ChinaCalendar(mode=CalendarMode.PROVISIONAL)
+
+
+@functools.cache
+def strict_calendar() -> ChinaCalendar:
+    """The shared strict calendar built from ``chinese_calendar`` alone: a year without an
+    official schedule raises :class:`~jianyi_flow.errors.CalendarNotCovered` (for audits)."""
+    return ChinaCalendar(mode=CalendarMode.STRICT)
 
 
 def _local_day(when: datetime) -> date:
@@ -563,3 +766,164 @@ def day_info_at(calendar: BusinessCalendar, when: datetime) -> DayInfo:
 def next_working_day_at(calendar: BusinessCalendar, when: datetime) -> date:
     """The Asia/Shanghai day of ``when`` if it is a working day, else the next working day."""
     return calendar.next_working_day(_local_day(when))
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+DEFAULT_LOOKAHEAD_DAYS = 90
+"""How far ahead :func:`calendar_health` looks by default: the default research period (60
+calendar days) plus the longest extension (30), the furthest a deadline set today with
+:data:`~jianyi_flow.domain.deadlines.DEFAULT_POLICY` normally reaches."""
+
+
+class HealthStatus(enum.Enum):
+    """The calendar's state for the days a deadline set today can reach."""
+
+    OK = "ok"
+    """Every day of the window has its official schedule."""
+    PROVISIONAL = "provisional"
+    """Some days of the window are provisional: deadlines reaching them are marked and will be
+    re-timed when the official schedule is loaded."""
+    UNCOVERED = "uncovered"
+    """Some days of the window cannot be answered at all (strict mode, or past the derivable
+    years): a command whose deadline reaches them fails with ``CalendarNotCovered``."""
+
+
+@attrs.frozen
+class CalendarHealth:
+    """How long the official schedule lasts, seen from ``today`` (see :func:`calendar_health`).
+
+    * ``official_until``: the last day of the unbroken official schedule that contains
+      ``today`` (``None`` when today itself has none); ``official_days_left`` the number of days
+      after ``today`` up to it (0 when ``None``).
+    * ``provisional_years`` / ``uncovered_years``: the years of the window
+      ``today``..``today + lookahead_days`` answered provisionally / not at all.
+    """
+
+    today: date
+    mode: CalendarMode
+    lookahead_days: int
+    official_until: date | None
+    official_days_left: int
+    provisional_years: tuple[int, ...]
+    uncovered_years: tuple[int, ...]
+    status: HealthStatus
+
+    @property
+    def window_end(self) -> date:
+        return self.today + timedelta(days=self.lookahead_days)
+
+    def summary(self) -> str:
+        """One English paragraph for an operator."""
+        if self.official_until is None:
+            official = f"{self.today.isoformat()} has no official holiday schedule"
+        else:
+            official = (
+                f"the official holiday schedule runs until {self.official_until.isoformat()} "
+                f"({self.official_days_left} days after {self.today.isoformat()})"
+            )
+        window = f"the next {self.lookahead_days} days (to {self.window_end.isoformat()})"
+        if self.status is HealthStatus.OK:
+            state = f"{window} are all covered officially"
+        elif self.status is HealthStatus.PROVISIONAL:
+            state = (
+                f"{window} reach {_describe_years(self.provisional_years)}, answered provisionally from the "
+                "全国年节及纪念日放假办法: deadlines there are marked provisional; load the State Council notice "
+                "as calendar overrides to confirm them"
+            )
+        else:
+            state = (
+                f"{window} reach {_describe_years(self.uncovered_years)}, which this {self.mode.value} calendar "
+                "cannot answer: commands whose deadlines fall there will fail until the notice is loaded"
+            )
+        return f"{self.mode.value} calendar: {official}; {state}."
+
+    def summary_zh(self) -> str:
+        """The same in Chinese."""
+        if self.official_until is None:
+            official = f"{self.today.isoformat()} 没有正式节假日安排"
+        else:
+            official = f"正式节假日安排至 {self.official_until.isoformat()}（还剩 {self.official_days_left} 天）"
+        window = f"未来 {self.lookahead_days} 天（至 {self.window_end.isoformat()}）"
+        if self.status is HealthStatus.OK:
+            state = f"{window}均有正式安排"
+        elif self.status is HealthStatus.PROVISIONAL:
+            state = (
+                f"{window}涉及 {_describe_years(self.provisional_years)} 年，按《全国年节及纪念日放假办法》"
+                f"推算，相关期限标为{PROVISIONAL_LABEL_ZH}；请导入国务院办公厅通知"
+            )
+        else:
+            state = f"{window}涉及 {_describe_years(self.uncovered_years)} 年，无法计算期限；请导入国务院办公厅通知"
+        mode = "暂定模式" if self.mode is CalendarMode.PROVISIONAL else "严格模式"
+        return f"{mode}：{official}；{state}。"
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready mapping (dates as ISO strings)."""
+        return {
+            "today": self.today.isoformat(),
+            "mode": self.mode.value,
+            "status": self.status.value,
+            "lookahead_days": self.lookahead_days,
+            "window_end": self.window_end.isoformat(),
+            "official_until": None if self.official_until is None else self.official_until.isoformat(),
+            "official_days_left": self.official_days_left,
+            "provisional_years": list(self.provisional_years),
+            "uncovered_years": list(self.uncovered_years),
+            "summary": self.summary(),
+            "summary_zh": self.summary_zh(),
+        }
+
+
+def calendar_health(
+    calendar: BusinessCalendar, today: date | datetime, *, lookahead_days: int = DEFAULT_LOOKAHEAD_DAYS
+) -> CalendarHealth:
+    """How many days of official schedule remain after ``today``, and which years of the window
+    ``today``..``today + lookahead_days`` are provisional or not answerable at all.
+
+    ``today`` is a date, or an aware datetime whose Asia/Shanghai day is used (time is
+    injected: pass ``clock.now()``).  Which open *deadlines* are provisional is the workflow's
+    question, not the calendar's.
+    """
+    if isinstance(today, datetime):
+        today = _local_day(today)
+    _require_date(today, "today")
+    if isinstance(lookahead_days, bool) or not isinstance(lookahead_days, int) or not 0 <= lookahead_days <= 3660:
+        raise ValidationError("lookahead_days", f"must be a whole number of days from 0 to 3660, got "
+                                                f"{lookahead_days!r}", code="out_of_range",
+                              details={"min": 0, "max": 3660})
+    end = today + timedelta(days=lookahead_days)
+    provisional: list[int] = []
+    uncovered: list[int] = []
+    for year in range(today.year, end.year + 1):
+        try:
+            if calendar.is_provisional(date(year, 1, 1)):
+                provisional.append(year)
+        except CalendarNotCovered:
+            uncovered.append(year)
+    official_until: date | None = None
+    last = calendar.official_until
+    year = today.year
+    while last is not None and year <= last.year and year not in provisional and year not in uncovered:
+        try:
+            if calendar.is_provisional(date(year, 1, 1)):
+                break
+        except CalendarNotCovered:
+            break
+        official_until = date(year, 12, 31)
+        year += 1
+    if uncovered:
+        status = HealthStatus.UNCOVERED
+    elif provisional:
+        status = HealthStatus.PROVISIONAL
+    else:
+        status = HealthStatus.OK
+    return CalendarHealth(
+        today=today,
+        mode=calendar.mode,
+        lookahead_days=lookahead_days,
+        official_until=official_until,
+        official_days_left=0 if official_until is None else (official_until - today).days,
+        provisional_years=tuple(provisional),
+        uncovered_years=tuple(uncovered),
+        status=status,
+    )

@@ -30,11 +30,13 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ..errors import NotFound, ValidationError
+from ..errors import NotFound, PhaseClosed, PhaseWindow, ValidationError
 from . import validation as v
 from .clock import local_date
+from .deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Step, StepRule, WorkingDays
 
 __all__ = [
+    "DEFAULT_OFFICE_HOURS",
     "HANDLING_COMMANDS",
     "SUMMARY_COMMANDS",
     "Area",
@@ -58,13 +60,18 @@ HANDLING_COMMANDS: tuple[str, ...] = (
     "decide",
     "reply",
     "rate",
-    "return_transfer",
+    "object_transfer",
+    "accept_objection",
+    "reject_objection",
     "withdraw",
     "reopen",
-    "extend",
+    "request_extension",
+    "approve_extension",
+    "reject_extension",
     "not_accept",
     "close_unrated",
     "flag_overdue",
+    "retime",
 )
 """Commands that handle a suggestion already received.  A phase never closes them: the
 notice asks units to research, decide and reply to every suggestion (四（二）3), and that
@@ -137,7 +144,9 @@ class Phase:
 
 def _to_kind(field: str, value: object) -> UnitKind:
     if not isinstance(value, str) or value not in {k.value for k in UnitKind}:
-        raise ValidationError(field, f"must be one of {[k.value for k in UnitKind]}, not {value!r}")
+        allowed = [k.value for k in UnitKind]
+        raise ValidationError(field, f"must be one of {allowed}, not {value!r}", code="not_one_of",
+                              details={"allowed": allowed})
     return UnitKind(value)
 
 
@@ -263,6 +272,22 @@ def _rules(value: Iterable[PhaseRule]) -> tuple[PhaseRule, ...]:
     return tuple(value)
 
 
+DEFAULT_OFFICE_HOURS: tuple[tuple[dt.time, dt.time], ...] = (
+    (dt.time(9, 0), dt.time(12, 0)),
+    (dt.time(14, 0), dt.time(17, 30)),
+)
+"""Office hours when a campaign file names none: 09:00–12:00 and 14:00–17:30 (a common
+schedule of district offices; configuration, not a rule of the notice)."""
+
+
+def _office_hours_tuple(value: Iterable[Iterable[dt.time]]) -> tuple[tuple[dt.time, dt.time], ...]:
+    return tuple((start, end) for start, end in value)
+
+
+def _freeze_routing(value: Mapping[str, Iterable[str]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({area: tuple(units) for area, units in value.items()})
+
+
 @attrs.frozen
 class Campaign:
     """A whole campaign, checked for consistency when built.
@@ -284,6 +309,16 @@ class Campaign:
     notice: Notice | None = None
     notes: tuple[str, ...] = attrs.field(factory=tuple, converter=_notes)
     """Remarks on the source, e.g. where the notice contradicts itself and what was chosen."""
+    office_unit: str | None = None
+    """The unit that runs the collection office (区征集办); the office's staff act for it."""
+    office_hours: tuple[tuple[dt.time, dt.time], ...] = attrs.field(
+        default=DEFAULT_OFFICE_HOURS, converter=_office_hours_tuple
+    )
+    """The office's working hours on a working day, Asia/Shanghai local times (start, end)."""
+    routing: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_freeze_routing, hash=False)
+    """Area code → the units that usually handle its suggestions (where the office transfers them)."""
+    deadlines: DeadlinePolicy | None = None
+    """The campaign's deadline policy (per-step periods with their sources); ``None``: the default."""
 
     _area_index: Mapping[str, Area] = attrs.field(init=False, repr=False, eq=False, hash=False)
     _topic_index: Mapping[str, Topic] = attrs.field(init=False, repr=False, eq=False, hash=False)
@@ -296,21 +331,62 @@ class Campaign:
     )
     """The (first day, last day) of each phase a restricted command may run in (is_open runs per command)."""
 
+    @_area_index.default
+    def _index_areas(self) -> Mapping[str, Area]:
+        return _keyed(self.areas, lambda a: a.code)
+
+    @_topic_index.default
+    def _index_topics(self) -> Mapping[str, Topic]:
+        return _keyed(self.topics, lambda t: t.code)
+
+    @_phase_index.default
+    def _index_phases(self) -> Mapping[str, Phase]:
+        return _keyed(self.phases, lambda p: p.code)
+
+    @_unit_index.default
+    def _index_units(self) -> Mapping[str, Unit]:
+        return _keyed(self.units, lambda u: u.code)
+
+    @_rule_index.default
+    def _index_rules(self) -> Mapping[str, PhaseRule]:
+        return _keyed(self.phase_rules, lambda r: r.command)
+
+    @_topics_by_area.default
+    def _index_topics_by_area(self) -> Mapping[str, tuple[Topic, ...]]:
+        return MappingProxyType({code: tuple(t for t in self.topics if t.area == code) for code in self._area_index})
+
+    @_windows_by_command.default
+    def _index_windows(self) -> Mapping[str, tuple[tuple[dt.date, dt.date], ...]]:
+        windows: dict[str, tuple[tuple[dt.date, dt.date], ...]] = {}
+        for command, r in self._rule_index.items():
+            if r.phases is not None:
+                found = [self._phase_index[c] for c in r.phases if isinstance(c, str) and c in self._phase_index]
+                windows[command] = tuple((p.start, p.end) for p in found)
+        return MappingProxyType(windows)
+
     def __attrs_post_init__(self) -> None:
         v.code("code", self.code)
         v.required_text("theme", self.theme, max_len=_TITLE_MAX)
         areas = _index("areas", self.areas, lambda a: a.code)
         if not areas:
-            raise ValidationError("areas", "a campaign needs at least one area")
+            raise ValidationError("areas", "a campaign needs at least one area", code="required")
         for a in self.areas:
             v.required_text(f"areas[{a.code}].name", a.name, max_len=_NAME_MAX)
-        topics = _index("topics", self.topics, lambda t: t.code)
+        _index("topics", self.topics, lambda t: t.code)
         numbers: set[int] = set()
         for t in self.topics:
             if t.area not in areas:
-                raise ValidationError(f"topics[{t.code}].area", f"unknown area {t.area!r}")
+                raise ValidationError(f"topics[{t.code}].area", f"unknown area {t.area!r}", code="unknown_code",
+                                      details={"value": t.area})
             if not isinstance(t.number, int) or isinstance(t.number, bool) or t.number < 1 or t.number in numbers:
-                raise ValidationError(f"topics[{t.code}].number", "must be a unique whole number, at least 1")
+                if t.number in numbers:
+                    rule_code = "duplicate"
+                elif isinstance(t.number, int) and not isinstance(t.number, bool):
+                    rule_code = "too_small"
+                else:
+                    rule_code = "not_an_integer"
+                raise ValidationError(f"topics[{t.code}].number", "must be a unique whole number, at least 1",
+                                      code=rule_code, details={"value": str(t.number), "min": 1})
             numbers.add(t.number)
             v.required_text(f"topics[{t.code}].title", t.title, max_len=_TITLE_MAX)
         phases = _index("phases", self.phases, lambda p: p.code)
@@ -320,11 +396,14 @@ class Campaign:
             _plain_date(f"phases[{p.code}].start", p.start)
             _plain_date(f"phases[{p.code}].end", p.end)
             if p.end < p.start:
-                raise ValidationError(f"phases[{p.code}]", f"ends ({p.end}) before it starts ({p.start})")
+                raise ValidationError(f"phases[{p.code}]", f"ends ({p.end}) before it starts ({p.start})",
+                                      code="out_of_order", details={"start": p.start, "end": p.end})
             if previous is not None and p.start <= previous.end:
                 raise ValidationError(
                     "phases",
                     f"must be in date order without overlap: {p.window} starts on or before {previous.window} ends",
+                    code="out_of_order", details={"phase": p.code, "start": p.start, "previous": previous.code,
+                                                  "previous_end": previous.end},
                 )
             previous = p
         units = _index("units", self.units, lambda u: u.code)
@@ -332,39 +411,32 @@ class Campaign:
             v.required_text(f"units[{u.code}].name", u.name, max_len=_NAME_MAX)
             v.text(f"units[{u.code}].source", u.source, max_len=_SOURCE_MAX, required=False)
         rule = self.recommendation
-        if not isinstance(rule.minimum, int) or isinstance(rule.minimum, bool) or rule.minimum < 0:
-            raise ValidationError("recommendation.minimum", "must be a whole number, at least 0")
+        v.whole_number("recommendation.minimum", rule.minimum, low=0)
         if rule.deadline_phase not in phases:
-            raise ValidationError("recommendation.deadline_phase", f"unknown phase {rule.deadline_phase!r}")
+            raise ValidationError("recommendation.deadline_phase", f"unknown phase {rule.deadline_phase!r}",
+                                  code="unknown_code", details={"value": rule.deadline_phase})
         for institution, unit in rule.recommended_via.items():
             if unit not in units:
-                raise ValidationError(f"recommendation.recommended_via[{institution}]", f"unknown unit {unit!r}")
+                raise ValidationError(f"recommendation.recommended_via[{institution}]", f"unknown unit {unit!r}",
+                                      code="unknown_code", details={"value": unit})
         rules: dict[str, PhaseRule] = {}
         for r in self.phase_rules:
             v.required_text("phase_rules.command", r.command, max_len=_NAME_MAX)
             if r.command in rules:
-                raise ValidationError("phase_rules", f"command {r.command!r} has more than one rule")
+                raise ValidationError("phase_rules", f"command {r.command!r} has more than one rule",
+                                      code="duplicate", details={"value": r.command})
             if r.phases is not None:
                 if not r.phases:
                     raise ValidationError(
-                        f"phase_rules[{r.command}].phases", "must name at least one phase, or be None (always open)"
+                        f"phase_rules[{r.command}].phases", "must name at least one phase, or be None (always open)",
+                        code="required",
                     )
                 for code in r.phases:
-                    if code not in phases:
-                        raise ValidationError(f"phase_rules[{r.command}].phases", f"unknown phase {code!r}")
+                    if not isinstance(code, str) or code not in phases:
+                        raise ValidationError(f"phase_rules[{r.command}].phases", f"unknown phase {code!r}",
+                                              code="unknown_code", details={"value": code})
             rules[r.command] = r
-        object.__setattr__(self, "_area_index", MappingProxyType(areas))
-        object.__setattr__(self, "_topic_index", MappingProxyType(topics))
-        object.__setattr__(self, "_phase_index", MappingProxyType(phases))
-        object.__setattr__(self, "_unit_index", MappingProxyType(units))
-        object.__setattr__(self, "_rule_index", MappingProxyType(rules))
-        by_area = {a: tuple(t for t in self.topics if t.area == a) for a in areas}
-        object.__setattr__(self, "_topics_by_area", MappingProxyType(by_area))
-        windows = {
-            r.command: tuple((phases[code].start, phases[code].end) for code in r.phases)
-            for r in rules.values() if r.phases is not None
-        }
-        object.__setattr__(self, "_windows_by_command", MappingProxyType(windows))
+        _check_settings(self, areas, units)
 
     # --- lookups ---------------------------------------------------------------------------
     def area(self, code: str) -> Area:
@@ -442,6 +514,21 @@ class Campaign:
             return "always"
         return ", ".join(self.phase(code).window for code in rule.phases)
 
+    def phase_windows(self, command: str) -> tuple[PhaseWindow, ...]:
+        """The phases ``command`` is open in, as structured data (empty if unrestricted)."""
+        rule = self.phase_rule(command)
+        if rule is None or rule.phases is None:
+            return ()
+        return tuple(PhaseWindow(p.code, p.name_zh, p.start, p.end) for p in map(self.phase, rule.phases))
+
+    def phase_closed(self, command: str, when: dt.datetime) -> PhaseClosed:
+        """The :class:`~jianyi_flow.errors.PhaseClosed` for ``command`` refused at ``when``.
+
+        It carries the day (Asia/Shanghai), the windows as text and as :class:`PhaseWindow`
+        records; :class:`~jianyi_flow.service.campaign_flow.PhaseGuard` raises it.
+        """
+        return PhaseClosed(command, local_date(when), self.windows(command), phases=self.phase_windows(command))
+
     # --- loading ---------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Campaign:
@@ -452,7 +539,8 @@ class Campaign:
         """
         d = _Reader("campaign", data)
         d.only(
-            "code", "theme", "notice", "notes", "areas", "topics", "phases", "units", "recommendation", "phase_rules"
+            "code", "theme", "notice", "notes", "areas", "topics", "phases", "units", "recommendation", "phase_rules",
+            "office_unit", "office_hours", "routing", "deadlines",
         )
         return cls(
             code=d.text("code"),
@@ -465,6 +553,10 @@ class Campaign:
             phase_rules=[_phase_rule(r) for r in d.records("phase_rules", required=False)],
             notice=_notice(d.record("notice")) if "notice" in data else None,
             notes=d.texts("notes", required=False),
+            office_unit=d.opt_text("office_unit"),
+            office_hours=_read_office_hours(d) if "office_hours" in data else DEFAULT_OFFICE_HOURS,
+            routing=_read_routing(d),
+            deadlines=_read_deadlines(d) if "deadlines" in data else None,
         )
 
 
@@ -474,8 +566,23 @@ class Campaign:
 def _plain_date(field: str, value: object) -> dt.date:
     # datetime is a date subclass; accepting one would compare an instant with a calendar day.
     if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-        raise ValidationError(field, "must be a date (an Asia/Shanghai calendar day), not a datetime")
+        raise ValidationError(field, "must be a date (an Asia/Shanghai calendar day), not a datetime",
+                              code="not_a_date")
     return value
+
+
+def _keyed(items: Iterable[T], key: Callable[[T], object]) -> Mapping[str, T]:
+    """``items`` by ``key``, for the lookups of a :class:`Campaign` (built before its checks run).
+
+    Items whose key is not text are left out, and so are unknown phases in a rule's
+    windows: the checks in ``__attrs_post_init__`` then refuse the campaign, naming the field.
+    """
+    found: dict[str, T] = {}
+    for item in items:
+        code = key(item)
+        if isinstance(code, str):
+            found[code] = item
+    return MappingProxyType(found)
 
 
 def _index(field: str, items: Iterable[T], key: Callable[[T], str]) -> dict[str, T]:
@@ -484,7 +591,8 @@ def _index(field: str, items: Iterable[T], key: Callable[[T], str]) -> dict[str,
         code = key(item)
         v.code(f"{field}.code", code)
         if code in found:
-            raise ValidationError(field, f"code {code!r} is used more than once")
+            raise ValidationError(field, f"code {code!r} is used more than once", code="duplicate",
+                                  details={"value": code})
         found[code] = item
     return found
 
@@ -501,19 +609,20 @@ class _Reader:
 
     def __init__(self, path: str, data: object) -> None:
         if not isinstance(data, Mapping):
-            raise ValidationError(path, "must be an object")
+            raise ValidationError(path, "must be an object", code="wrong_type")
         self.path = path
         self.data: Mapping[str, Any] = data
 
     def only(self, *keys: str) -> None:
         unknown = sorted(set(self.data) - set(keys))
         if unknown:
-            raise ValidationError(self.path, f"unknown keys {unknown}; expected some of {sorted(keys)}")
+            raise ValidationError(self.path, f"unknown keys {unknown}; expected some of {sorted(keys)}",
+                                  code="unknown_key", details={"keys": unknown, "allowed": sorted(keys)})
 
     def get(self, key: str, required: bool = True) -> Any:
         if key not in self.data:
             if required:
-                raise ValidationError(f"{self.path}.{key}", "is required")
+                raise ValidationError(f"{self.path}.{key}", "is required", code="required")
             return None
         return self.data[key]
 
@@ -522,19 +631,19 @@ class _Reader:
         if value is None and not required:
             return ""
         if not isinstance(value, str):
-            raise ValidationError(f"{self.path}.{key}", "must be text")
+            raise ValidationError(f"{self.path}.{key}", "must be text", code="not_text")
         return value
 
     def opt_text(self, key: str) -> str | None:
         value = self.get(key, required=False)
         if value is not None and not isinstance(value, str):
-            raise ValidationError(f"{self.path}.{key}", "must be text")
+            raise ValidationError(f"{self.path}.{key}", "must be text", code="not_text")
         return value
 
     def integer(self, key: str) -> int:
         value = self.get(key)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValidationError(f"{self.path}.{key}", "must be a whole number")
+            raise ValidationError(f"{self.path}.{key}", "must be a whole number", code="not_an_integer")
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -542,7 +651,7 @@ class _Reader:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise ValidationError(f"{self.path}.{key}", "must be true or false")
+            raise ValidationError(f"{self.path}.{key}", "must be true or false", code="not_a_bool")
         return value
 
     def day(self, key: str) -> dt.date:
@@ -550,14 +659,15 @@ class _Reader:
         try:
             return dt.date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(f"{self.path}.{key}", "must be an ISO date like 2024-08-01") from None
+            raise ValidationError(f"{self.path}.{key}", "must be an ISO date like 2024-08-01",
+                                  code="not_a_date") from None
 
     def texts(self, key: str, required: bool = True) -> tuple[str, ...]:
         value = self.get(key, required)
         if value is None and not required:
             return ()
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise ValidationError(f"{self.path}.{key}", "must be a list of texts")
+            raise ValidationError(f"{self.path}.{key}", "must be a list of texts", code="wrong_type")
         return tuple(value)
 
     def record(self, key: str) -> _Reader:
@@ -568,7 +678,7 @@ class _Reader:
         if value is None and not required:
             return []
         if not isinstance(value, list):
-            raise ValidationError(f"{self.path}.{key}", "must be a list")
+            raise ValidationError(f"{self.path}.{key}", "must be a list", code="wrong_type")
         return [_Reader(f"{self.path}.{key}[{i}]", item) for i, item in enumerate(value)]
 
 
@@ -610,7 +720,8 @@ def _recommendation(r: _Reader) -> RecommendationRule:
     unit_kinds = frozenset(_to_kind(f"{r.path}.kinds", k) for k in r.texts("kinds"))
     via = r.get("recommended_via", required=False) or {}
     if not isinstance(via, Mapping) or not all(isinstance(k, str) and isinstance(x, str) for k, x in via.items()):
-        raise ValidationError(f"{r.path}.recommended_via", "must map institution kinds to unit codes")
+        raise ValidationError(f"{r.path}.recommended_via", "must map institution kinds to unit codes",
+                              code="wrong_type")
     return RecommendationRule(
         minimum=r.integer("minimum"),
         kinds=unit_kinds,
@@ -640,3 +751,94 @@ def _notice(r: _Reader) -> Notice:
         contact=contact,
         published=r.opt_text("published"),
     )
+
+
+# --- the office, its hours, routing and deadlines --------------------------------------------
+
+
+def _check_settings(c: Campaign, areas: Mapping[str, Area], units: Mapping[str, Unit]) -> None:
+    """Checks of the fields a campaign file adds for running the campaign (office, hours, routing, deadlines)."""
+    if c.office_unit is not None and c.office_unit not in units:
+        raise ValidationError("office_unit", f"unknown unit {c.office_unit!r}", code="unknown_code",
+                              details={"value": c.office_unit})
+    previous_end: dt.time | None = None
+    if not c.office_hours:
+        raise ValidationError("office_hours", "name at least one period, e.g. 09:00-12:00", code="required")
+    for start, end in c.office_hours:
+        if not all(isinstance(t, dt.time) and t.tzinfo is None for t in (start, end)):
+            raise ValidationError("office_hours", "periods are (start, end) local times without a zone",
+                                  code="wrong_type")
+        if not start < end or (previous_end is not None and start < previous_end):
+            raise ValidationError("office_hours", "periods must be in order, each ending after it starts, "
+                                                  "without overlap", code="out_of_order",
+                                  details={"start": start, "end": end})
+        previous_end = end
+    for area, handlers in c.routing.items():
+        if area not in areas:
+            raise ValidationError(f"routing[{area}]", f"unknown area {area!r}", code="unknown_code",
+                                  details={"value": area})
+        unknown = [u for u in handlers if u not in units]
+        if unknown:
+            raise ValidationError(f"routing[{area}]", f"must list known units (unknown: {unknown})",
+                                  code="unknown_code", details={"value": unknown[0]})
+        if not handlers:
+            raise ValidationError(f"routing[{area}]", "must list known units, at least one", code="required")
+        if len(set(handlers)) != len(handlers):
+            twice = next(u for u in handlers if handlers.count(u) > 1)
+            raise ValidationError(f"routing[{area}]", f"must list known units once each ({twice!r} twice)",
+                                  code="duplicate", details={"value": twice})
+    if c.deadlines is not None and not isinstance(c.deadlines, DeadlinePolicy):
+        raise ValidationError("deadlines", "must be a DeadlinePolicy", code="wrong_type")
+
+
+def _clock_time(field: str, value: object) -> dt.time:
+    try:
+        if isinstance(value, str):
+            return dt.time.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ValidationError(field, f"must be a local time like 09:00, not {value!r}", code="wrong_type",
+                          details={"value": str(value)})
+
+
+def _read_office_hours(d: _Reader) -> tuple[tuple[dt.time, dt.time], ...]:
+    periods = d.get("office_hours")
+    path = f"{d.path}.office_hours"
+    if not isinstance(periods, list) or not all(isinstance(p, list) and len(p) == 2 for p in periods):
+        raise ValidationError(path, 'must be a list of ["HH:MM", "HH:MM"] periods', code="wrong_type")
+    return tuple((_clock_time(path, start), _clock_time(path, end)) for start, end in periods)
+
+
+def _read_routing(d: _Reader) -> dict[str, tuple[str, ...]]:
+    routing = d.get("routing", required=False) or {}
+    if not isinstance(routing, Mapping) or not all(
+        isinstance(area, str) and isinstance(units, list) and all(isinstance(u, str) for u in units)
+        for area, units in routing.items()
+    ):
+        raise ValidationError(f"{d.path}.routing", "must map area codes to lists of unit codes", code="wrong_type")
+    return {area: tuple(units) for area, units in routing.items()}
+
+
+def _read_deadlines(d: _Reader) -> DeadlinePolicy:
+    """Per-step periods: ``{"step", "calendar_days" | "working_days", "source"}``; unnamed steps keep the default."""
+    policy = DEFAULT_POLICY
+    named: set[str] = set()
+    steps = [s.value for s in Step]
+    for r in d.records("deadlines"):
+        r.only("step", "calendar_days", "working_days", "source")
+        step = r.text("step")
+        if step not in steps:
+            raise ValidationError(f"{r.path}.step", f"must be one of {steps}", code="unknown_code",
+                                  details={"value": step, "allowed": steps})
+        if step in named:
+            raise ValidationError(f"{r.path}.step", f"names {step!r} again: each step once", code="duplicate",
+                                  details={"value": step})
+        named.add(step)
+        kinds = [k for k in ("calendar_days", "working_days") if k in r.data]
+        if len(kinds) != 1:
+            raise ValidationError(r.path, "give exactly one of calendar_days and working_days", code="wrong_type")
+        n = r.integer(kinds[0])
+        duration = CalendarDays(n) if kinds[0] == "calendar_days" else WorkingDays(n)
+        rule = StepRule(Step(step), duration, r.text("source"))
+        policy = policy.with_step(rule.step, rule.duration, rule.source)
+    return policy

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -18,21 +17,17 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 """The timezone of every campaign calendar day (UTC+8, no daylight saving)."""
 
 
-_ALWAYS_AWARE = (ZoneInfo, dt.timezone)
-"""tzinfo classes whose ``utcoffset`` never answers ``None``: :func:`require_aware` need not ask them."""
-
-
 def require_aware(value: object, field: str = "time") -> dt.datetime:
-    """Return ``value`` if it is an aware datetime, else raise :class:`ValidationError`.
+    """Return ``value`` if it is an aware datetime, else raise :class:`ValidationError`
+    (code ``not_a_datetime`` or ``not_aware``).
 
-    Any other tzinfo is asked for its offset (one that answers ``None`` makes the time as
-    ambiguous as a naive one).  This runs several times per command and per simulated step.
+    A tzinfo whose offset is ``None`` makes the time as ambiguous as a naive one.
     """
     if not isinstance(value, dt.datetime):
-        raise ValidationError(field, "must be a datetime")
+        raise ValidationError(field, "must be a datetime", code="not_a_datetime")
     tz = value.tzinfo
-    if tz is None or (type(tz) not in _ALWAYS_AWARE and tz.utcoffset(value) is None):
-        raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)")
+    if tz is None or tz.utcoffset(value) is None:
+        raise ValidationError(field, "must be timezone-aware (naive datetimes are ambiguous)", code="not_aware")
     return value
 
 
@@ -42,45 +37,11 @@ def to_utc(value: object, field: str = "datetime") -> dt.datetime:
     How stores compare and keep times: by instant.  (``<`` between two datetimes of one
     zone compares wall times and ignores ``fold``.)
     """
-    return require_aware(value, field).astimezone(dt.UTC)
-
-
-class InstantTexts:
-    """``convert(value)`` for aware datetimes, memoised by instant: ``texts(value)``.
-
-    Deadlines repeat (every suggestion due on a day shares its end-of-day) and a command
-    converts its own time several times, so the texts are kept: the last value and its
-    text (one tuple, replaced whole: safe across threads; the reference keeps the object
-    alive, so ``is`` cannot match another object at the same address), and a ``table``
-    keyed by ``(value, value.fold)`` — equal wall times in one zone differ by ``fold``
-    across a DST change, and equal keys are then one instant.  The table is emptied past
-    4096 entries.  Only plain ``datetime`` objects are kept (a subclass may format itself
-    otherwise), and only once ``convert`` accepted them (its errors are not remembered).
-    """
-
-    __slots__ = ("_last", "convert", "table")
-
-    def __init__(self, convert: Callable[[dt.datetime], str]) -> None:
-        self.convert = convert
-        self.table: dict[tuple[dt.datetime, int], str] = {}
-        self._last: tuple[object, str] = (None, "")
-
-    def __call__(self, value: dt.datetime) -> str:
-        last = self._last
-        if last[0] is value:
-            return last[1]
-        if type(value) is not dt.datetime:
-            return self.convert(value)
-        key = (value, value.fold)
-        table = self.table
-        text = table.get(key)
-        if text is None:
-            text = self.convert(value)
-            if len(table) > 4096:
-                table.clear()
-            table[key] = text
-        self._last = (value, text)
-        return text
+    try:
+        return require_aware(value, field).astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(field, "is out of the range of dates this library handles",
+                              code="not_a_datetime") from None
 
 
 def local_date(value: dt.datetime) -> dt.date:
@@ -88,7 +49,11 @@ def local_date(value: dt.datetime) -> dt.date:
 
     2024-09-30T17:00Z is 2024-10-01 in Shanghai: converting first matters.
     """
-    return require_aware(value).astimezone(SHANGHAI).date()
+    try:
+        return require_aware(value).astimezone(SHANGHAI).date()
+    except OverflowError:
+        raise ValidationError("time", "is out of the range of dates this library handles",
+                              code="not_a_datetime") from None
 
 
 def end_of_local_day(day: dt.date) -> dt.datetime:
@@ -141,7 +106,8 @@ class FakeClock:
         """Move forward by ``delta`` or by ``timedelta(**kwargs)``; never backwards."""
         step = delta if delta is not None else dt.timedelta(**kwargs)
         if step < dt.timedelta(0):
-            raise ValidationError("delta", "a FakeClock only advances; use set() to go back")
+            raise ValidationError("delta", "a FakeClock only advances; use set() to go back", code="too_small",
+                                  details={"min": 0})
         with self._lock:
             self._now = self._now + step
             return self._now
@@ -158,11 +124,12 @@ def parse_time(text: str) -> dt.datetime:
     import pendulum
 
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("time", "must be a date or time like 2024-12-01 or 2024-12-01T09:30+08:00")
+        raise ValidationError("time", "must be a date or time like 2024-12-01 or 2024-12-01T09:30+08:00",
+                              code="not_a_date")
     try:
         parsed = pendulum.parse(text.strip(), tz="Asia/Shanghai", exact=True)
     except (ValueError, pendulum.parsing.exceptions.ParserError) as e:
-        raise ValidationError("time", f"cannot read {text!r} as a date or time ({e})") from None
+        raise ValidationError("time", f"cannot read {text!r} as a date or time ({e})", code="not_a_date") from None
     if isinstance(parsed, pendulum.DateTime):
         utc = parsed.in_timezone("UTC")
         plain = dt.datetime(
@@ -171,4 +138,4 @@ def parse_time(text: str) -> dt.datetime:
         return plain.astimezone(SHANGHAI)
     if isinstance(parsed, pendulum.Date):
         return start_of_local_day(dt.date(parsed.year, parsed.month, parsed.day))
-    raise ValidationError("time", f"{text!r} is a duration or a time of day, not a date or time")
+    raise ValidationError("time", f"{text!r} is a duration or a time of day, not a date or time", code="not_a_date")

@@ -13,12 +13,19 @@ Two kinds of duration exist and are never interchangeable:
 Days are Asia/Shanghai days, and a deadline is the *end* of its last day (Art. 203:
 期间的最后一日的截止时间为二十四时), returned as an aware datetime.
 
+A deadline counted over a provisional day of the calendar (a year without an official
+holiday schedule, see :mod:`jianyi_flow.domain.calendar`) is itself provisional: the
+``*_detail`` functions return a :class:`Due` that says so, where :func:`due`,
+:meth:`DeadlinePolicy.due_for` and :func:`extend` return the bare instant.
+
 The default periods per step are in :data:`DEFAULT_POLICY`; docs/calendar.md explains
 where each comes from and which ones are our choice by analogy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
@@ -34,12 +41,15 @@ __all__ = [
     "MAX_EXTENSION",
     "CalendarDays",
     "DeadlinePolicy",
+    "Due",
     "Duration",
     "Step",
     "StepRule",
     "WorkingDays",
     "due",
+    "due_detail",
     "extend",
+    "extend_detail",
 ]
 
 
@@ -109,6 +119,40 @@ def due(start: datetime, duration: Duration, calendar: BusinessCalendar) -> date
     return end_of_local_day(_deadline_day(start_day, duration, calendar))
 
 
+def _check_due_at(instance: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    require_aware(value, "at")
+
+
+def _check_flag(instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError("provisional", f"must be True or False, got {value!r}")
+
+
+@attrs.frozen
+class Due:
+    """A deadline and whether it rests on provisional days.
+
+    ``provisional`` is true when any day from the start day to the deadline day (both
+    included) is provisional in the calendar it was counted on: the official schedule, once
+    loaded, may move it.  Compare ``at`` with other instants; reports mark a provisional
+    deadline (暂定, :data:`~jianyi_flow.domain.calendar.PROVISIONAL_LABEL_ZH`).
+    """
+
+    at: datetime = attrs.field(validator=_check_due_at)
+    provisional: bool = attrs.field(default=False, validator=_check_flag)
+
+
+def due_detail(start: datetime, duration: Duration, calendar: BusinessCalendar) -> Due:
+    """:func:`due` and whether the deadline is provisional (see :class:`Due`).
+
+    ``due_detail(start, d, cal).at == due(start, d, cal)`` always.  The check costs one more
+    calendar question (:meth:`~jianyi_flow.domain.calendar.BusinessCalendar.provisional_between`).
+    """
+    start_day = local_date(require_aware(start, "start"))
+    deadline_day = _deadline_day(start_day, duration, calendar)
+    return Due(end_of_local_day(deadline_day), calendar.provisional_between(start_day, deadline_day))
+
+
 @attrs.frozen
 class StepRule:
     """One row of a policy: how long ``step`` may take and where that number comes from."""
@@ -165,6 +209,11 @@ class DeadlinePolicy:
         """The deadline of ``step`` when it starts at ``start`` (see :func:`due`)."""
         return due(start, self.duration(step), calendar)
 
+    def due_detail(self, step: Step, start: datetime, calendar: BusinessCalendar) -> Due:
+        """The deadline of ``step`` when it starts at ``start``, marked provisional or not
+        (see :func:`due_detail`)."""
+        return due_detail(start, self.duration(step), calendar)
+
     def with_step(self, step: Step, duration: Duration, source: str | None = None) -> DeadlinePolicy:
         """A copy of this policy in which ``step`` takes ``duration``.
 
@@ -186,6 +235,17 @@ class DeadlinePolicy:
         """``{step: duration}``, e.g. to store alongside a campaign."""
         return {rule.step: rule.duration for rule in self.rules}
 
+    @property
+    def version(self) -> str:
+        """``deadlines@<digest>``: a digest of every step's period (not of the sources' wording).
+
+        Every event records the version of the policy of the flow that wrote it, and a
+        suggestion the version its current deadline was set under (docs/versions.md).
+        """
+        rows = [[rule.step.value, type(rule.duration).__name__, rule.duration.n] for rule in self.rules]
+        digest = hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("ascii")).hexdigest()
+        return f"deadlines@{digest[:12]}"
+
 
 DEFAULT_POLICY = DeadlinePolicy(
     (
@@ -205,15 +265,16 @@ DEFAULT_POLICY = DeadlinePolicy(
         StepRule(
             Step.RESEARCH,
             CalendarDays(60),
-            "our choice by analogy: 信访工作条例 (2022) sets no period for studying a suggestion; its "
-            "chapter 4 gives 60 days from acceptance to conclude a 信访事项 (60日内办结; article number "
-            "not verified here, see docs/calendar.md)",
+            "our choice by analogy: 信访工作条例 (2022) Art. 29 asks units to study a suggestion "
+            "(认真研究论证) and adopt or partly adopt it if sound, but sets no period; its chapter 4 gives "
+            "60 days from acceptance to conclude a 信访事项 (60日内办结; article number not verified here, "
+            "see docs/calendar.md)",
         ),
         StepRule(
             Step.REPLY,
             CalendarDays(15),
-            "our choice by analogy: no period is set for replying to a suggestion; "
-            "信访工作条例 (2022) Art. 23 gives 15 days for written notice to the proposer",
+            "our choice by analogy: 信访工作条例 (2022) Art. 29 asks for a reply (予以回复) but sets no "
+            "period; Art. 23 gives 15 days for written notice to the proposer",
         ),
         StepRule(
             Step.RATE,
@@ -234,20 +295,11 @@ the 60-day rule in 信访工作条例 (2022) chapter 4.  Granting it only once, 
 the workflow engine's job."""
 
 
-def extend(due: datetime, duration: Duration, calendar: BusinessCalendar) -> datetime:
-    """The deadline ``due`` extended by ``duration``, counted from the old deadline's day.
-
-    The extension may not reach past what :data:`MAX_EXTENSION` (30 calendar days) would
-    give: ``CalendarDays(n)`` needs ``n <= 30``; ``WorkingDays(n)`` is allowed when its end is
-    no later than the 30-calendar-day end (both rolled forward per Art. 203).  Anything
-    longer raises :class:`ValidationError` with field ``extension``.
-    """
-    require_aware(due, "due")
-    old_day = local_date(due)
+def _extended_day(old_day: date, duration: Duration, calendar: BusinessCalendar) -> date:
     if isinstance(duration, CalendarDays):
         if duration.n > MAX_EXTENSION.n:
             raise ValidationError("extension", f"{duration} exceeds the maximum of {MAX_EXTENSION}")
-        return end_of_local_day(_deadline_day(old_day, duration, calendar))
+        return _deadline_day(old_day, duration, calendar)
     if isinstance(duration, WorkingDays):
         new_day = _deadline_day(old_day, duration, calendar)
         limit = _deadline_day(old_day, MAX_EXTENSION, calendar)
@@ -257,5 +309,31 @@ def extend(due: datetime, duration: Duration, calendar: BusinessCalendar) -> dat
                 f"{duration} from {old_day.isoformat()} ends {new_day.isoformat()}, after the "
                 f"{MAX_EXTENSION} limit ({limit.isoformat()})",
             )
-        return end_of_local_day(new_day)
+        return new_day
     raise ValidationError("extension", f"must be CalendarDays or WorkingDays, got {duration!r}")
+
+
+def extend(due: datetime, duration: Duration, calendar: BusinessCalendar) -> datetime:
+    """The deadline ``due`` extended by ``duration``, counted from the old deadline's day.
+
+    The extension may not reach past what :data:`MAX_EXTENSION` (30 calendar days) would
+    give: ``CalendarDays(n)`` needs ``n <= 30``; ``WorkingDays(n)`` is allowed when its end is
+    no later than the 30-calendar-day end (both rolled forward per Art. 203).  Anything
+    longer raises :class:`ValidationError` with field ``extension``.
+    """
+    require_aware(due, "due")
+    return end_of_local_day(_extended_day(local_date(due), duration, calendar))
+
+
+def extend_detail(due: Due | datetime, duration: Duration, calendar: BusinessCalendar) -> Due:
+    """:func:`extend`, and whether the extended deadline is provisional.
+
+    It is provisional when any day from the old deadline's day to the new deadline's day (both
+    included) is provisional, or when ``due`` is a :class:`Due` that was provisional already
+    (the new deadline is counted from it).  A bare ``datetime`` is taken as a confirmed old
+    deadline.
+    """
+    old = due if isinstance(due, Due) else Due(require_aware(due, "due"))
+    old_day = local_date(old.at)
+    new_day = _extended_day(old_day, duration, calendar)
+    return Due(end_of_local_day(new_day), old.provisional or calendar.provisional_between(old_day, new_day))

@@ -1,43 +1,51 @@
 """Tamper-evident history: each event is hashed together with the hash before it.
 
-``hash = sha256(canonical(event))``, where ``canonical`` is compact JSON (objects with sorted
-keys) of every field except ``hash`` itself — including ``prev_hash`` — with times in UTC.  Editing an event
-changes its hash; deleting or reordering events breaks the chain of ``prev_hash``
-links; either way :func:`verify_history` says which version is wrong.
+``hash = sha256(canonical text of the event)``.  The canonical text is compact JSON
+(``json.dumps`` with sorted object keys, no spaces, non-ASCII written as is, UTF-8) of a
+list in a fixed order: suggestion id, version, kind, from-state, to-state, actor (id, role,
+unit, name), time (UTC ISO), reason, changes, payload, prev_hash — and, only when the event
+has any, a last object holding ``notices``, ``workflow`` and ``policy``.  Events written
+before those fields existed therefore keep their hashes.  ``prev_hash`` is included, so
+editing an event changes its hash, and deleting or reordering events breaks the chain;
+:func:`verify_events` says which version is wrong.
+
+The hash alone is unkeyed: someone who can write the database can re-seal a consistent
+rewrite with this very code.  :class:`Anchor` adds what a database writer cannot forge: a
+keyed MAC of every event's hash (the key lives outside the database), and checkpoints of
+every chain head written to an append-only file (see docs/security.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
-import orjson
 
-from .jsontext import NOT_PLAIN, prepare
-from .model import Event, Suggestion, encode_datetime, replay
+from .codec import encode_datetime, replay
+from .model import Event, Suggestion
+from .workflow import Workflow
+
+__all__ = ["HistoryProblem", "canonical", "canonical_bytes", "event_hash", "seal", "verify_events"]
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+"""The one writer of the canonical text (built once: stored hashes depend on its settings)."""
 
 
 def canonical(event: Event) -> list[Any]:
-    """The JSON-ready content of an event that its hash covers, as a fixed-order list.
-
-    Order: suggestion id, version, kind, from-state, to-state, actor (id, role, unit,
-    name), time (UTC ISO), reason, changes, payload, prev_hash.  A list rather than an
-    object: the field order is part of the format, and encoding it is faster.  The enums'
-    values are read as ``_value_`` (what ``.value`` returns, without Enum's property: a
-    third of the cost, and this runs on every command).
-    """
+    """The JSON-ready content of an event that its hash covers, as a fixed-order list."""
     actor = event.actor
-    return [
+    content: list[Any] = [
         event.suggestion_id,
         event.version,
         event.kind,
-        None if event.from_state is None else event.from_state._value_,
-        event.to_state._value_,
+        None if event.from_state is None else event.from_state.value,
+        event.to_state.value,
         actor.id,
-        actor.role._value_,
+        actor.role.value,
         actor.unit,
         actor.name,
         encode_datetime(event.at),
@@ -46,65 +54,26 @@ def canonical(event: Event) -> list[Any]:
         event.payload,
         event.prev_hash,
     ]
+    extra: dict[str, Any] = {}
+    if event.notices:
+        extra["notices"] = list(event.notices)
+    if event.workflow is not None:
+        extra["workflow"] = event.workflow
+    if event.policy is not None:
+        extra["policy"] = event.policy
+    if extra:
+        content.append(extra)
+    return content
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def _fast_encoder() -> Callable[[Any], str] | None:
-    """``_ENCODER.encode`` minus its per-call set-up, when the C accelerator is there.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call (about a quarter of the
-    cost of hashing an event); this one is built once with ``_ENCODER``'s exact settings
-    (``allow_nan`` included), so the text is the same byte for byte.  It keeps no
-    circular-reference markers: on any error :func:`_canonical_bytes` re-encodes with
-    ``_ENCODER``, which raises the usual error.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return None
-    encode = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True)
-    join = "".join
-
-    def fast(value: Any) -> str:
-        return join(encode(value, 0))
-
-    return fast
-
-
-_FAST = _fast_encoder()
-_SORTED = orjson.OPT_SORT_KEYS
-
-
-def _canonical_bytes(content: Any) -> bytes:
-    """The canonical text of ``content`` (``canonical(event)``), UTF-8 encoded, lone surrogates passed through.
-
-    Three writers, one text: orjson when :func:`~jianyi_flow.domain.jsontext.prepare` lets it and it
-    accepts the value (it refuses integers beyond 64 bits and lone surrogates), else json's
-    C encoder built once, else ``_ENCODER`` itself, which raises the usual error for a value
-    JSON cannot hold.  See :mod:`jianyi_flow.domain.jsontext` for why the texts are equal and what
-    orjson saves.
-    """
-    ready = prepare(content)
-    if ready is not NOT_PLAIN:
-        try:
-            return orjson.dumps(ready, option=_SORTED)
-        except TypeError:  # orjson.JSONEncodeError is a TypeError
-            pass
-    text: str | None = None
-    if _FAST is not None:
-        try:
-            text = _FAST(content)
-        except (TypeError, ValueError, RecursionError):
-            text = None
-    if text is None:
-        text = _ENCODER.encode(content)
-    return text.encode("utf-8", "surrogatepass")
+def canonical_bytes(event: Event) -> bytes:
+    """The canonical text of ``event``, UTF-8 encoded (lone surrogates passed through as stored)."""
+    return _ENCODER.encode(canonical(event)).encode("utf-8", "surrogatepass")
 
 
 def event_hash(event: Event) -> str:
     """The SHA-256 (hex) of the event's canonical content, which includes ``prev_hash``."""
-    return hashlib.sha256(_canonical_bytes(canonical(event))).hexdigest()
+    return hashlib.sha256(canonical_bytes(event)).hexdigest()
 
 
 def seal(event: Event) -> Event:
@@ -112,10 +81,9 @@ def seal(event: Event) -> Event:
     return attrs.evolve(event, hash=event_hash(event))
 
 
-def seal_new(event: Event) -> Event:
-    """Fill in the ``hash`` of an event just built and not yet shared (no copy: hot path)."""
-    object.__setattr__(event, "hash", event_hash(event))
-    return event
+def mac_of(key: bytes, event_hash_hex: str) -> str:
+    """The keyed seal (HMAC-SHA256, hex) of an event hash."""
+    return hmac.new(key, event_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 @attrs.frozen
@@ -130,17 +98,39 @@ class HistoryProblem:
         return f"{self.suggestion_id} v{self.version}: {self.problem}"
 
 
-def verify_events(suggestion_id: str, events: Sequence[Event], row: Suggestion | None) -> list[HistoryProblem]:
-    """Check a history: gap-free versions, an unbroken hash chain, and a row equal to its replay."""
+def verify_events(
+    suggestion_id: str, events: Sequence[Event], row: Suggestion | None, *, key: bytes | None = None,
+    workflows: Mapping[str | None, Workflow] | None = None,
+) -> list[HistoryProblem]:
+    """Check a history: gap-free versions, an unbroken hash chain, a row equal to its replay.
+
+    With ``key`` (an :class:`Anchor`'s), every event must also carry a valid ``mac``.  With
+    ``workflows`` (workflow version → definition), every event that records a version must be
+    a step the definition it was written under allows; events written before events carried
+    a version are checked by their hashes and their replay only.
+    """
     problems: list[HistoryProblem] = []
     prev = ""
     for expected, event in enumerate(events, start=1):
+        if event.suggestion_id != suggestion_id:
+            problems.append(HistoryProblem(suggestion_id, event.version, "event of another suggestion"))
         if event.version != expected:
             problems.append(HistoryProblem(suggestion_id, event.version, f"version out of order, expected {expected}"))
         if event.prev_hash != prev:
             problems.append(HistoryProblem(suggestion_id, event.version, "prev_hash does not match the event before"))
         if event_hash(event) != event.hash:
             problems.append(HistoryProblem(suggestion_id, event.version, "content does not match its hash"))
+        if key is not None and (event.mac is None or not hmac.compare_digest(event.mac, mac_of(key, event.hash))):
+            problems.append(HistoryProblem(suggestion_id, event.version, "keyed seal (mac) missing or wrong"))
+        if workflows is not None and event.workflow is not None:
+            definition = workflows.get(event.workflow)
+            if definition is None:
+                problems.append(HistoryProblem(suggestion_id, event.version,
+                                               f"written under workflow {event.workflow}, which is not known here"))
+            else:
+                wrong = definition.explain(event)
+                if wrong is not None:
+                    problems.append(HistoryProblem(suggestion_id, event.version, wrong))
         prev = event.hash
     if row is not None:
         if not events:

@@ -1,26 +1,21 @@
-"""The domain model: suggestions, proposers, actors and events, as attrs classes.
+"""The domain model: suggestions, proposers, actors and events, as immutable attrs classes.
 
-Every domain object here is immutable (the private twins that the hot path fills before
-they become frozen objects — ``_Draft`` for :func:`replace`, and those of
-:mod:`jianyi_flow.domain.frozen` — are the only mutable classes, and no instance of one outlives
-the call that builds it).  A command never edits a suggestion in place: it produces an
-:class:`Event` whose ``changes`` say which fields took which values, and
-:func:`apply_event` folds that event into the previous suggestion.  Replaying a
-suggestion's events from nothing therefore rebuilds it exactly (``replay``), which is
-what makes the history trustworthy and what the tests check.
+A command never edits a suggestion in place: it produces an :class:`Event` whose
+``changes`` say which fields took which values, and
+:func:`~jianyi_flow.domain.codec.apply_event` folds that event into the previous
+suggestion.  Replaying a suggestion's events from nothing therefore rebuilds it exactly
+(:func:`~jianyi_flow.domain.codec.replay`), which is what makes the history trustworthy
+and what the tests check.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
-from .clock import SHANGHAI, InstantTexts
-from .frozen import Weakrefable, becomes, builder, mutable_twin
 
 
 class State(enum.StrEnum):
@@ -37,7 +32,8 @@ class State(enum.StrEnum):
     RATED = "rated"  # 已评价
     NOT_ACCEPTED = "not_accepted"  # 不予受理 (not a suggestion, e.g. a personal complaint)
     WITHDRAWN = "withdrawn"  # 建议人撤回
-    RETURNED = "returned"  # 承办单位退回 (misrouted transfer sent back to the office)
+    RETURNED = "returned"  # 已退回 (a misrouted transfer back with the office, to be routed again)
+    OBJECTED = "objected"  # 异议待核 (the lead unit objected to a misroute; the office verifies)
     UNRATED = "unrated"  # 评价期满未评价 (rating window closed, never rated)
 
 
@@ -94,6 +90,7 @@ class Role(enum.StrEnum):
     RECOMMENDING_UNIT = "recommending_unit"  # 推荐单位 (town/street or department)
     COLLECTION_OFFICE = "collection_office"  # 区征集办
     HANDLING_UNIT = "handling_unit"  # 承办单位 (lead or co-handling)
+    HANDLING_UNIT_HEAD = "handling_unit_head"  # 承办单位负责人 (approves its unit's extensions)
     LEADERSHIP = "leadership"  # 党委政府
     MUNICIPAL_OFFICE = "municipal_office"  # 市信访办 (市政府人民建议征集办公室)
     EVALUATOR = "evaluator"  # 评比人
@@ -293,6 +290,16 @@ class Actor:
         where = f"@{self.unit}" if self.unit else ""
         return f"{self.role.value}:{self.id}{where}"
 
+    @property
+    def key(self) -> str:
+        """``role:id@unit``: who this is, as one string (idempotency keys are scoped to it)."""
+        return str(self)
+
+    @property
+    def ref(self) -> str:
+        """``role:id``: the person behind the actor whatever unit they act for (``received_by``)."""
+        return f"{self.role.value}:{self.id}"
+
 
 SYSTEM_ACTOR = Actor(id="jianyi_flow", role=Role.SYSTEM)
 
@@ -316,15 +323,28 @@ class SuggestionDraft:
     recommending_unit: str | None = None
     accused_units: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_codes)
     """Units the material accuses: it is never transferred to them (信访工作条例 Art. 30)."""
+    institution: str | None = None
+    """The kind of institution the suggestion comes from when that is not a participating unit
+    (``"school"``, ``"hospital"``): a campaign says which unit recommends for it (区教委, 区卫健委)."""
 
 
 @attrs.frozen
-class Suggestion(Weakrefable):
+class ExtensionRequest:
+    """A handling unit's request to extend its current deadline (申请延期), awaiting approval."""
+
+    days: int
+    reason: str
+    requested_by: str
+    """The requesting actor as ``role:id@unit``."""
+    requested_at: dt.datetime
+
+
+@attrs.frozen
+class Suggestion:
     """One suggestion and everything decided about it so far (one row in a store).
 
-    Its ``__weakref__`` slot comes from :class:`~jianyi_flow.domain.frozen.Weakrefable`, so that
-    :func:`replace`, which copies it on every command, can build the copy as a mutable
-    twin and then assign ``__class__`` (see :mod:`jianyi_flow.domain.frozen`).
+    Fields after ``updated_at`` have defaults, so a field added later replays from events
+    written before it existed.
     """
 
     id: str
@@ -359,13 +379,38 @@ class Suggestion(Weakrefable):
     rating_comment: str | None = None
     reopen_count: int = 0
     return_count: int = 0
-    due_step: str | None = None
-    """Which step the current deadline is for (see :class:`jianyi_flow.domain.deadlines.Step`)."""
+    due_step: Step | None = None
+    """Which step the current deadline is for."""
     due_at: dt.datetime | None = None
     """When the current step is due (end of its Asia/Shanghai day); ``None`` when nothing is due."""
+    due_from: dt.datetime | None = None
+    """When the current step's period started: what ``due_at`` is counted from (for re-timing)."""
+    due_provisional: bool = False
+    """``due_at`` or ``objection_due_at`` was counted over provisional calendar days (暂定)."""
     objection_due_at: dt.datetime | None = None
-    """Until when the lead unit may return a misrouted transfer (信访工作条例 Art. 23)."""
+    """Until when the lead unit may object to a misrouted transfer (信访工作条例 Art. 23)."""
     extended: bool = False
+    """The current step's deadline was extended (at most once per step)."""
+    extension_days: int | None = None
+    """By how many calendar days the current step's deadline was extended."""
+    extension_request: ExtensionRequest | None = None
+    """A handling unit's pending request to extend the current deadline (申请延期)."""
+    objection_reason: str | None = None
+    """The lead unit's reasons for objecting to a misrouted transfer, while the office decides."""
+    research_method: ResearchMethod | None = None
+    """How the unit researched the suggestion (座谈, 听证...)."""
+    reply_form: ReplyForm | None = None
+    """How the reply reached the proposer (书面, 电话...)."""
+    adoption_form: AdoptionForm | None = None
+    """What kind of measure an adopted suggestion became (政策措施, 机制制度...)."""
+    received_by: str | None = None
+    """Who took the suggestion in: the submitting actor's ``Actor.ref`` (``role:id``)."""
+    institution: str | None = None
+    """The kind of institution it came from, when not a participating unit (``school``, ``hospital``)."""
+    workflow: str | None = None
+    """The workflow definition version the suggestion's latest event was written under."""
+    policy: str | None = None
+    """The deadline policy version its current deadline was set under."""
     overdue_flagged_at: dt.datetime | None = None
     """The due time for which an overdue notice was last recorded (keeps ``tick`` idempotent)."""
     closed_at: dt.datetime | None = None
@@ -405,13 +450,19 @@ def _masked_changes(changes: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
-class Event(Weakrefable):
+class Event:
     """One command's record in a suggestion's history.
 
     ``changes`` maps each field of :class:`Suggestion` the command set to its new value,
-    encoded as JSON-ready data (see :func:`encode_changes`).  ``payload`` holds the rest
-    of what was said (notes, approver...).  ``prev_hash``/``hash`` chain the events of a
-    suggestion so an edited, deleted or reordered event is detected.
+    encoded as JSON-ready data (see :func:`~jianyi_flow.domain.codec.encode_changes`).
+    ``payload`` holds the rest of what was said (notes, approver...).  ``prev_hash``/``hash``
+    chain the events of a suggestion so an edited, deleted or reordered event is detected
+    (:mod:`jianyi_flow.domain.history`).
+
+    ``notices`` (the recipients of the outbox messages the command created), ``workflow``
+    and ``policy`` (the versions that produced it) are covered by the hash.  ``seq`` (the
+    event's position in its store's log, given by the store) and ``mac`` (the keyed seal
+    of ``hash``, when an anchor key is configured) are not: they are checked on their own.
     """
 
     suggestion_id: str
@@ -426,222 +477,9 @@ class Event(Weakrefable):
     payload: Mapping[str, Any] = attrs.field(factory=dict)
     prev_hash: str = ""
     hash: str = ""
+    notices: tuple[str, ...] = ()
+    workflow: str | None = None
+    policy: str | None = None
+    seq: int | None = None
+    mac: str | None = None
 
-
-build_suggestion: Callable[..., Suggestion] = builder(Suggestion)
-"""``Suggestion(...)`` for the hot path (``receive``; see :mod:`jianyi_flow.domain.frozen`)."""
-build_event: Callable[..., Event] = builder(Event)
-"""``Event(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
-
-
-# --- encoding of field values inside events -------------------------------------------------
-
-_DATETIME_FIELDS = frozenset(
-    {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "objection_due_at",
-     "overdue_flagged_at", "closed_at", "forwarded_to_city_at"}
-)
-_ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
-    "channel": Channel,
-    "state": State,
-    "outcome": Outcome,
-    "rating": Rating,
-    "reward_tier": RewardTier,
-}
-_TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
-
-
-def _utc_iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat()
-
-
-DATETIME_TEXTS = InstantTexts(_utc_iso)
-"""The memo behind :func:`encode_datetime` (its ``table`` is read directly on hot paths)."""
-
-encode_datetime = DATETIME_TEXTS.__call__
-"""Aware datetime → ISO text in UTC (a canonical form: equal instants encode equally), memoised by instant.
-
-The bound method rather than the instance: calling an instance goes through its type's
-``__call__`` slot, twice the cost of the method (154 against 309 ns, timeit in a throwaway
-script), and every command encodes two or three times."""
-
-
-def decode_datetime(text: str) -> dt.datetime:
-    """ISO text → aware datetime shown in Asia/Shanghai."""
-    return dt.datetime.fromisoformat(text).astimezone(SHANGHAI)
-
-
-def encode_proposer(p: Proposer) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "kind": p.kind.value,
-        "phone": p.phone,
-        "address": p.address,
-        "confidential": p.confidential,
-        "account": p.account,
-    }
-
-
-def decode_proposer(data: Mapping[str, Any]) -> Proposer:
-    return Proposer(
-        name=data["name"],
-        kind=ProposerKind(data["kind"]),
-        phone=data.get("phone"),
-        address=data.get("address"),
-        confidential=bool(data.get("confidential", False)),
-        account=data.get("account"),
-    )
-
-
-def _enum_value(member: enum.Enum) -> Any:
-    return member._value_  # ``.value`` without Enum's property: a third of the cost (on every command)
-
-
-def _report_forms(forms: tuple[ReportForm, ...]) -> list[Any]:
-    return [form.value for form in forms]
-
-
-def _encode_evaluation(value: Evaluation) -> dict[str, Any]:
-    return {"quality": value.quality, "value": value.value, "effect": value.effect, "evaluator": value.evaluator}
-
-
-_ENCODERS: dict[str, Callable[[Any], Any]] = {
-    **dict.fromkeys(_DATETIME_FIELDS, encode_datetime),
-    **dict.fromkeys(_ENUM_FIELDS, _enum_value),
-    **dict.fromkeys(_TUPLE_FIELDS, list),
-    "upward_reports": _report_forms,
-    "evaluation": _encode_evaluation,
-    "proposer": encode_proposer,
-}
-"""How :func:`encode_value` converts each field that is not stored as is: one dict lookup per
-value instead of a chain of membership tests (every command encodes its changes)."""
-_encoder = _ENCODERS.get
-_SPECIAL_FIELDS = frozenset(_ENCODERS) - _DATETIME_FIELDS - frozenset(_ENUM_FIELDS)
-"""Fields besides datetimes and enums that :func:`encode_value` converts: every other field is stored as is."""
-
-
-def encode_value(name: str, value: Any) -> Any:
-    """Encode one Suggestion field value as JSON-ready data."""
-    if value is None:
-        return None
-    convert = _encoder(name)
-    return value if convert is None else convert(value)
-
-
-def decode_value(name: str, value: Any) -> Any:
-    """Inverse of :func:`encode_value`."""
-    if value is None:
-        return None
-    if name in _DATETIME_FIELDS:
-        return decode_datetime(value)
-    if name in _ENUM_FIELDS:
-        return _ENUM_FIELDS[name](value)
-    if name in _TUPLE_FIELDS:
-        return tuple(value)
-    if name == "upward_reports":
-        return tuple(ReportForm(form) for form in value)
-    if name == "evaluation":
-        return Evaluation(value["quality"], value["value"], value["effect"], value["evaluator"])
-    if name == "proposer":
-        return decode_proposer(value)
-    return value
-
-
-def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``changes`` with every value through :func:`encode_value` (inlined: this runs once per command)."""
-    encoded: dict[str, Any] = {}
-    for name, value in changes.items():
-        if value is not None:
-            convert = _encoder(name)
-            if convert is not None:
-                value = convert(value)
-        encoded[name] = value
-    return encoded
-
-
-SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
-_ALL_FIELDS = frozenset(SUGGESTION_FIELDS)
-_REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
-
-
-_Draft = mutable_twin(Suggestion)
-"""A mutable twin of :class:`Suggestion` (the same base and slots): how :func:`replace` builds a copy."""
-
-
-def _compile_replace(via_draft: bool = True) -> Callable[[Suggestion, Mapping[str, Any]], Suggestion]:
-    """Generate the body of :func:`replace` once: one line per field, no loop over them.
-
-    ``via_draft``: copy every slot into a :data:`_Draft` by plain attribute stores, apply
-    the changes, then turn it into a ``Suggestion`` (see :mod:`jianyi_flow.domain.frozen`).
-    Measured with timeit in a throwaway script (a copy with six changes): 1.0 µs, against
-    2.7 µs for the descriptor way and 7.8 µs for ``attrs.evolve``.  The descriptor way
-    sets each slot of a new ``Suggestion`` through the slot's own descriptor
-    (``Suggestion.<field>.__set__``, a third less than ``object.__setattr__``).  The draft
-    way is used only when this interpreter accepts the class assignment (asked of
-    :func:`~jianyi_flow.domain.frozen.becomes` on each call, that is once, at import, for
-    :func:`replace`); otherwise the descriptor way.
-    """
-    if via_draft and getattr(_Draft, "__slots__", None) == SUGGESTION_FIELDS and becomes(_Draft, Suggestion):
-        lines = ["def replace(s, c):", "    new = _new(_Draft)"]
-        lines.extend(f"    new.{name} = s.{name}" for name in SUGGESTION_FIELDS)
-        lines += ["    for name, value in c.items():", "        _setattr(new, name, value)",
-                  "    new.__class__ = Suggestion", "    return new"]
-        namespace: dict[str, Any] = {"_new": object.__new__, "_Draft": _Draft, "Suggestion": Suggestion,
-                                     "_setattr": setattr}
-    else:
-        lines = ["def replace(s, c):", "    new = _new(Suggestion)", "    get = c.get"]
-        namespace = {"_new": object.__new__, "Suggestion": Suggestion}
-        for i, name in enumerate(SUGGESTION_FIELDS):
-            namespace[f"_set{i}"] = getattr(Suggestion, name).__set__  # the slot's member descriptor
-            lines.append(f"    _set{i}(new, get({name!r}, s.{name}))")
-        lines.append("    return new")
-    exec("\n".join(lines), namespace)
-    fn: Callable[[Suggestion, Mapping[str, Any]], Suggestion] = namespace["replace"]
-    return fn
-
-
-_replace = _compile_replace()
-
-
-def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
-    """``attrs.evolve`` for the hot path: a copy of ``s`` with ``changes`` applied.
-
-    ``Suggestion`` has no validators or converters, so filling a new object's slots
-    directly gives the same object as ``evolve``, at about an eighth of its cost (it has
-    ~45 fields; see :func:`_compile_replace`).
-    """
-    if not changes.keys() <= _ALL_FIELDS:
-        raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - _ALL_FIELDS)}")
-    return _replace(s, changes)
-
-
-def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
-    """Fold one event into the suggestion it follows (``None`` before the first event)."""
-    decoded = {name: decode_value(name, value) for name, value in event.changes.items()}
-    unknown = decoded.keys() - _REPLAYED_FIELDS
-    if unknown:
-        raise ValueError(f"event {event.kind!r} changes unknown fields {sorted(unknown)}")
-    if previous is None:
-        return Suggestion(
-            id=event.suggestion_id,
-            state=event.to_state,
-            version=event.version,
-            updated_at=event.at,
-            event_hash=event.hash,
-            **decoded,
-        )
-    return attrs.evolve(
-        previous,
-        state=event.to_state,
-        version=event.version,
-        updated_at=event.at,
-        event_hash=event.hash,
-        **decoded,
-    )
-
-
-def replay(events: Iterable[Event]) -> Suggestion | None:
-    """Rebuild a suggestion from its history; ``None`` for an empty history."""
-    current: Suggestion | None = None
-    for event in events:
-        current = apply_event(current, event)
-    return current

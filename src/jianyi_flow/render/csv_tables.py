@@ -2,7 +2,9 @@
 
 Files are UTF-8 *with* a byte-order mark: Excel, which is what the office opens CSV with,
 reads BOM-less UTF-8 as the local ANSI code page and shows Chinese as mojibake.  Empty
-cells stay empty (not ``—``) so the files load cleanly into other tools too.
+cells stay empty (not ``—``) so the files load cleanly into other tools too.  A text cell
+that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``...) gets a ``'`` in
+front (:mod:`._formula`); numbers, dates and rates are written as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import zipfile
 from pathlib import Path
 
 from ..report import CampaignReport
-from ._tables import Table, format_cell, tables
+from ._formula import neutral_text
+from ._tables import Cell, Kind, Table, format_cell, tables
 
 ENCODING = "utf-8-sig"
 
@@ -23,12 +26,21 @@ def file_name(index: int, table: Table) -> str:
     return f"{index:02d}_{table.name}.csv"
 
 
+def csv_cell(value: Cell, kind: Kind) -> str:
+    """A cell as CSV text: empty for nothing, a text neutralised against formula injection."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return neutral_text(value)
+    return format_cell(value, kind)
+
+
 def table_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([c.header for c in table.columns])
+    writer.writerow([neutral_text(c.header) for c in table.columns])
     for row in table.rows:
-        writer.writerow(["" if v is None else format_cell(v, c.kind) for v, c in zip(row, table.columns, strict=True)])
+        writer.writerow([csv_cell(v, c.kind) for v, c in zip(row, table.columns, strict=True)])
     return buf.getvalue()
 
 

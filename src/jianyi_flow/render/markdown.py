@@ -1,16 +1,32 @@
-"""The report as Markdown (for a wiki, a merge request, or pandoc to Word)."""
+"""The report as Markdown (for a wiki, a merge request, or pandoc to Word).
+
+Markdown passes HTML through: a title written as ``<img src=x onerror=...>`` would be live
+markup in every viewer that renders the report.  Every text is escaped (:func:`escape`):
+``&``, ``<`` and ``>`` become character references, so markup shows as the text it is,
+and the brackets that start a link or an image are backslash-escaped.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..report import CampaignReport
 from ._tables import Kind, Table, format_cell, overview, tables
 
+_BACKSLASHED = re.compile(r"([\\|\[\]])")
+_REFERENCES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
 
 def escape(text: str) -> str:
-    """Make ``text`` safe inside a Markdown table cell: pipes escaped, line breaks as <br>."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
+    """Make ``text`` safe inside a Markdown table cell and as plain Markdown text.
+
+    ``&``, ``<`` and ``>`` become ``&amp;``, ``&lt;`` and ``&gt;`` (no HTML gets through);
+    backslashes, pipes and square brackets are backslash-escaped (no cell is split, no
+    link or image is made); line breaks become ``<br>``, the one markup written here.
+    """
+    text = _BACKSLASHED.sub(r"\\\1", text.translate(_REFERENCES))
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
 def pipe_table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> list[str]:

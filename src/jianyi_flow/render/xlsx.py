@@ -3,6 +3,11 @@
 Rates are stored as fractions with a percent format, so the office can sum and chart them
 in Excel; times are written as Asia/Shanghai wall-clock times because Excel has no time
 zones.  openpyxl is optional (the ``reports`` extra) and imported only here.
+
+Every text is written as a text cell.  openpyxl stores a string that starts with ``=`` as
+a formula, and one of Excel's error literals (``#N/A``...) as an error value; a text that
+a spreadsheet would read as a formula gets a ``'`` in front (:mod:`._formula`, as for CSV),
+and so does an error literal, so neither can happen to a title written by the public.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from ..domain.clock import SHANGHAI
 from ..report import CampaignReport
 from ._deps import MissingExtra
+from ._formula import neutral_text
 from ._tables import Kind, Table, tables
 
 _FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
@@ -25,9 +31,21 @@ def sheet_title(table: Table) -> str:
     return _FORBIDDEN.sub("_", table.title)[:31]
 
 
+ERROR_LITERALS: tuple[str, ...] = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+"""Excel's error values (ECMA-376 Part 1, 18.17.4.1): openpyxl stores a string equal to one as an error cell."""
+
+
+def text_cell(text: str) -> str:
+    """``text`` as a cell value that openpyxl stores as text: neither a formula nor an error value."""
+    text = neutral_text(text)
+    return "'" + text if text in ERROR_LITERALS else text
+
+
 def _cell(value: Any, kind: Kind) -> Any:
     if isinstance(value, bool):
         return "是" if value else "否"
+    if isinstance(value, str):
+        return text_cell(value)
     if isinstance(value, dt.datetime):
         return value.astimezone(SHANGHAI).replace(tzinfo=None, microsecond=0)
     return value
@@ -55,7 +73,7 @@ def write_xlsx(report: CampaignReport, out_path: str | Path) -> Path:
     bold = Font(bold=True)
     for table in tables(report):
         sheet = workbook.create_sheet(sheet_title(table))
-        sheet.append([c.header for c in table.columns])
+        sheet.append([text_cell(c.header) for c in table.columns])
         for cell in sheet[1]:
             cell.font = bold
         for row in table.rows:
@@ -71,7 +89,7 @@ def write_xlsx(report: CampaignReport, out_path: str | Path) -> Path:
             sheet.column_dimensions[letter].width = width + 2
         if table.note:
             sheet.append([])
-            sheet.append([table.note])
+            sheet.append([text_cell(table.note)])
         sheet.freeze_panes = "A2"
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,14 @@ from typing import Any, TypedDict
 import attrs
 
 from ..domain.campaign import Campaign
-from ..domain.clock import Clock, local_date
-from ..errors import PhaseClosed, ValidationError
+from ..domain.clock import Clock
+from ..domain.model import Channel, Role
+from ..errors import ValidationError
 from ..storage.base import Store
 from .flow import Flow
 from .guards import CommandContext, Guard
 
-__all__ = ["FlowKwargs", "PhaseGuard", "flow_kwargs", "make_flow"]
+__all__ = ["FlowKwargs", "PhaseGuard", "RecommendationGuard", "flow_kwargs", "make_flow"]
 
 
 class FlowKwargs(TypedDict):
@@ -39,7 +40,7 @@ def flow_kwargs(campaign: Campaign) -> FlowKwargs:
         known_areas=frozenset(campaign.area_codes),
         known_topics=frozenset(campaign.topic_codes),
         known_units=frozenset(campaign.unit_codes),
-        guards=(PhaseGuard(campaign),),
+        guards=(PhaseGuard(campaign), RecommendationGuard(campaign)),
     )
 
 
@@ -57,7 +58,7 @@ class PhaseGuard:
 
     def check(self, ctx: CommandContext) -> None:
         if not self.campaign.is_open(ctx.command, ctx.now):
-            raise PhaseClosed(ctx.command, local_date(ctx.now), self.campaign.windows(ctx.command))
+            raise self.campaign.phase_closed(ctx.command, ctx.now)
 
 
 def make_flow(campaign: Campaign, store: Store, clock: Clock, /, **extra: Any) -> Flow:
@@ -69,9 +70,50 @@ def make_flow(campaign: Campaign, store: Store, clock: Clock, /, **extra: Any) -
     under a code the campaign's reports do not look for.
     """
     if "campaign" in extra:
-        raise ValidationError("campaign", "make_flow takes the campaign code from the Campaign; do not pass it")
+        raise ValidationError("campaign", "make_flow takes the campaign code from the Campaign; do not pass it",
+                              code="not_applicable")
     kwargs: dict[str, Any] = dict(flow_kwargs(campaign))
     more_guards = tuple(extra.pop("guards", ()))
     kwargs.update(extra)
     kwargs["guards"] = (*kwargs["guards"], *more_guards)
     return Flow(store, clock, **kwargs)
+
+
+@attrs.frozen
+class RecommendationGuard:
+    """The campaign's rules for a unit's recommendation (推荐), checked when a draft is received.
+
+    * A unit files its recommendation on the 推荐表 (notice 四（二）2): a draft received by a
+      recommending unit's actor has ``Channel.RECOMMENDATION_FORM``, and a draft on the form
+      names the unit that recommends it.
+    * A suggestion from an institution that is not itself a participating unit is recommended
+      through the unit the campaign names for it — a school's through the education
+      commission (区教委), a hospital's through the health commission (区卫健委)
+      (``RecommendationRule.recommended_via``): a draft from such an institution names that
+      unit as its recommending unit, and an institution the campaign does not know is refused.
+    """
+
+    campaign: Campaign
+
+    def check(self, ctx: CommandContext) -> None:
+        draft = ctx.draft
+        if ctx.command != "receive" or draft is None:
+            return
+        form = draft.channel == Channel.RECOMMENDATION_FORM
+        if ctx.actor.role is Role.RECOMMENDING_UNIT and not form:
+            raise ValidationError("channel", "a unit's recommendation is filed on the 推荐表 "
+                                             "(channel recommendation_form; notice 四（二）2)",
+                                  code="not_one_of", details={"allowed": [Channel.RECOMMENDATION_FORM.value]})
+        if form and draft.recommending_unit is None:
+            raise ValidationError("recommending_unit", "a 推荐表 names the unit that recommends it", code="required")
+        institution = draft.institution
+        if institution is None:
+            return
+        via = self.campaign.recommendation.recommended_via
+        if institution not in via:
+            raise ValidationError("institution", f"unknown institution kind {institution!r} for this campaign",
+                                  code="unknown_code", details={"value": institution, "allowed": sorted(via)})
+        if draft.recommending_unit != via[institution]:
+            raise ValidationError("recommending_unit", f"a suggestion from a {institution} is recommended through "
+                                                       f"{via[institution]}", code="not_one_of",
+                                  details={"allowed": [via[institution]]})

@@ -8,17 +8,16 @@ before anything is computed or written, so a refused command writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
 
-from ..domain.frozen import Weakrefable, builder
 from ..domain.model import Actor, Suggestion, SuggestionDraft
 
 
 @attrs.frozen
-class CommandContext(Weakrefable):
+class CommandContext:
     """What a guard is shown: the command, the actor, the time and the target."""
 
     command: str
@@ -30,10 +29,6 @@ class CommandContext(Weakrefable):
     """What is being received (``receive`` only)."""
     args: Mapping[str, Any] = attrs.field(factory=dict)
     """The command's own arguments (``lead_unit`` for transfer...)."""
-
-
-build_context: Callable[..., CommandContext] = builder(CommandContext)
-"""``CommandContext(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
 
 
 class Guard(Protocol):

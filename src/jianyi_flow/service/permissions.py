@@ -34,6 +34,7 @@ portal's job.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -61,11 +62,13 @@ from .visibility import (
 )
 
 __all__ = [
+    "ALLOW_ALL",
     "COMMANDS",
     "DEFAULT_RULES",
     "FREE_TEXT_FIELDS",
     "ROLE_COMMANDS",
     "SYSTEM_COMMANDS",
+    "AllowAll",
     "PermissionGuard",
     "PermissionTable",
     "Rule",
@@ -83,14 +86,18 @@ COMMANDS: tuple[str, ...] = (
     "register",
     "not_accept",
     "transfer",
-    "return_transfer",
+    "object_transfer",
+    "accept_objection",
+    "reject_objection",
     "research",
     "decide",
     "reply",
     "rate",
     "withdraw",
     "reopen",
-    "extend",
+    "request_extension",
+    "approve_extension",
+    "reject_extension",
     "report_upward",
     "forward_to_city",
     "evaluate",
@@ -99,10 +106,14 @@ COMMANDS: tuple[str, ...] = (
     "mark_typical",
     "close_unrated",
     "flag_overdue",
+    "retime",
+    "migrate_state",
 )
 """Every command :class:`~jianyi_flow.Flow` passes to its guards, by the name guards see."""
 
-SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue"})
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue", "retime", "migrate_state"})
 """Commands only ``Flow.tick`` runs, always as :data:`~jianyi_flow.domain.model.SYSTEM_ACTOR`."""
 
 _HANDLED_STATES = frozenset(
@@ -110,7 +121,7 @@ _HANDLED_STATES = frozenset(
 )
 """States in which a suggestion has been decided: what the summary-phase evaluators look at."""
 
-_UNIT_ROLES = frozenset({Role.RECOMMENDING_UNIT, Role.HANDLING_UNIT})
+_UNIT_ROLES = frozenset({Role.RECOMMENDING_UNIT, Role.HANDLING_UNIT, Role.HANDLING_UNIT_HEAD})
 
 
 class Scope(enum.StrEnum):
@@ -204,12 +215,18 @@ DEFAULT_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType(
         "not_accept": (Rule(R.COLLECTION_OFFICE),),
         "transfer": (Rule(R.COLLECTION_OFFICE),),
         "reopen": (Rule(R.COLLECTION_OFFICE),),
-        # a unit asks, the office grants: the approver is named in the command's payload
-        "extend": (Rule(R.COLLECTION_OFFICE),),
+        # a misroute objection (Art. 23): the lead unit objects, the office verifies and decides
+        "object_transfer": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        "accept_objection": (Rule(R.COLLECTION_OFFICE),),
+        "reject_objection": (Rule(R.COLLECTION_OFFICE),),
+        # the lead unit asks for more time; by default its head approves (a portal may name
+        # the collection office instead: PermissionTable.with_rules)
+        "request_extension": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
+        "approve_extension": (Rule(R.HANDLING_UNIT_HEAD, Scope.LEAD_UNIT),),
+        "reject_extension": (Rule(R.HANDLING_UNIT_HEAD, Scope.LEAD_UNIT),),
         "report_upward": (Rule(R.COLLECTION_OFFICE),),
         "forward_to_city": (Rule(R.COLLECTION_OFFICE),),
         # only the lead unit handles; co-handling units contribute through it
-        "return_transfer": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
         "research": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
         "decide": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
         "reply": (Rule(R.HANDLING_UNIT, Scope.LEAD_UNIT),),
@@ -226,6 +243,8 @@ DEFAULT_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType(
         # time-driven work: only the engine
         "close_unrated": (Rule(R.SYSTEM),),
         "flag_overdue": (Rule(R.SYSTEM),),
+        "retime": (Rule(R.SYSTEM),),
+        "migrate_state": (Rule(R.SYSTEM),),
     }
 )
 """The default permission table: command → the rules that allow it (any one suffices)."""
@@ -262,11 +281,26 @@ def _command(command: object) -> str:
 
 
 def _freeze_table(mapping: object) -> Mapping[str, tuple[Rule, ...]]:
-    """Check and freeze a command → rules mapping, in :data:`COMMANDS` order."""
+    """Freeze a command → rules mapping: the built-in commands in :data:`COMMANDS` order, added ones after."""
     if not isinstance(mapping, Mapping):
         raise ValidationError("permissions", "must be a mapping of command → rules")
-    frozen = {_command(command): _rules(rules) for command, rules in mapping.items()}
-    return MappingProxyType({c: frozen[c] for c in COMMANDS if c in frozen})
+    frozen: dict[str, tuple[Rule, ...]] = {}
+    for command, rules in mapping.items():
+        if not isinstance(command, str):
+            raise ValidationError("permissions.command", f"not a command name: {command!r}")
+        frozen[command] = _rules(rules)
+    ordered = {c: frozen[c] for c in COMMANDS if c in frozen}
+    ordered.update((c, frozen[c]) for c in sorted(frozen) if c not in ordered)
+    return MappingProxyType(ordered)
+
+
+def _freeze_added(value: Iterable[str]) -> frozenset[str]:
+    added = frozenset(value)
+    for command in added:
+        if not isinstance(command, str) or not _COMMAND_NAME.fullmatch(command) or command in COMMANDS:
+            raise ValidationError("permissions.command", f"{command!r}: an added command is a new name of "
+                                                         "lower-case letters, digits and '_'")
+    return added
 
 
 @attrs.frozen
@@ -280,6 +314,13 @@ class PermissionTable:
     """
 
     rules: Mapping[str, tuple[Rule, ...]] = attrs.field(converter=_freeze_table)
+    added: frozenset[str] = attrs.field(default=frozenset(), converter=_freeze_added)
+    """Commands a deployment added to its workflow (:meth:`with_command`), beside :data:`COMMANDS`."""
+
+    def __attrs_post_init__(self) -> None:
+        for command in self.rules:
+            if command not in COMMANDS and command not in self.added:
+                _command(command)  # raises, naming the known commands
 
     @classmethod
     def default(cls) -> PermissionTable:
@@ -297,21 +338,34 @@ class PermissionTable:
         """
         return cls(mapping)
 
+    def _known(self, command: object) -> str:
+        if isinstance(command, str) and command in self.added:
+            return command
+        return _command(command)
+
     def with_rule(self, command: str, *rules: Rule | Role | str | tuple[Any, ...]) -> PermissionTable:
         """A copy that also allows ``command`` by ``rules`` (added to the existing ones)."""
-        command = _command(command)
-        return PermissionTable({**self.rules, command: (*self.rules.get(command, ()), *_rules(rules))})
+        command = self._known(command)
+        return PermissionTable({**self.rules, command: (*self.rules.get(command, ()), *_rules(rules))}, self.added)
 
     def with_rules(self, command: str, rules: Iterable[Rule | Role | str | tuple[Any, ...]]) -> PermissionTable:
         """A copy in which ``command`` is allowed by exactly ``rules`` (an empty list closes it)."""
-        return PermissionTable({**self.rules, _command(command): _rules(rules)})
+        return PermissionTable({**self.rules, self._known(command): _rules(rules)}, self.added)
+
+    def with_command(self, command: str, rules: Iterable[Rule | Role | str | tuple[Any, ...]]) -> PermissionTable:
+        """A copy that knows ``command``, a command the deployment added to its workflow, allowed by ``rules``.
+
+        Added commands run through :meth:`jianyi_flow.Flow.run_command`.
+        """
+        added = _freeze_added({*self.added, command})
+        return PermissionTable({**self.rules, command: _rules(rules)}, added)
 
     def without_role(self, command: str, role: Role | str) -> PermissionTable:
         """A copy in which ``role`` may no longer run ``command`` in any scope."""
-        command = _command(command)
+        command = self._known(command)
         gone = _to_role(role)
         kept = tuple(r for r in self.rules.get(command, ()) if r.role is not gone)
-        return PermissionTable({**self.rules, command: kept})
+        return PermissionTable({**self.rules, command: kept}, self.added)
 
     def rules_for(self, command: str) -> tuple[Rule, ...]:
         """The rules that allow ``command`` (empty: nobody may run it)."""
@@ -350,13 +404,30 @@ class PermissionTable:
         return {c: [{"role": r.role.value, "scope": r.scope.value} for r in rules] for c, rules in self.rules.items()}
 
 
+class AllowAll:
+    """The named opt-out of permission checks: ``Flow(..., permissions=ALLOW_ALL)``.
+
+    For trusted jobs only (an import, a migration, a simulation that plays every role
+    itself): every actor may then run every command on every suggestion and sees
+    everything unmasked.  A portal never uses it.
+    """
+
+    def __repr__(self) -> str:
+        return "ALLOW_ALL"
+
+
+ALLOW_ALL = AllowAll()
+"""The one :class:`AllowAll` value."""
+
+
 ROLE_COMMANDS: Mapping[tuple[Role, str], bool] = MappingProxyType(PermissionTable.default().matrix())
 """(role, command) → allowed by the default table (scope aside): the matrix docs/security.md shows."""
 
 
 def accused_targets(suggestion: Suggestion, args: Mapping[str, Any]) -> list[str]:
     """The units a transfer with ``args`` would send ``suggestion`` to that it names as accused, in order."""
-    targets = [args.get("lead_unit"), *args.get("co_units", ())]
+    co = args.get("co_units", ())
+    targets = [args.get("lead_unit"), *(co if isinstance(co, (list, tuple)) else ())]  # Flow checks the rest
     return [u for u in targets if isinstance(u, str) and u in suggestion.accused_units]
 
 
@@ -386,7 +457,10 @@ class PermissionGuard:
     store: Store | None = None
 
     def submitter_of(self, suggestion: Suggestion) -> Actor | None:
-        """The actor of the suggestion's ``receive`` event, or ``None`` if unknown."""
+        """Who received the suggestion (its ``received_by``, else its ``receive`` event's actor), or ``None``."""
+        if suggestion.received_by is not None:
+            role, _, ident = suggestion.received_by.partition(":")
+            return Actor(ident, role) if role in Role.__members__.values() else None
         if self.store is None:
             return None
         try:

@@ -1,33 +1,65 @@
-"""The storage boundary: the one interface every backend implements.
+"""The storage boundary: the one interface every backend implements, and the records it keeps.
 
-A store keeps the current row of each suggestion, its append-only history, an outbox
-of messages to deliver, and the idempotency keys of commands already done.  It has one
-write method, :meth:`Store.commit`, which applies a :class:`Change` — the new suggestion
-row, its event, its outbox messages and its idempotency key — all together or not at
-all.  Everything else reads.
+A store keeps the current row of each suggestion, its append-only history, an outbox of
+messages to deliver, and the idempotency keys of commands already done.  It has one write
+method, :meth:`Store.commit`, which applies a :class:`Change` — the new row, its event, its
+outbox messages and its idempotency record — all together or not at all, and gives the
+event its place in the store's log (``seq``: 1, 2, 3... without gaps).  Everything else
+reads.
 
-Writing an adapter: implement these methods, then subclass
-:class:`jianyi_flow.testing.StoreContract` in your tests (see docs/storage.md).
+Optional capabilities are declared as protocols beside :class:`Store`
+(:class:`BatchingStore`, :class:`HistoryScanner`, :class:`MetadataStore`); code that can use
+one checks ``isinstance(store, HistoryScanner)`` and falls back to the plain interface
+otherwise.  Both shipped stores implement all of them.
+
+Writing an adapter: implement :class:`Store` (and whichever capabilities you can), then
+subclass :class:`jianyi_flow.testing.StoreContract` in your tests (see docs/storage.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from ..domain.clock import to_utc
-from ..domain.frozen import Weakrefable, builder
 from ..domain.model import Event, State, Suggestion
+from ..errors import ValidationError
+
+__all__ = [
+    "LIMIT_MAX",
+    "BatchingStore",
+    "Change",
+    "HistoryScanner",
+    "IdempotencyRecord",
+    "MetadataStore",
+    "Order",
+    "OutboxBacklog",
+    "OutboxMessage",
+    "Query",
+    "Store",
+    "StoredHistory",
+    "check_limit",
+    "flagged_for_due",
+    "iter_events",
+    "iter_suggestions",
+    "matches",
+    "message_ids",
+    "order",
+    "sort_key",
+]
 
 
 @attrs.frozen
-class OutboxMessage(Weakrefable):
-    """A notice someone must hear about (proposer or unit), delivered at least once.
+class OutboxMessage:
+    """A notice someone must hear about (proposer, unit, office), delivered at least once.
 
     ``id`` is assigned by the store; it is ``None`` on a message not yet committed.
+    ``sent_at`` is set once the message was marked delivered.
     """
 
     topic: str
@@ -38,10 +70,28 @@ class OutboxMessage(Weakrefable):
     payload: Mapping[str, Any] = attrs.field(factory=dict)
     id: int | None = None
     attempts: int = 0
+    sent_at: dt.datetime | None = None
 
 
 @attrs.frozen
-class Change(Weakrefable):
+class IdempotencyRecord:
+    """What a command done under an idempotency key produced.
+
+    A key belongs to whoever used it: ``scope`` is the actor (``Actor.key``), so two actors
+    never share a key.  ``fingerprint`` is a digest of the request (command, suggestion and
+    arguments): the same key with a different request is refused.
+    """
+
+    scope: str
+    key: str
+    suggestion_id: str
+    version: int
+    command: str
+    fingerprint: str
+
+
+@attrs.frozen
+class Change:
     """One command's effect: written by :meth:`Store.commit` atomically.
 
     ``expected_version`` is the version the command read (``0`` creates the suggestion);
@@ -52,58 +102,99 @@ class Change(Weakrefable):
     event: Event
     expected_version: int
     messages: tuple[OutboxMessage, ...] = ()
-    idempotency_key: str | None = None
+    idempotency: IdempotencyRecord | None = None
 
 
-build_message: Callable[..., OutboxMessage] = builder(OutboxMessage)
-"""``OutboxMessage(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
-build_change: Callable[..., Change] = builder(Change)
-"""``Change(...)`` for the hot path (see :mod:`jianyi_flow.domain.frozen`)."""
+class Order(enum.StrEnum):
+    """What a :class:`Query` sorts by (always then by id, so the order is total)."""
 
-
-@attrs.frozen
-class IdempotencyRecord:
-    """What a command done under an idempotency key produced."""
-
-    key: str
-    suggestion_id: str
-    version: int
-    command: str
+    ID = "id"
+    RECEIVED = "received_at"
+    """Time of receipt: every row has one."""
+    DUE = "due_at"
+    """The current due time: only rows that have one (open suggestions) are listed."""
+    REGISTRATION = "registration_number"
+    """The registration number: only registered rows are listed."""
 
 
 def _optional_states(states: Iterable[State] | None) -> frozenset[State] | None:
     return None if states is None else frozenset(State(s) for s in states)
 
 
+def _optional_after(value: Sequence[Any] | None) -> tuple[Any, str] | None:
+    return None if value is None else (value[0], value[1])
+
+
 @attrs.frozen
 class Query:
-    """A filter over current suggestion rows.  Every field set narrows the result.
+    """A filter over current suggestion rows, with an order and keyset paging.
 
-    ``unit`` matches the lead handling unit, a co-handling unit or the recommending unit.
-    ``due_before``/``due_after`` select by the current due time (only rows with one);
-    results are ordered by due time then id when a due bound is set, else by id.
-    ``after_id`` pages by keyset (ids greater than it) for bulk export.
-    ``overdue_unflagged`` keeps only rows not yet flagged overdue for their current due
-    time (``overdue_flagged_at`` unset, or not the same instant as ``due_at``; see
-    :func:`flagged_for_due`): what ``Flow.tick``
-    still has to look at, so that a daily tick does not read back every row it flagged
-    on an earlier day.
+    Every field set narrows the result:
+
+    * ``states``, ``campaign``, ``area``, ``topic`` — equality (``states``: any of them);
+    * ``unit`` — the lead, a co-handling or the recommending unit; ``lead_unit``,
+      ``co_unit``, ``recommending_unit`` — that one relation only;
+    * ``proposer_account`` — the proposer's portal account; ``received_by`` — the actor
+      who took it in (``Actor.key``);
+    * ``received_after`` <= received_at < ``received_before``;
+      ``due_after`` <= due_at < ``due_before`` (only rows with a due time);
+    * ``provisional`` — whether the current deadline is provisional (``due_provisional``);
+    * ``reported_upward`` — whether it was reported upward (呈报) in some form;
+      ``forwarded_to_city`` — whether it was forwarded to the municipal office;
+    * ``overdue_unflagged`` — only rows not yet flagged overdue for their current due time
+      (see :func:`flagged_for_due`): what ``Flow.tick`` still has to look at.
+
+    Rows come sorted by ``order`` then id (``descending`` reverses both).  ``after`` is the
+    keyset cursor: the ``(sort value, id)`` of the last row of the previous page — rows
+    after it in this order follow, so a page never repeats or skips a row whose sort value
+    did not change meanwhile.  With :attr:`Order.ID` the sort value is the id itself;
+    ``after_id`` is a short form of that (ignored in other orders).  ``limit`` cuts the page.
     """
 
     states: frozenset[State] | None = attrs.field(default=None, converter=_optional_states)
+    campaign: str | None = None
     unit: str | None = None
+    lead_unit: str | None = None
+    co_unit: str | None = None
+    recommending_unit: str | None = None
+    proposer_account: str | None = None
+    received_by: str | None = None
     area: str | None = None
     topic: str | None = None
-    campaign: str | None = None
-    due_before: dt.datetime | None = None
+    received_after: dt.datetime | None = None
+    received_before: dt.datetime | None = None
     due_after: dt.datetime | None = None
+    due_before: dt.datetime | None = None
+    provisional: bool | None = None
+    reported_upward: bool | None = None
+    forwarded_to_city: bool | None = None
+    overdue_unflagged: bool = False
+    order: Order = attrs.field(default=Order.ID, converter=Order)
+    descending: bool = False
+    after: tuple[Any, str] | None = attrs.field(default=None, converter=_optional_after)
     after_id: str | None = None
     limit: int | None = None
-    overdue_unflagged: bool = False
 
     @property
     def by_due(self) -> bool:
-        return self.due_before is not None or self.due_after is not None
+        """Whether the query selects by due time (only rows with a due time match)."""
+        return self.due_before is not None or self.due_after is not None or self.order is Order.DUE
+
+    def cursor_of(self, s: Suggestion) -> tuple[Any, str]:
+        """The ``after`` value that continues this query after row ``s``."""
+        return (sort_key(self.order, s), s.id)
+
+    def cursor(self) -> tuple[Any, str] | None:
+        """The keyset cursor in effect: ``after``, or ``after_id`` read as ``(id, id)`` in id order."""
+        if self.after is not None:
+            return self.after
+        if self.after_id is not None:
+            return (self.after_id, self.after_id) if self.order is Order.ID else None
+        return None
+
+    def unpaged(self) -> Query:
+        """The same filter without cursor and limit (what :meth:`Store.count` counts)."""
+        return attrs.evolve(self, after=None, after_id=None, limit=None)
 
 
 @runtime_checkable
@@ -112,15 +203,16 @@ class Store(Protocol):
 
     Errors: :class:`~jianyi_flow.errors.DuplicateSuggestion` (create of an existing id),
     :class:`~jianyi_flow.errors.ConcurrencyConflict` (stale ``expected_version``),
-    :class:`~jianyi_flow.errors.IdempotencyKeyReused` (key already stored),
+    :class:`~jianyi_flow.errors.IdempotencyKeyReused` (key already stored for that scope),
     :class:`~jianyi_flow.errors.NotFound`, :class:`~jianyi_flow.errors.StoreError`.
     """
 
-    def commit(self, change: Change) -> None:
+    def commit(self, change: Change) -> Event:
         """Write the row, the event, the messages and the key, all or nothing.
 
         ``expected_version == 0`` inserts a new suggestion; otherwise the stored row must
-        have exactly ``expected_version`` or nothing is written.
+        have exactly ``expected_version`` or nothing is written.  Returns the event as
+        stored: with ``seq``, its place in the store's log (the previous event's + 1).
         """
         ...
 
@@ -133,11 +225,15 @@ class Store(Protocol):
         ...
 
     def query(self, query: Query) -> list[Suggestion]:
-        """Current rows matching ``query`` (see :class:`Query` for order and paging)."""
+        """Current rows matching ``query``, in its order, after its cursor, cut at its limit."""
         ...
 
-    def idempotency(self, key: str) -> IdempotencyRecord | None:
-        """What the command done under ``key`` produced, or ``None``."""
+    def count(self, query: Query) -> int:
+        """How many rows match ``query``'s filters (its order, cursor and limit aside)."""
+        ...
+
+    def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
+        """What the command done by ``scope`` under ``key`` produced, or ``None``."""
         ...
 
     def claim(self, limit: int, now: dt.datetime, lease: dt.timedelta) -> list[OutboxMessage]:
@@ -148,8 +244,11 @@ class Store(Protocol):
         """
         ...
 
-    def mark_sent(self, ids: Iterable[int]) -> None:
-        """Mark messages delivered; they are never claimed again."""
+    def mark_sent(self, ids: Iterable[int], at: dt.datetime) -> None:
+        """Mark messages delivered at ``at``; they are never claimed again (they stay as a log).
+
+        Unknown ids are ignored; a message already marked keeps its first ``sent_at``.
+        """
         ...
 
     def close(self) -> None:
@@ -157,91 +256,199 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchingStore(Protocol):
+    """A store that can run many commits as one transaction (bulk loads, simulations).
+
+    Inside ``with store.batch():`` reads see the batch's own commits, and every commit is
+    its own savepoint: a commit that fails raises at once and leaves the batch's earlier
+    commits in place.  When the block ends the batch is committed — also when an exception
+    leaves it, for the commits that succeeded before it — so a batch changes how many
+    transactions a run takes, never what is stored.
+    """
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+
+@attrs.frozen
+class StoredHistory:
+    """One suggestion as stored: its row, its events and its outbox messages.
+
+    ``problem`` says why the row or the events could not be read (the others are then
+    empty); an audit reports it and goes on with the next suggestion.
+    """
+
+    suggestion_id: str
+    row: Suggestion | None
+    events: tuple[Event, ...]
+    messages: tuple[OutboxMessage, ...] = ()
+    problem: str | None = None
+
+
+@runtime_checkable
+class HistoryScanner(Protocol):
+    """A store that can read every suggestion's row, events and messages in one ordered pass."""
+
+    def scan_histories(self, after_id: str | None, limit: int) -> list[StoredHistory]:
+        """The next ``limit`` suggestions with ids greater than ``after_id``, in id order.
+
+        Suggestions whose events exist but whose row is gone are included (``row`` is
+        ``None``): a deleted row must show in an audit.
+        """
+        ...
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the newest event (0 for an empty store)."""
+        ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """A store that keeps a few named values beside the suggestions (a simulation's identity...)."""
+
+    def get_meta(self, name: str) -> str | None: ...
+
+    def set_meta(self, name: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class OutboxBacklog(Protocol):
+    """A store that can say how many outbox messages wait for delivery (for health checks)."""
+
+    def outbox_pending(self) -> int: ...
+
+
+LIMIT_MAX = 1_000_000
+"""The largest ``limit`` a store accepts in one query or claim."""
+
+
+def check_limit(limit: object) -> None:
+    """A store's ``limit`` argument: ``None``, or a whole number from 0 to :data:`LIMIT_MAX`."""
+    if limit is None:
+        return
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= LIMIT_MAX:
+        raise ValidationError("limit", f"must be a whole number from 0 to {LIMIT_MAX}", code="out_of_range",
+                              details={"min": 0, "max": LIMIT_MAX})
+
+
+def message_ids(ids: Iterable[int]) -> list[int]:
+    """``mark_sent``'s ids argument: a list of whole numbers (not a single string or number)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise ValidationError("ids", "must be a list of message ids", code="not_a_list")
+    out = list(ids)
+    for mid in out:
+        if not isinstance(mid, int) or isinstance(mid, bool):
+            raise ValidationError("ids", "message ids are whole numbers", code="not_an_integer")
+    return out
+
+
+def _utc(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    return None if value is None else to_utc(value, field)
+
+
+def sort_key(order: Order, s: Suggestion) -> Any:
+    """The value ``s`` is sorted by under ``order`` (datetimes in UTC, compared by instant)."""
+    if order is Order.ID:
+        return s.id
+    if order is Order.RECEIVED:
+        return s.received_at.astimezone(dt.UTC)
+    if order is Order.DUE:
+        return None if s.due_at is None else s.due_at.astimezone(dt.UTC)
+    return s.registration_number
+
+
 def matches(query: Query, s: Suggestion) -> bool:
-    """Whether ``s`` passes ``query``'s filters (for stores that filter in Python)."""
+    """Whether ``s`` passes ``query``'s filters (its cursor included; for stores that filter in Python)."""
     if query.states is not None and s.state not in query.states:
         return False
+    for value, actual in (
+        (query.campaign, s.campaign),
+        (query.area, s.area),
+        (query.topic, s.topic),
+        (query.lead_unit, s.lead_unit),
+        (query.recommending_unit, s.recommending_unit),
+        (query.proposer_account, s.proposer.account),
+        (query.received_by, s.received_by),
+    ):
+        if value is not None and value != actual:
+            return False
     if query.unit is not None and query.unit not in s.units():
         return False
-    if query.area is not None and s.area != query.area:
+    if query.co_unit is not None and query.co_unit not in s.co_units:
         return False
-    if query.topic is not None and s.topic != query.topic:
+    if query.provisional is not None and s.due_provisional != query.provisional:
         return False
-    if query.campaign is not None and s.campaign != query.campaign:
+    if query.reported_upward is not None and bool(s.upward_reports) != query.reported_upward:
+        return False
+    if query.forwarded_to_city is not None and (s.forwarded_to_city_at is not None) != query.forwarded_to_city:
+        return False
+    received = s.received_at.astimezone(dt.UTC)
+    after, before = _utc(query.received_after, "query.received_after"), _utc(query.received_before,
+                                                                               "query.received_before")
+    if (after is not None and received < after) or (before is not None and not received < before):
         return False
     if query.by_due:
-        due = s.due_at
-        if due is None:
+        if s.due_at is None:
             return False
-        # by instant, as a database compares them (at a DST fold, 01:30 the second time is
-        # later than 01:45 the first time)
-        if query.due_before is not None or query.due_after is not None:
-            due = to_utc(due, "due_at")
-            if query.due_before is not None and not due < to_utc(query.due_before, "query.due_before"):
-                return False
-            if query.due_after is not None and not due >= to_utc(query.due_after, "query.due_after"):
-                return False
-    if query.after_id is not None and not s.id > query.after_id:
+        due = s.due_at.astimezone(dt.UTC)
+        after, before = _utc(query.due_after, "query.due_after"), _utc(query.due_before, "query.due_before")
+        if (after is not None and due < after) or (before is not None and not due < before):
+            return False
+    if query.order is Order.REGISTRATION and s.registration_number is None:
         return False
     if query.overdue_unflagged and flagged_for_due(s):
         return False
+    cursor = query.cursor()
+    if cursor is not None:
+        mine = (sort_key(query.order, s), s.id)
+        theirs = (_cursor_value(query.order, cursor[0]), cursor[1])
+        if not (mine < theirs if query.descending else mine > theirs):
+            return False
     return True
 
 
-def flagged_for_due(s: Suggestion) -> bool:
-    """Whether ``s`` was flagged overdue for its current due time: the two are the same instant.
+def _cursor_value(order: Order, value: Any) -> Any:
+    if order in (Order.RECEIVED, Order.DUE) and isinstance(value, dt.datetime):
+        return to_utc(value, "query.after")
+    return value
 
-    Compared in UTC, as a database compares them: ``==`` on aware datetimes compares wall
-    times when both share one zone (ignoring ``fold``) and refuses a DST fold across zones.
-    """
+
+def flagged_for_due(s: Suggestion) -> bool:
+    """Whether ``s`` was flagged overdue for its current due time: the two are the same instant."""
     flagged, due = s.overdue_flagged_at, s.due_at
     if flagged is None or due is None:
         return False
-    return flagged is due or flagged.astimezone(dt.UTC) == due.astimezone(dt.UTC)
+    return flagged.astimezone(dt.UTC) == due.astimezone(dt.UTC)
 
 
-_NO_TIME = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def order(query: Query, rows: Iterable[Suggestion]) -> Sequence[Suggestion]:
-    """Sort and cut ``rows`` as :class:`Query` documents."""
-    if query.by_due:  # by instant, as a database orders them (``<`` ignores ``fold`` within one zone)
-        ordered = sorted(rows, key=lambda s: (s.due_at.astimezone(dt.UTC) if s.due_at is not None else _NO_TIME, s.id))
-    else:
-        ordered = sorted(rows, key=lambda s: s.id)
+def order(query: Query, rows: Iterable[Suggestion]) -> list[Suggestion]:
+    """Sort and cut ``rows`` (already filtered) as :class:`Query` documents."""
+    ordered = sorted(rows, key=lambda s: (sort_key(query.order, s), s.id), reverse=query.descending)
     return ordered if query.limit is None else ordered[: query.limit]
 
 
 def iter_suggestions(store: Store, query: Query | None = None, page: int = 1000) -> Iterator[Suggestion]:
-    """Every suggestion matching ``query`` (by id), fetched ``page`` rows at a time (bulk export)."""
-    base = query or Query()
-    if base.by_due:
-        raise ValueError("iter_suggestions pages by id; due-time queries page with Query.due_after")
-    after = base.after_id
+    """Every suggestion matching ``query``, fetched ``page`` rows at a time in its order."""
+    base = attrs.evolve(query or Query(), limit=page, after_id=None)
     while True:
-        rows = store.query(attrs.evolve(base, after_id=after, limit=page))
+        rows = store.query(base)
         yield from rows
         if len(rows) < page:
             return
-        after = rows[-1].id
+        base = attrs.evolve(base, after=base.cursor_of(rows[-1]))
 
 
 def iter_events(store: Store, query: Query | None = None, page: int = 1000) -> Iterator[Event]:
-    """Every event of every suggestion matching ``query``, by suggestion id then version.
-
-    Stores that can export events in bulk provide ``export_events(after_id, limit)``
-    (events of the next ``limit`` suggestions with ids greater than ``after_id``); the
-    others are read one history at a time.
-    """
-    export = getattr(store, "export_events", None)
-    if export is not None and (query is None or query == Query()):
+    """Every event of every suggestion matching ``query``, by suggestion id then version."""
+    if isinstance(store, HistoryScanner) and (query is None or query == Query()):
         after: str | None = None
         while True:
-            events: list[Event] = export(after, page)
-            yield from events
-            if not events:
+            histories = store.scan_histories(after, page)
+            for h in histories:
+                yield from h.events
+            if len(histories) < page:
                 return
-            after = events[-1].suggestion_id
+            after = histories[-1].suggestion_id
     else:
-        for s in iter_suggestions(store, query, page):
+        for s in iter_suggestions(store, attrs.evolve(query or Query(), order=Order.ID), page):
             yield from store.history(s.id)

@@ -1,12 +1,20 @@
 """Schema management: the Alembic migrations shipped inside the package, run programmatically.
 
-The migrations live in ``jianyi_flow/migrations`` and record their revision in their own
-version table, ``jianyi_flow_alembic_version``, so a host application that uses Alembic
-for its own tables keeps its ``alembic_version`` untouched and both histories advance
-independently.  No ``alembic.ini`` is needed::
+The migrations live in ``jianyi_flow/storage/sql/migrations`` and record their revision in
+their own version table, ``jianyi_flow_alembic_version``, so a host application that uses
+Alembic for its own tables keeps its ``alembic_version`` untouched and both histories
+advance independently.  No ``alembic.ini`` is needed::
 
     from jianyi_flow.storage.sql.migrate import upgrade
     upgrade("postgresql+psycopg://app@db/campaign")      # or: jianyi-flow db upgrade URL
+
+A :class:`~jianyi_flow.storage.sql.SqlStore` opens only a database at the revision its
+package writes (:data:`~jianyi_flow.storage.sql.schema.REVISION`, the head here).
+
+On SQLite, foreign keys are not enforced while the migrations run and are checked when
+they end (``PRAGMA foreign_key_check``): SQLite changes a table's definition by copying it
+into a new table, and dropping the old one would otherwise be refused while other tables
+refer to it (SQLite's documented procedure for schema changes).
 
 A host application's own ``env.py`` should skip these tables when it autogenerates
 (``include_name=jianyi_flow.storage.sql.migrate.host_include_name``); see docs/storage.md.
@@ -37,6 +45,7 @@ __all__ = [
     "alembic_config",
     "current",
     "downgrade",
+    "foreign_keys_deferred",
     "head",
     "host_include_name",
     "is_jianyi_flow_table",
@@ -55,8 +64,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
     With ``connection`` the migrations run on it (inside its transaction); with ``url``
     ``env.py`` opens its own engine.  Useful for Alembic commands this module does not wrap
-    (``history``, ``upgrade --sql``...).  Revision ``0003`` moves values between rows and
-    cannot be printed as SQL: it raises :class:`~jianyi_flow.errors.StoreError` in that mode.
+    (``history``, ``upgrade --sql``...).  Revisions ``0003`` and ``0004`` move values between
+    rows and cannot be printed as SQL: they raise :class:`~jianyi_flow.errors.StoreError` in that mode.
     """
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -79,14 +88,39 @@ def _engine(url_or_engine: str | URL | Engine) -> Iterator[Engine]:
 
 
 def _run(url_or_engine: str | URL | Engine, action: str, *args: Any) -> None:
+    if action == "upgrade" and args and args[0] in ("head", head()) and current(url_or_engine) == head():
+        return  # nothing to run: no schema change, so no foreign-key check of data it did not touch
     try:
-        with _engine(url_or_engine) as engine, engine.begin() as conn:
-            getattr(command, action)(alembic_config(conn), *args)
+        with _engine(url_or_engine) as engine, engine.connect() as conn, foreign_keys_deferred(conn):
+            with conn.begin():
+                getattr(command, action)(alembic_config(conn), *args)
     except CommandError as exc:
         raise StoreError(f"migration {action} failed: {exc}") from None
     except sa.exc.SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         raise StoreError(f"migration {action} failed: {type(exc).__name__}: {detail}") from None
+
+
+@contextlib.contextmanager
+def foreign_keys_deferred(conn: Connection) -> Iterator[None]:
+    """On SQLite: foreign keys unenforced inside the block, checked and enforced again after it."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    enforced = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.commit()
+    try:
+        yield
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            raise StoreError(f"after the migration, table {broken[0]} row {broken[1]} refers to a missing "
+                             f"row of {broken[2]}")
+    finally:
+        conn.rollback()
+        if enforced:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
 
 
 def upgrade(url_or_engine: str | URL | Engine, revision: str = "head") -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from jianyi_flow.storage.sql.engine import create_engine
-from jianyi_flow.storage.sql.migrate import VERSION_TABLE, is_jianyi_flow_table
+from jianyi_flow.storage.sql.migrate import VERSION_TABLE, foreign_keys_deferred, is_jianyi_flow_table
 from jianyi_flow.storage.sql.schema import metadata
 
 config = context.config
@@ -65,7 +65,7 @@ def run_online() -> None:
         raise RuntimeError("set sqlalchemy.url, or run the migrations through jianyi_flow.sql.upgrade(url)")
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, foreign_keys_deferred(conn), conn.begin():
             _run(conn)
     finally:
         engine.dispose()

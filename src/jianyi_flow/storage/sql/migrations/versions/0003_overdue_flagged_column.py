@@ -9,7 +9,7 @@ already flagged overdue on an earlier day (one ``flag_overdue`` event per due ti
 it read each of them back only to find that out in Python.  With the flag time in a
 column, the query says ``overdue_flagged_at IS NULL OR due_at IS NULL OR
 overdue_flagged_at <> due_at`` (``Query.overdue_unflagged``) and the database skips them
-while it walks the due index.  Measured: see docs/storage.md.
+while it walks the due index.
 
 Upgrade adds the column (unless an earlier attempt did: SQLite and MariaDB commit an
 ``ALTER TABLE`` at once, so a backfill that failed half-way resumes), then pages through

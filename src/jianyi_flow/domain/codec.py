@@ -1,0 +1,206 @@
+"""How field values of a :class:`~jianyi_flow.domain.model.Suggestion` are written inside events.
+
+An event's ``changes`` hold JSON-ready values, because they are hashed
+(:mod:`jianyi_flow.domain.history`) and stored as JSON: datetimes as ISO text in UTC,
+enums as their values, tuples as lists, the proposer, an evaluation and an extension
+request as objects.  :func:`apply_event` decodes them again and :func:`replay` rebuilds a
+suggestion from its events.  Stores use the same encoding for the fields they keep as JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from .clock import SHANGHAI
+from .model import (
+    AdoptionForm,
+    Channel,
+    Evaluation,
+    Event,
+    ExtensionRequest,
+    Outcome,
+    Proposer,
+    ProposerKind,
+    Rating,
+    ReplyForm,
+    ReportForm,
+    ResearchMethod,
+    RewardTier,
+    State,
+    Step,
+    Suggestion,
+)
+
+__all__ = [
+    "DATETIME_FIELDS",
+    "ENUM_FIELDS",
+    "SUGGESTION_FIELDS",
+    "apply_event",
+    "decode_datetime",
+    "decode_proposer",
+    "decode_value",
+    "encode_changes",
+    "encode_datetime",
+    "encode_proposer",
+    "encode_value",
+    "replace",
+    "replay",
+]
+
+SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
+"""Every field of :class:`Suggestion`, in declaration order."""
+
+DATETIME_FIELDS = frozenset(
+    {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "due_from", "objection_due_at",
+     "overdue_flagged_at", "closed_at", "forwarded_to_city_at"}
+)
+"""Fields holding an aware datetime."""
+
+ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
+    "channel": Channel,
+    "state": State,
+    "outcome": Outcome,
+    "rating": Rating,
+    "reward_tier": RewardTier,
+    "due_step": Step,
+    "research_method": ResearchMethod,
+    "reply_form": ReplyForm,
+    "adoption_form": AdoptionForm,
+}
+"""Fields holding an enum member, stored as its value."""
+
+_TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
+_REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
+
+
+def encode_datetime(value: dt.datetime) -> str:
+    """Aware datetime → ISO text in UTC: equal instants encode equally."""
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def decode_datetime(text: str) -> dt.datetime:
+    """ISO text → aware datetime shown in Asia/Shanghai."""
+    return dt.datetime.fromisoformat(text).astimezone(SHANGHAI)
+
+
+def encode_proposer(p: Proposer) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "kind": p.kind.value,
+        "phone": p.phone,
+        "address": p.address,
+        "confidential": p.confidential,
+        "account": p.account,
+    }
+
+
+def decode_proposer(data: Mapping[str, Any]) -> Proposer:
+    return Proposer(
+        name=data["name"],
+        kind=ProposerKind(data["kind"]),
+        phone=data.get("phone"),
+        address=data.get("address"),
+        confidential=bool(data.get("confidential", False)),
+        account=data.get("account"),
+    )
+
+
+def _encode_evaluation(value: Evaluation) -> dict[str, Any]:
+    return {"quality": value.quality, "value": value.value, "effect": value.effect, "evaluator": value.evaluator}
+
+
+def _decode_evaluation(data: Mapping[str, Any]) -> Evaluation:
+    return Evaluation(data["quality"], data["value"], data["effect"], data["evaluator"])
+
+
+def _encode_extension_request(value: ExtensionRequest) -> dict[str, Any]:
+    return {"days": value.days, "reason": value.reason, "requested_by": value.requested_by,
+            "requested_at": encode_datetime(value.requested_at)}
+
+
+def _decode_extension_request(data: Mapping[str, Any]) -> ExtensionRequest:
+    return ExtensionRequest(data["days"], data["reason"], data["requested_by"], decode_datetime(data["requested_at"]))
+
+
+def _enum_value(member: enum.Enum) -> Any:
+    return member.value
+
+
+_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(DATETIME_FIELDS, encode_datetime),
+    **dict.fromkeys(ENUM_FIELDS, _enum_value),
+    **dict.fromkeys(_TUPLE_FIELDS, list),
+    "upward_reports": lambda forms: [form.value for form in forms],
+    "evaluation": _encode_evaluation,
+    "extension_request": _encode_extension_request,
+    "proposer": encode_proposer,
+}
+"""How each field that is not stored as it is gets encoded (one lookup per value)."""
+
+_DECODERS: Mapping[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(DATETIME_FIELDS, decode_datetime),
+    **{name: kind for name, kind in ENUM_FIELDS.items()},
+    **dict.fromkeys(_TUPLE_FIELDS, tuple),
+    "upward_reports": lambda forms: tuple(ReportForm(form) for form in forms),
+    "evaluation": _decode_evaluation,
+    "extension_request": _decode_extension_request,
+    "proposer": decode_proposer,
+}
+
+
+def encode_value(name: str, value: Any) -> Any:
+    """One :class:`Suggestion` field value as JSON-ready data."""
+    if value is None:
+        return None
+    convert = _ENCODERS.get(name)
+    return value if convert is None else convert(value)
+
+
+def decode_value(name: str, value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if value is None:
+        return None
+    convert = _DECODERS.get(name)
+    return value if convert is None else convert(value)
+
+
+def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``changes`` with every value through :func:`encode_value`."""
+    return {name: encode_value(name, value) for name, value in changes.items()}
+
+
+def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
+    """A copy of ``s`` with ``changes`` applied (``attrs.evolve``, refusing unknown fields by name)."""
+    unknown = changes.keys() - set(SUGGESTION_FIELDS)
+    if unknown:
+        raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
+    return attrs.evolve(s, **changes)
+
+
+def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
+    """Fold one event into the suggestion it follows (``None`` before the first event)."""
+    decoded = {name: decode_value(name, value) for name, value in event.changes.items()}
+    unknown = decoded.keys() - _REPLAYED_FIELDS
+    if unknown:
+        raise ValueError(f"event {event.kind!r} changes unknown fields {sorted(unknown)}")
+    own: dict[str, Any] = {"state": event.to_state, "version": event.version, "updated_at": event.at,
+                           "event_hash": event.hash}
+    if event.workflow is not None:
+        own["workflow"] = event.workflow
+    fields = {**decoded, **own}  # the event's own record of its version and workflow wins over its changes
+    if previous is None:
+        return Suggestion(id=event.suggestion_id, **fields)
+    return attrs.evolve(previous, **fields)
+
+
+def replay(events: Iterable[Event]) -> Suggestion | None:
+    """Rebuild a suggestion from its history; ``None`` for an empty history."""
+    current: Suggestion | None = None
+    for event in events:
+        current = apply_event(current, event)
+    return current
