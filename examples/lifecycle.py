@@ -19,6 +19,8 @@ from jianyi_flow import (
     Proposer,
     ProposerKind,
     Rating,
+    ReplyForm,
+    ResearchMethod,
     Role,
     SuggestionDraft,
 )
@@ -26,7 +28,8 @@ from jianyi_flow import (
 
 def main() -> None:
     clock = FakeClock(dt.datetime(2024, 9, 2, 9, 30, tzinfo=SHANGHAI))
-    flow = Flow(MemoryStore(), clock, campaign="YC2024")
+    ids = iter(["S0001"])
+    flow = Flow(MemoryStore(), clock, campaign="YC2024", ids=lambda: next(ids))
 
     proposer = Actor("p-1001", Role.PROPOSER, name="李明")
     office = Actor("clerk-7", Role.COLLECTION_OFFICE, unit="XFB", name="区征集办")
@@ -41,26 +44,25 @@ def main() -> None:
         topic="T15",
         channel=Channel.ONLINE_PORTAL,
         proposer=Proposer("李明", kind=ProposerKind.CITIZEN, phone="13800000000", account="p-1001"),
-        recommending_unit="ZSL",
     )
-    s = flow.receive(draft, proposer, suggestion_id="S0001")
+    s = flow.receive(draft, proposer)
     clock.advance(days=1)
     s = flow.register(s.id, office)
     s = flow.transfer(s.id, office, lead_unit="JTJ", co_units=["CGJ"])
     clock.advance(days=10)
-    s = flow.research(s.id, unit, findings="实地调研高峰客流，线路运力不足属实。")
+    s = flow.research(s.id, unit, findings="实地调研高峰客流，线路运力不足属实。", method=ResearchMethod.FIELD_VISIT)
     s = flow.decide(
         s.id, unit, outcome=Outcome.PARTIALLY_ADOPTED, adopted_part="增开高峰班次", reason="换乘指引已在建设中"
     )
     clock.advance(days=2)
-    s = flow.reply(s.id, unit, text="感谢您的建议，我局已于10月起增开高峰时段班次。")
+    s = flow.reply(s.id, unit, text="感谢您的建议，我局已于10月起增开高峰时段班次。", form=ReplyForm.WRITTEN)
     clock.advance(days=3)
     s = flow.rate(s.id, proposer, rating=Rating.SATISFIED)
 
-    print(f"{s.title}  [{s.registration_number}]")
+    print(f"{s.title}  [{s.registration_number}]  (as the proposer sees it)")
     print(f"state: {s.state.value}, version {s.version}, outcome {s.outcome and s.outcome.value}")
     print("history:")
-    for e in flow.history(s.id):
+    for e in flow.history(s.id, office):
         local = e.at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
         came_from = e.from_state.value if e.from_state else "-"
         print(f"  v{e.version} {local} {e.kind:<10} {came_from:>17} -> {e.to_state.value:<17} by {e.actor}")
