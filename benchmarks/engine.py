@@ -42,9 +42,10 @@ import time
 from typing import Any
 
 from jianyi_flow import Change, MemoryStore, State
+from jianyi_flow.domain.codec import encode_changes, replace
 from jianyi_flow.domain.deadlines import Step
 from jianyi_flow.domain.history import seal_new
-from jianyi_flow.domain.model import build_event, encode_changes, replace
+from jianyi_flow.domain.model import build_event
 from jianyi_flow.domain.workflow import MACHINE, TRANSITIONS, _cursor, build_machine, edges, fire
 from jianyi_flow.service.flow import unit_recipient
 from jianyi_flow.storage.base import build_change, build_message

@@ -31,8 +31,8 @@ import types
 from typing import Any
 
 from jianyi_flow import MemoryStore
+from jianyi_flow.domain.codec import SUGGESTION_FIELDS, encode_value
 from jianyi_flow.domain.history import canonical
-from jianyi_flow.domain.model import SUGGESTION_FIELDS, encode_value
 
 from ._common import Figure, figure, log
 from ._fixtures import lifecycle, make_flow

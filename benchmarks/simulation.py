@@ -42,11 +42,10 @@ Run alone: ``python -m benchmarks.simulation [--quick]``; one part:
 peak RSS as JSON), ``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.  The environment
 variable ``JIANYI_BENCH_SQLITE_PRAGMAS`` (e.g. ``"cache_size=-131072;mmap_size=1073741824"``)
 adds per-connection pragmas to the SQLite child, for experiments; the figures never set it.
-Three more experiment knobs, never set by the figures: ``JIANYI_BENCH_FIRE_TABLE=1`` answers
+Two more experiment knobs, never set by the figures: ``JIANYI_BENCH_FIRE_TABLE=1`` answers
 the machine step from a table compiled from the machine instead of the ``transitions``
 trigger (what docs/performance.md quotes as the product owner's option);
-``JIANYI_BENCH_CACHE_ROWS=N`` sets the SQLite batch row cache size; ``JIANYI_BENCH_NO_GC_FREEZE=1``
-runs the simulator with ``freeze_gc=False``.
+``JIANYI_BENCH_CACHE_ROWS=N`` sets the SQLite batch row cache size.
 """
 
 from __future__ import annotations
@@ -110,11 +109,9 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
 
     collector = _CollectorTime()
     started = time.perf_counter()
-    freeze_gc = not os.environ.get("JIANYI_BENCH_NO_GC_FREEZE")  # an experiment knob
     gc.callbacks.append(collector)
     try:
-        result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress,
-                                   freeze_gc=freeze_gc).run()
+        result = CampaignSimulator(yongchuan_2024(), store, seed=SEED, suggestions=n, progress=progress).run()
     finally:
         gc.callbacks.remove(collector)
     seconds = time.perf_counter() - started

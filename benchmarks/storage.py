@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 
 from jianyi_flow import Change
-from jianyi_flow.domain.model import encode_value
+from jianyi_flow.domain.codec import encode_value
 from jianyi_flow.sql import SqlStore, create_engine
 from jianyi_flow.storage.sql.schema import events, outbox, suggestion_units, suggestions
 from jianyi_flow.storage.sql.store import COLUMN_FIELDS, DATA_FIELDS
