@@ -378,10 +378,12 @@ def _check_year(
 
 
 def _flow(url: str, calendar: ChinaCalendar) -> Any:
+    from .cli_ops import require_existing
     from .domain.clock import SystemClock
     from .service.flow import Flow
     from .sql import SqlStore
 
+    require_existing(url)
     return Flow(SqlStore(url), SystemClock(), calendar=calendar)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -66,7 +67,17 @@ def add_parsers(sub: Any) -> None:
 def _open(url: str) -> Store:
     from .sql import SqlStore
 
+    require_existing(url)
     return SqlStore(url)
+
+
+def require_existing(url: str) -> None:
+    """Refuse a ``sqlite:///`` file that is not there: SqlStore would create it empty, then fail."""
+    from .cli import _sqlite_path
+
+    path = _sqlite_path(url)
+    if path is not None and not os.path.exists(path):
+        raise ValidationError("--store", f"no database at {path}")
 
 
 def _anchor(key_file: str | None, log: str | None) -> Anchor | None:
