@@ -333,18 +333,22 @@ def test_the_worker_stops_on_sigterm_and_restores_the_handlers(
             return len(spool.read_text(encoding="utf-8").splitlines()) if spool.exists() else 0
 
         def terminate_once_the_worker_is_idle() -> None:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 30
             while (signal.getsignal(signal.SIGTERM) is ours or delivered() < 12) and time.monotonic() < deadline:
                 time.sleep(0.02)
             os.kill(os.getpid(), signal.SIGTERM)
 
         killer = threading.Thread(target=terminate_once_the_worker_is_idle)
         killer.start()
-        status = main(["worker", "--store", filled_url, "--spool", str(spool), "--interval", "0.05"])
+        started = time.monotonic()
+        # --rounds only as a backstop (60 s): a worker deaf to SIGTERM fails the test instead of hanging it
+        status = main(["worker", "--store", filled_url, "--spool", str(spool), "--interval", "0.05",
+                       "--rounds", "1200"])
+        seconds = time.monotonic() - started
         killer.join(timeout=60)
         assert signal.getsignal(signal.SIGTERM) is ours  # put back
     finally:
         signal.signal(signal.SIGTERM, original)
-    assert status == 0 and caught == []
+    assert status == 0 and caught == [] and seconds < 45
     assert capsys.readouterr().out.startswith("worker stopped: 12 notices delivered, 0 failed, 1 ticks")
     assert len(spool.read_text(encoding="utf-8").splitlines()) == 12
