@@ -310,3 +310,16 @@ def test_the_export_keeps_what_statistics_need() -> None:
         assert (r["suggestion"]["channel"], r["suggestion"]["area"], r["suggestion"]["state"]) == (
             s.channel.value, s.area, s.state.value)
         assert len(r["events"]) == s.version
+
+
+def test_a_request_sent_before_the_vault_keeps_its_fingerprint() -> None:
+    """An idempotent retry across the upgrade is the same request: the new Proposer fields count only when set."""
+    from jianyi_flow import Proposer, SuggestionDraft
+    from jianyi_flow.service.flow import fingerprint
+
+    d = SuggestionDraft(title="t", subject="s", problem="p", measures="m", area="a",
+                        proposer=Proposer(name="张三", phone="13812345678"))
+    before_the_vault = "27bb767763b5c30ced40c0a6d84fbbf845a8e7a17e0b56d740e208723fab9107"
+    assert fingerprint("receive", None, {"draft": d, "suggestion_id": None}) == before_the_vault
+    vaulted = attrs.evolve(d, proposer=attrs.evolve(d.proposer, vaulted=True))
+    assert fingerprint("receive", None, {"draft": vaulted, "suggestion_id": None}) != before_the_vault

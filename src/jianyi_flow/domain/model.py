@@ -254,10 +254,10 @@ class Proposer:
     confidential: bool = False
     account: str | None = None
     """The portal account that speaks for the proposer (used to check who may rate)."""
-    vaulted: bool = False
+    vaulted: bool = attrs.field(default=False, metadata={"added_later": True})
     """The name, phone, address and account live in the store's personal-data vault, not in the
     history (:mod:`jianyi_flow.domain.personal`); ``False`` for suggestions received before it."""
-    erased: str | None = None
+    erased: str | None = attrs.field(default=None, metadata={"added_later": True})
     """``"erased"`` (已删除) or ``"pseudonymised"`` (已脱敏) once the vaulted data was erased."""
 
     def __repr__(self) -> str:

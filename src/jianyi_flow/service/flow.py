@@ -246,7 +246,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()  # as given: converting could overflow before validation refuses it
     if attrs.has(type(value)):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        # a field added later counts only when set: a request sent before it existed keeps its fingerprint
+        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))
+                if not (f.metadata.get("added_later") and getattr(value, f.name) == f.default)}
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
