@@ -133,12 +133,12 @@ class Built:
 
 
 class _Driver:
-    def __init__(self, variant: bool, store: Store | None) -> None:
+    def __init__(self, variant: bool, store: Store | None, vault: bool = False) -> None:
         self.campaign = yongchuan_2024()
         self.store = store if store is not None else MemoryStore()
         self.clock = FakeClock(at(8, 1))
         self.ids = ChosenIds()
-        self.flow = make_flow(self.campaign, self.store, self.clock, ids=self.ids)
+        self.flow = make_flow(self.campaign, self.store, self.clock, ids=self.ids, vault=vault)
         self.built = Built(self.campaign, self.flow, self.store, self.clock)
         self.variant = variant
 
@@ -241,12 +241,13 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
-def build(*, variant: bool = False, store: Store | None = None) -> Built:
+def build(*, variant: bool = False, store: Store | None = None, vault: bool = False) -> Built:
     """Build the campaign on ``store`` (a new MemoryStore by default).
 
     ``variant=True`` changes one reply text, so exactly one event's content differs.
+    ``vault=True`` keeps the proposers' personal data in the store's vault.
     """
-    d = _Driver(variant, store)
+    d = _Driver(variant, store, vault)
     f = d.flow
     sid = {s.n: f"s{s.n:02d}" for s in SPECS}
     for spec in SPECS:

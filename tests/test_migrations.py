@@ -83,7 +83,7 @@ def key_columns() -> set[str]:
 
 
 def test_the_store_writes_the_head_revision() -> None:
-    assert db.head() == REVISION == "0004"
+    assert db.head() == REVISION == "0005"
 
 
 def test_migrations_build_exactly_the_metadata(engine: sa.Engine) -> None:
@@ -393,6 +393,28 @@ def test_a_store_on_a_database_without_tables_says_to_upgrade(empty_url: str) ->
     with SqlStore.open(empty_url) as store:
         assert store.query(Query()) == []
     assert db.current(empty_url) == REVISION
+
+
+# --- 0005 ------------------------------------------------------------------------------------------------
+
+
+def test_0005_adds_the_vault_and_its_downgrade_keeps_the_only_copy_of_the_data(engine: sa.Engine) -> None:
+    from helpers import OFFICE, make_draft, make_flow
+
+    db.upgrade(engine, "0004")
+    assert "jianyi_personal_data" not in sa.inspect(engine).get_table_names()
+    db.upgrade(engine)
+    with SqlStore(engine) as store:
+        s = make_flow(store, vault=True).receive(make_draft(), OFFICE)
+    with pytest.raises(StoreError, match="only copy"):
+        db.downgrade(engine, "0004")
+    assert db.current(engine) == REVISION
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM jianyi_personal_data WHERE suggestion_id = :sid"), {"sid": s.id})
+    db.downgrade(engine, "0004")
+    assert db.current(engine) == "0004" and "jianyi_personal_data" not in sa.inspect(engine).get_table_names()
+    db.upgrade(engine)
+    assert differences(engine, metadata) == []
 
 
 def test_a_store_on_an_older_revision_says_to_upgrade(engine: sa.Engine) -> None:

@@ -137,14 +137,20 @@ EXPECTED: Mapping[str, frozenset[Role]] = {
     "flag_overdue": frozenset({R.SYSTEM}),
     "retime": frozenset({R.SYSTEM}),
     "migrate_state": frozenset({R.SYSTEM}),
+    "erase_personal_data": frozenset({R.COLLECTION_OFFICE}),
+    "vault_personal_data": frozenset({R.SYSTEM}),
 }
 """Who may run what under the default table, written out from the issues."""
 
 TICK_COMMANDS = ("close_unrated", "flag_overdue")
-SYSTEM_ONLY = (*TICK_COMMANDS, "retime", "migrate_state")
+SYSTEM_ONLY = (*TICK_COMMANDS, "retime", "migrate_state", "vault_personal_data")
 """Commands no portal calls: the flow runs them as the system (``tick``, ``retime``, ``migrate``)."""
 READERS = {"get", "history", "list_suggestions", "overdue", "due_soon", "available_commands"}
 """Flow methods that take an actor but change nothing."""
+BATCHES = {"erase_expired"}
+"""Flow methods that run one of the commands above on many suggestions (``erase_personal_data``)."""
+VAULTED = {"erase_personal_data"}
+"""Commands that need a flow keeping personal data in its store's vault."""
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -181,13 +187,14 @@ class World:
     """A guard with the flow's table, for asking it directly (the Flow builds its own)."""
 
 
-def make_world(table: PermissionTable | None = None) -> World:
+def make_world(table: PermissionTable | None = None, *, vault: bool = False) -> World:
     """A Flow under ``table`` (the default table when ``None``: what ``Flow(store, clock)`` runs)."""
     store = MemoryStore()
     clock = FakeClock(START)
     counter = itertools.count(1)
     ids = lambda: f"s{next(counter):04d}"  # noqa: E731
-    flow = Flow(store, clock, ids=ids) if table is None else Flow(store, clock, permissions=table, ids=ids)
+    flow = Flow(store, clock, ids=ids, vault=vault) if table is None else Flow(store, clock, permissions=table,
+                                                                              ids=ids, vault=vault)
     return World(flow, store, clock, PermissionGuard(table or PermissionTable.default(), store=store))
 
 
@@ -236,6 +243,8 @@ PREP: Mapping[str, tuple[str, ...]] = {
     "flag_overdue": _ROUTED,
     "retime": _ROUTED,
     "migrate_state": _ROUTED,
+    "erase_personal_data": _ADOPTED,
+    "vault_personal_data": _ROUTED,
 }
 """For each command, the steps after ``receive`` that make it legal."""
 
@@ -262,6 +271,7 @@ RUN: Mapping[str, Run] = {
     "nominate_reward": lambda f, sid, a: f.nominate_reward(sid, a, tier=RewardTier.FIRST),
     "record_adoption": lambda f, sid, a: f.record_adoption(sid, a, adopted_into="区交通局2024年第3号通知"),
     "mark_typical": lambda f, sid, a: f.mark_typical(sid, a),
+    "erase_personal_data": lambda f, sid, a: f.erase_personal_data(sid, a, reason="建议人要求删除个人信息"),
 }
 """The command under test, run by the actor under test with valid arguments."""
 
@@ -367,7 +377,7 @@ def test_the_expected_table_names_every_command_flow_has() -> None:
     }
     assert READERS <= flow_commands
     # run_command runs the commands a deployment adds to its workflow: the table names those itself
-    assert (flow_commands - READERS - {"run_command"}) | set(SYSTEM_ONLY) == set(EXPECTED)
+    assert (flow_commands - READERS - BATCHES - {"run_command"}) | set(SYSTEM_ONLY) == set(EXPECTED)
     assert set(COMMANDS) == set(EXPECTED)
 
 
@@ -388,7 +398,7 @@ def test_a_plain_flow_runs_under_the_default_table() -> None:
 @pytest.mark.parametrize("command", [c for c in EXPECTED if c not in ("receive", *SYSTEM_ONLY)])
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_every_role_and_command(role: Role, command: str) -> None:
-    world = make_world()
+    world = make_world(vault=command in VAULTED)
     s = prepare(world, command)
     actor = ACTORS[role]
     if role in EXPECTED[command]:

@@ -994,6 +994,10 @@ CALLS: dict[str, dict[str, Any]] = {
     "nominate_reward": {"suggestion_id": "evl", "actor": EVALUATOR, "tier": "first"},
     "record_adoption": {"suggestion_id": "ado", "actor": OFFICE, "adopted_into": "文件", "form": None},
     "mark_typical": {"suggestion_id": "ado", "actor": OFFICE, "note": None},
+    "erase_personal_data": {"suggestion_id": "rat", "actor": OFFICE, "reason": "建议人申请删除"},
+    "erase_expired": {"actor": OFFICE, "reason": "保存期限届满", "retention_days": 365, "campaign": None, "now": None,
+                      "batch": 500},
+    "vault_personal_data": {"reason": "个人信息迁移", "now": None, "batch": 500},
 }
 """Every public Flow method with the arguments of one valid call on the seeds."""
 for _name, _args in CALLS.items():

@@ -177,7 +177,9 @@ COMMANDS: tuple[Command, ...] = (
 
 _READERS = {"due_for", "get", "history", "list_suggestions", "overdue", "due_soon", "available_commands",
             "verify_history", "verify_all", "tick", "receive",
-            "validate_draft", "calendar_health", "retime", "checkpoint", "migrate", "run_command"}
+            "validate_draft", "calendar_health", "retime", "checkpoint", "migrate", "run_command",
+            # personal data: not workflow edges (about the data, in every state; tests/test_personal_data.py)
+            "erase_personal_data", "erase_expired", "vault_personal_data"}
 
 
 # --- the lists themselves are complete ------------------------------------------------------------

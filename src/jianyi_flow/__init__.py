@@ -44,6 +44,7 @@ from .domain.model import (
     Suggestion,
     SuggestionDraft,
 )
+from .domain.personal import PersonalRecord
 from .domain.workflow import WORKFLOW, Workflow
 from .errors import (
     CalendarNotCovered,
@@ -69,6 +70,7 @@ from .service.campaign_flow import make_flow
 from .service.flow import (
     Availability,
     AvailableCommand,
+    ErasureResult,
     Flow,
     FlowCalendarHealth,
     Page,
@@ -85,6 +87,7 @@ from .storage.base import (
     MetadataStore,
     Order,
     OutboxMessage,
+    PersonalDataVault,
     Query,
     Store,
 )
@@ -118,6 +121,7 @@ __all__ = [
     "DeadlinePolicy",
     "Due",
     "DuplicateSuggestion",
+    "ErasureResult",
     "Evaluation",
     "Event",
     "ExtensionRequest",
@@ -140,6 +144,8 @@ __all__ = [
     "PermissionDenied",
     "PermissionGuard",
     "PermissionTable",
+    "PersonalDataVault",
+    "PersonalRecord",
     "PhaseClosed",
     "PhaseWindow",
     "Problem",

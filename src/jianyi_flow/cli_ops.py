@@ -9,7 +9,14 @@
 - ``jianyi-flow health --store URL [--json]`` reports the schema revision, the calendar's
   coverage and the outbox backlog;
 - ``jianyi-flow versions --store URL [--json]`` lists the workflow and deadline-policy versions
-  a store holds (docs/versions.md).
+  a store holds (docs/versions.md);
+- ``jianyi-flow export --store URL --pseudonymise [--campaign C] [--out FILE]`` writes the store
+  for analysts as JSON lines without any personal data (:mod:`jianyi_flow.service.export`);
+- ``jianyi-flow vault-personal-data --store URL --reason R [--anchor-key-file F]`` moves the
+  personal data of suggestions received before the vault out of their histories;
+- ``jianyi-flow erase-expired --store URL --campaign C --days N --actor ID --reason R
+  [--anchor-key-file F]`` pseudonymises every proposer of the campaign whose suggestion closed
+  N days ago or more (docs/security.md, "Personal data").
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import datetime as dt
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from .domain.clock import SystemClock
+from .domain.model import Actor, Role
 from .errors import ValidationError
 from .service.audit import Anchor
 from .service.flow import Flow
@@ -31,7 +40,8 @@ from .storage.base import HistoryScanner, OutboxBacklog, Store
 
 __all__ = ["add_parsers", "run"]
 
-COMMANDS = ("verify", "checkpoint", "worker", "health", "versions")
+COMMANDS = ("verify", "checkpoint", "worker", "health", "versions", "export", "vault-personal-data",
+            "erase-expired")
 
 
 def add_parsers(sub: Any) -> None:
@@ -58,6 +68,28 @@ def add_parsers(sub: Any) -> None:
     vs = sub.add_parser("versions", help="the workflow and deadline-policy versions a store holds")
     vs.add_argument("--store", required=True, help="database URL")
     vs.add_argument("--json", action="store_true", help="print as JSON")
+
+    ex = sub.add_parser("export", help="the store as JSON lines for analysts, without personal data")
+    ex.add_argument("--store", required=True, help="database URL")
+    ex.add_argument("--pseudonymise", action="store_true",
+                    help="required: say that the export leaves out every personal datum (the only kind there is)")
+    ex.add_argument("--campaign", default=None, help="only this campaign's suggestions")
+    ex.add_argument("--out", default=None, help="write to this file (default: standard output)")
+
+    va = sub.add_parser("vault-personal-data",
+                        help="move the personal data of suggestions received before the vault out of their histories")
+    va.add_argument("--store", required=True, help="database URL")
+    va.add_argument("--reason", required=True, help="why (recorded in every event)")
+    va.add_argument("--anchor-key-file", default=None, help="file holding the anchor key (seals the new events)")
+
+    ee = sub.add_parser("erase-expired",
+                        help="pseudonymise every proposer of a campaign whose suggestion closed N days ago or more")
+    ee.add_argument("--store", required=True, help="database URL")
+    ee.add_argument("--campaign", required=True, help="the campaign code")
+    ee.add_argument("--days", type=int, required=True, help="the retention period in days")
+    ee.add_argument("--actor", required=True, help="id of the collection-office member running it (recorded)")
+    ee.add_argument("--reason", required=True, help="why (recorded in every event)")
+    ee.add_argument("--anchor-key-file", default=None, help="file holding the anchor key (seals the new events)")
 
     he = sub.add_parser("health", help="schema revision, calendar coverage and outbox backlog")
     he.add_argument("--store", required=True, help="database URL")
@@ -88,8 +120,8 @@ def _anchor(key_file: str | None, log: str | None) -> Anchor | None:
     return Anchor.from_key_file(key_file, log)
 
 
-def _flow(store: Store, anchor: Anchor | None = None) -> Flow:
-    return Flow(store, SystemClock(), permissions=PermissionTable.default(), anchor=anchor)
+def _flow(store: Store, anchor: Anchor | None = None, *, vault: bool = False) -> Flow:
+    return Flow(store, SystemClock(), permissions=PermissionTable.default(), anchor=anchor, vault=vault)
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
@@ -109,9 +141,43 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             return _health(args, store, out)
         if args.command == "versions":
             return _versions(args, store, out)
+        if args.command == "export":
+            return _export(args, store, out)
+        if args.command == "vault-personal-data":
+            moved = _flow(store, _anchor(args.anchor_key_file, None), vault=True).vault_personal_data(args.reason)
+            out(f"personal data of {len(moved)} suggestions moved to the vault")
+            return 0
+        if args.command == "erase-expired":
+            flow = _flow(store, _anchor(args.anchor_key_file, None), vault=True)
+            actor = Actor(id=args.actor, role=Role.COLLECTION_OFFICE)
+            result = flow.erase_expired(actor, reason=args.reason, retention_days=args.days, campaign=args.campaign)
+            out(f"{len(result.events)} proposers pseudonymised; {len(result.skipped)} skipped"
+                + (f" ({', '.join(result.skipped[:10])})" if result.skipped else ""))
+            return 0
     finally:
         store.close()
     raise ValidationError("command", f"unknown command {args.command!r}")
+
+
+def _export(args: argparse.Namespace, store: Store, out: Callable[[str], None]) -> int:
+    from .service.export import pseudonymised_export
+
+    if not args.pseudonymise:
+        raise ValidationError("--pseudonymise", "an export for analysts leaves out personal data: pass --pseudonymise "
+                                                "(the store itself is never exported with it)")
+    records = pseudonymised_export(store, campaign=args.campaign)
+    lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records)
+    if args.out is None:
+        for line in lines:
+            out(line)
+        return 0
+    count = -1  # the header line is not a suggestion
+    with open(args.out, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+            count += 1
+    print(f"{count} suggestions written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _verify(args: argparse.Namespace, store: Store, out: Callable[[str], None]) -> int:

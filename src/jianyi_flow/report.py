@@ -103,7 +103,7 @@ from .domain.workflow import OPEN_STATES
 from .errors import CalendarNotCovered, NotFound, PermissionDenied, ValidationError
 from .quota import quota_report
 from .service.visibility import scrub
-from .storage.base import Store, iter_events
+from .storage.base import PersonalDataVault, Store, iter_events
 
 __all__ = [
     "AWARD_ON_TIME_MIN",
@@ -1138,10 +1138,23 @@ def _every(kind: type[enum.Enum], counts: Mapping[str, int]) -> dict[str, int]:
 class _Builder:
     """Turns a finished :class:`_Scan` into the report's rows, masking as asked."""
 
-    def __init__(self, campaign: Campaign, scan: _Scan, masked: bool) -> None:
+    def __init__(self, campaign: Campaign, scan: _Scan, masked: bool, store: Store | None = None) -> None:
         self.campaign = campaign
         self.scan = scan
         self.masked = masked
+        self.vault = store if isinstance(store, PersonalDataVault) else None
+
+    def recorded_proposer(self, fields: Mapping[str, Any], sid: str) -> Proposer | None:
+        """The proposer as recorded, with the data the vault holds filled in (已删除/已脱敏 once erased)."""
+        recorded = fields.get("proposer")
+        if not recorded:
+            return None
+        p = decode_proposer(recorded)
+        if p.vaulted and not p.erased and self.vault is not None:
+            record = self.vault.personal_data(sid)
+            if record is not None:
+                p = record.resolve(p)
+        return p
 
     def area_name(self, code: str) -> str:
         return _name(self.campaign.area, code, "")
@@ -1155,7 +1168,7 @@ class _Builder:
         return SuggestionBrief(
             id=first.suggestion_id,
             registration_number=fields.get("registration_number"),
-            title=self.scrub(fields.get("title") or "", fields),
+            title=self.scrub(fields.get("title") or "", fields, self.scrub_proposer(fields, first.suggestion_id)),
             area=fields.get("area") or "",
             area_name=self.area_name(fields.get("area") or ""),
             topic=fields.get("topic"),
@@ -1177,7 +1190,16 @@ class _Builder:
             received_at=first.at.astimezone(SHANGHAI),
         )
 
-    def scrub(self, text: str, fields: Mapping[str, Any]) -> str:
+    def scrub_proposer(self, fields: Mapping[str, Any], sid: str) -> Proposer | None:
+        """The proposer whose own details a masked title is scrubbed of, read from the vault only for a
+        confidential proposer (their name; phone numbers are masked by their shape anyway)."""
+        recorded = fields.get("proposer")
+        if not self.masked or not isinstance(recorded, Mapping) or not recorded.get("vaulted") \
+                or not recorded.get("confidential"):
+            return None
+        return self.recorded_proposer(fields, sid)
+
+    def scrub(self, text: str, fields: Mapping[str, Any], proposer: Proposer | None = None) -> str:
         """Free text as the report shows it: when masking, through :func:`jianyi_flow.service.visibility.scrub`.
 
         Proposers do write their phone number (or, confidential or not, their name) into the
@@ -1187,14 +1209,16 @@ class _Builder:
         """
         if not self.masked or not text:
             return text
-        recorded = fields.get("proposer")
-        return scrub(text, decode_proposer(recorded) if recorded else None)
+        if proposer is None:
+            recorded = fields.get("proposer")
+            proposer = decode_proposer(recorded) if recorded else None
+        return scrub(text, proposer)
 
-    def scrub_opt(self, text: str | None, fields: Mapping[str, Any]) -> str | None:
-        return None if text is None else self.scrub(text, fields)
+    def scrub_opt(self, text: str | None, fields: Mapping[str, Any], proposer: Proposer | None = None) -> str | None:
+        return None if text is None else self.scrub(text, fields, proposer)
 
-    def proposer(self, fields: Mapping[str, Any]) -> ProposerView:
-        p: Proposer = decode_proposer(fields["proposer"])
+    def proposer(self, fields: Mapping[str, Any], resolved: Proposer | None = None) -> ProposerView:
+        p: Proposer = resolved if resolved is not None else decode_proposer(fields["proposer"])
         shown = p.masked() if self.masked else p
         return ProposerView(
             name=scrub(shown.name, None) if self.masked else shown.name,
@@ -1203,13 +1227,14 @@ class _Builder:
         )
 
     def excerpt(self, fields: Mapping[str, Any], state: str, first: Event) -> ExcerptItem:
+        p = self.recorded_proposer(fields, first.suggestion_id)
         return ExcerptItem(
             brief=self.brief(fields, state, first),
-            subject=self.scrub(fields.get("subject") or "", fields),
-            problem=self.scrub(fields.get("problem") or "", fields),
-            measures=self.scrub(fields.get("measures") or "", fields),
-            reply=self.scrub_opt(fields.get("reply"), fields),
-            proposer=self.proposer(fields),
+            subject=self.scrub(fields.get("subject") or "", fields, p),
+            problem=self.scrub(fields.get("problem") or "", fields, p),
+            measures=self.scrub(fields.get("measures") or "", fields, p),
+            reply=self.scrub_opt(fields.get("reply"), fields, p),
+            proposer=self.proposer(fields, p),
         )
 
     def by_phase(self) -> tuple[PhaseRow, ...]:
@@ -1305,7 +1330,9 @@ class _Builder:
         fields, state, first = entry
         lead = fields.get("lead_unit")
         return {"id": first.suggestion_id, "registration_number": fields.get("registration_number"),
-                "title": self.scrub(fields.get("title") or "", fields), "state": state, "due_step": step,
+                "title": self.scrub(fields.get("title") or "", fields,
+                                    self.scrub_proposer(fields, first.suggestion_id)),
+                "state": state, "due_step": step,
                 "due_at": self.scan.due(fields["due_at"]), "provisional": provisional, "lead_unit": lead,
                 "lead_unit_name": self.unit_name(lead)}
 
@@ -1517,7 +1544,7 @@ def build_report(
         policy_version = v.required_text("policy_version", policy_version, max_len=200)
     scan = _Scan(campaign, now, calendar, now + due_within, workflow_version, policy_version)
     scan.run(iter_events(store, None, page))
-    b = _Builder(campaign, scan, masked=not unmasked)
+    b = _Builder(campaign, scan, masked=not unmasked, store=store)
     on_time = sum(scan.step_on_time.values())
     judged = on_time + sum(scan.step_late.values())
     timing = b.unit_rows()

@@ -74,6 +74,9 @@ ENUM_FIELDS: Mapping[str, type[enum.Enum]] = {
 }
 """Fields holding an enum member, stored as its value."""
 
+_ERASURE_LABELS: Mapping[str, str] = {"erased": "已删除", "pseudonymised": "已脱敏"}
+"""Kept equal to :data:`jianyi_flow.domain.personal.ERASURE_LABELS` (a test checks it)."""
+
 _TUPLE_FIELDS = frozenset({"accused_units", "co_units"})
 _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "updated_at", "event_hash"}
 
@@ -89,6 +92,12 @@ def decode_datetime(text: str) -> dt.datetime:
 
 
 def encode_proposer(p: Proposer) -> dict[str, Any]:
+    """The proposer as JSON-ready data; a vaulted proposer without its personal data (it lives in the vault)."""
+    if p.vaulted:
+        out: dict[str, Any] = {"kind": p.kind.value, "confidential": p.confidential, "vaulted": True}
+        if p.erased:
+            out["erased"] = p.erased
+        return out
     return {
         "name": p.name,
         "kind": p.kind.value,
@@ -100,6 +109,14 @@ def encode_proposer(p: Proposer) -> dict[str, Any]:
 
 
 def decode_proposer(data: Mapping[str, Any]) -> Proposer:
+    """Inverse of :func:`encode_proposer`: a vaulted proposer comes back without its data (name
+    ``""``), or named by its erasure (已删除, 已脱敏) once erased; a store fills the data in."""
+    if data.get("vaulted"):
+        erased = data.get("erased")
+        if erased is not None and erased not in _ERASURE_LABELS:
+            raise ValueError(f"unknown erasure {erased!r}")
+        return Proposer(name=_ERASURE_LABELS[erased] if erased else "", kind=ProposerKind(data["kind"]),
+                        confidential=bool(data.get("confidential", False)), vaulted=True, erased=erased)
     return Proposer(
         name=data["name"],
         kind=ProposerKind(data["kind"]),

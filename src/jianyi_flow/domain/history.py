@@ -9,6 +9,13 @@ before those fields existed therefore keep their hashes.  ``prev_hash`` is inclu
 editing an event changes its hash, and deleting or reordering events breaks the chain;
 :func:`verify_events` says which version is wrong.
 
+Personal data is not in the events of suggestions received into a vault
+(:mod:`jianyi_flow.domain.personal`).  For a suggestion received before, the vault
+migration (``vault_personal_data``) rewrote the earlier events that held it without it, and
+its own event — hashed in the chain after them — records each rewritten event's version,
+its hash (kept, so the chain and every checkpoint still hold) and the hash of its new
+content: such an event is checked against the latter (:func:`redactions`).
+
 The hash alone is unkeyed: someone who can write the database can re-seal a consistent
 rewrite with this very code.  :class:`Anchor` adds what a database writer cannot forge: a
 keyed MAC of every event's hash (the key lives outside the database), and checkpoints of
@@ -27,6 +34,7 @@ import attrs
 
 from .codec import encode_datetime, replay
 from .model import Event, Suggestion
+from .personal import VAULT, PersonalRecord, pseudonymous_row, verify_personal_data
 from .workflow import Workflow
 
 __all__ = ["HistoryProblem", "canonical", "canonical_bytes", "event_hash", "seal", "verify_events"]
@@ -86,6 +94,18 @@ def mac_of(key: bytes, event_hash_hex: str) -> str:
     return hmac.new(key, event_hash_hex.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def redactions(events: Sequence[Event]) -> dict[int, tuple[str, str]]:
+    """Version → (hash kept, hash of the content now) of each event a ``vault_personal_data`` event rewrote."""
+    out: dict[int, tuple[str, str]] = {}
+    for e in events:
+        if e.kind != VAULT or not isinstance(e.payload, Mapping):
+            continue
+        for item in e.payload.get("redacted") or ():
+            if isinstance(item, Mapping) and isinstance(item.get("version"), int) and item["version"] < e.version:
+                out[item["version"]] = (str(item.get("hash")), str(item.get("redacted_hash")))
+    return out
+
+
 @attrs.frozen
 class HistoryProblem:
     """One thing wrong with a stored history."""
@@ -100,17 +120,21 @@ class HistoryProblem:
 
 def verify_events(
     suggestion_id: str, events: Sequence[Event], row: Suggestion | None, *, key: bytes | None = None,
-    workflows: Mapping[str | None, Workflow] | None = None,
+    workflows: Mapping[str | None, Workflow] | None = None, vault: bool = False,
+    personal: PersonalRecord | None = None,
 ) -> list[HistoryProblem]:
     """Check a history: gap-free versions, an unbroken hash chain, a row equal to its replay.
 
     With ``key`` (an :class:`Anchor`'s), every event must also carry a valid ``mac``.  With
     ``workflows`` (workflow version → definition), every event that records a version must be
     a step the definition it was written under allows; events written before events carried
-    a version are checked by their hashes and their replay only.
+    a version are checked by their hashes and their replay only.  With ``vault`` (the store
+    keeps personal data apart), ``personal`` — the suggestion's vault record — must agree with
+    the history (:func:`~jianyi_flow.domain.personal.verify_personal_data`).
     """
     problems: list[HistoryProblem] = []
     prev = ""
+    rewritten = redactions(events) if any(e.kind == VAULT for e in events) else {}
     for expected, event in enumerate(events, start=1):
         if event.suggestion_id != suggestion_id:
             problems.append(HistoryProblem(suggestion_id, event.version, "event of another suggestion"))
@@ -118,7 +142,8 @@ def verify_events(
             problems.append(HistoryProblem(suggestion_id, event.version, f"version out of order, expected {expected}"))
         if event.prev_hash != prev:
             problems.append(HistoryProblem(suggestion_id, event.version, "prev_hash does not match the event before"))
-        if event_hash(event) != event.hash:
+        actual = event_hash(event)
+        if actual != event.hash and rewritten.get(event.version) != (event.hash, actual):
             problems.append(HistoryProblem(suggestion_id, event.version, "content does not match its hash"))
         if key is not None and (event.mac is None or not hmac.compare_digest(event.mac, mac_of(key, event.hash))):
             problems.append(HistoryProblem(suggestion_id, event.version, "keyed seal (mac) missing or wrong"))
@@ -132,6 +157,9 @@ def verify_events(
                 if wrong is not None:
                     problems.append(HistoryProblem(suggestion_id, event.version, wrong))
         prev = event.hash
+    if vault:
+        problems.extend(HistoryProblem(suggestion_id, version, problem)
+                        for version, problem in verify_personal_data(suggestion_id, events, personal))
     if row is not None:
         if not events:
             problems.append(HistoryProblem(suggestion_id, row.version, "row has no history"))
@@ -141,7 +169,7 @@ def verify_events(
             except (TypeError, ValueError, KeyError) as e:
                 problems.append(HistoryProblem(suggestion_id, row.version, f"history cannot be replayed: {e}"))
             else:
-                if replayed != row:
+                if replayed != pseudonymous_row(row):
                     problems.append(
                         HistoryProblem(suggestion_id, row.version, "row differs from the replay of its history")
                     )

@@ -254,20 +254,36 @@ class Proposer:
     confidential: bool = False
     account: str | None = None
     """The portal account that speaks for the proposer (used to check who may rate)."""
+    vaulted: bool = attrs.field(default=False, metadata={"added_later": True})
+    """The name, phone, address and account live in the store's personal-data vault, not in the
+    history (:mod:`jianyi_flow.domain.personal`); ``False`` for suggestions received before it."""
+    erased: str | None = attrs.field(default=None, metadata={"added_later": True})
+    """``"erased"`` (已删除) or ``"pseudonymised"`` (已脱敏) once the vaulted data was erased."""
 
     def __repr__(self) -> str:
         name = mask_name(self.name) if self.confidential else self.name
+        extra = "" if not self.vaulted else f", vaulted=True, erased={self.erased!r}"
         return (
             f"Proposer(name={name!r}, kind={self.kind!r}, phone={_masked_repr(self.phone)}, "
-            f"address={_masked_repr(self.address)}, confidential={self.confidential!r}, account={self.account!r})"
+            f"address={_masked_repr(self.address)}, confidential={self.confidential!r}, account={self.account!r}"
+            f"{extra})"
         )
+
+    def pseudonymous(self) -> Proposer:
+        """This proposer without the data the vault holds (what the history records of them)."""
+        if self.erased:
+            return self
+        return attrs.evolve(self, name="", phone=None, address=None, account=None)
 
     def masked(self) -> Proposer:
         """The view for someone who may not see personal data.
 
         The phone is masked, the address hidden and the portal account dropped (it may be a
         phone number or an e-mail address); a confidential proposer's name is masked too.
+        An erased proposer has nothing left to mask.
         """
+        if self.erased:
+            return self
         return attrs.evolve(
             self,
             name=mask_name(self.name) if self.confidential else self.name,

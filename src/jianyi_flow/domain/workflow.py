@@ -216,6 +216,8 @@ class Workflow:
             return None if ok else "a receive that does not start in 'received'"
         if event.from_state is None:
             return f"{event.kind!r} without a state before it"
+        if event.kind in ("erase_personal_data", "vault_personal_data"):  # domain.personal.PERSONAL_DATA_KINDS
+            return None if event.from_state is event.to_state else f"{event.kind!r} changed the state"
         if event.kind == MIGRATE:
             if self.migrations.get(event.from_state) is event.to_state:
                 return None

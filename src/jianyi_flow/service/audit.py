@@ -43,7 +43,7 @@ from ..domain.history import HistoryProblem, verify_events
 from ..domain.model import Event
 from ..domain.workflow import Workflow
 from ..errors import ValidationError
-from ..storage.base import HistoryScanner, OutboxMessage, Store
+from ..storage.base import HistoryScanner, OutboxMessage, PersonalDataVault, Store
 
 __all__ = ["Anchor", "Checkpoint", "verify_store"]
 
@@ -67,6 +67,7 @@ def verify_store(store: HistoryScanner, *, key: bytes | None = None, page: int =
                  workflows: Mapping[str | None, Workflow] | None = None) -> list[HistoryProblem]:
     """Every problem of every history in ``store`` and of its event log, in one ordered pass."""
     problems: list[HistoryProblem] = []
+    vault = isinstance(store, PersonalDataVault)
     seen = bytearray()
     after: str | None = None
     while True:
@@ -75,7 +76,8 @@ def verify_store(store: HistoryScanner, *, key: bytes | None = None, page: int =
             if h.problem is not None:
                 problems.append(HistoryProblem(h.suggestion_id, 0, h.problem))
                 continue
-            problems.extend(verify_events(h.suggestion_id, h.events, h.row, key=key, workflows=workflows))
+            problems.extend(verify_events(h.suggestion_id, h.events, h.row, key=key, workflows=workflows,
+                                          vault=vault, personal=h.personal))
             if h.row is None:
                 problems.append(HistoryProblem(h.suggestion_id, len(h.events), "events without a row"))
             problems.extend(_check_notices(h.suggestion_id, h.events, h.messages))

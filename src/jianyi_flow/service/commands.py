@@ -162,7 +162,16 @@ def _mark_typical(s: Suggestion, now: dt.datetime) -> None:
         raise _not_now("mark_typical", s, "already marked as a typical case")
 
 
+def _erase_personal_data(s: Suggestion, now: dt.datetime) -> None:
+    if not s.proposer.vaulted:
+        raise InvalidTransition("erase_personal_data", s.state.value,
+                                detail="its personal data is still inside its history: move it to the vault first "
+                                       "(Flow.vault_personal_data)",
+                                detail_zh="其个人信息仍在办理记录中，请先迁移至个人信息库")
+
+
 PRECONDITIONS: Mapping[str, _Check] = MappingProxyType({
+    "erase_personal_data": _erase_personal_data,
     "object_transfer": _object_transfer,
     "reopen": _reopen,
     "request_extension": _request_extension,

@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from ..domain.calendar import BusinessCalendar, CalendarHealth, calendar_health,
 from ..domain.clock import Clock, local_date, to_utc
 from ..domain.codec import encode_changes, encode_datetime, replace, replay
 from ..domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Due, Step, extend_detail
-from ..domain.history import HistoryProblem, mac_of, seal, verify_events
+from ..domain.history import HistoryProblem, event_hash, mac_of, seal, verify_events
 from ..domain.model import (
     SCORE_MAX,
     SCORE_MIN,
@@ -40,6 +41,7 @@ from ..domain.model import (
     Event,
     ExtensionRequest,
     Outcome,
+    Proposer,
     Rating,
     ReplyForm,
     ReportForm,
@@ -49,6 +51,16 @@ from ..domain.model import (
     State,
     Suggestion,
     SuggestionDraft,
+)
+from ..domain.personal import (
+    ERASE,
+    ERASED,
+    ERASURE_LABELS,
+    PERSONAL_DATA_KINDS,
+    PSEUDONYMISED,
+    VAULT,
+    PersonalRecord,
+    digest_of,
 )
 from ..domain.validation import check_draft
 from ..domain.workflow import DECIDE_TRIGGERS, HANDLED_STATES, MIGRATE, OPEN_STATES, WORKFLOW, Workflow
@@ -61,6 +73,7 @@ from ..errors import (
     JianyiFlowError,
     MigrationMissing,
     NotFound,
+    PermissionDenied,
     Problem,
     ValidationError,
 )
@@ -70,6 +83,7 @@ from ..storage.base import (
     IdempotencyRecord,
     Order,
     OutboxMessage,
+    PersonalDataVault,
     Query,
     Store,
     flagged_for_due,
@@ -79,7 +93,7 @@ from .audit import Anchor, Checkpoint, verify_store
 from .commands import ARGUMENTS, Argument, precondition, recipients
 from .guards import CommandContext, Guard
 from .permissions import AllowAll, PermissionGuard, PermissionTable
-from .visibility import history_for, view_for
+from .visibility import MASKED_ACTOR_ID, history_for, view_for
 
 __all__ = [
     "LEADERSHIP",
@@ -88,6 +102,7 @@ __all__ = [
     "OPEN_STATES",
     "Availability",
     "AvailableCommand",
+    "ErasureResult",
     "Flow",
     "FlowCalendarHealth",
     "Page",
@@ -181,6 +196,22 @@ class Availability:
 
 
 @attrs.frozen
+class ErasureResult:
+    """What :meth:`Flow.erase_expired` did: the erase events written, the suggestions it could not erase."""
+
+    events: tuple[Event, ...]
+    skipped: tuple[str, ...]
+
+
+PROPOSER_PSEUDONYM = MASKED_ACTOR_ID
+"""The id (``"***"``, the token masked views show) an event records for an actor acting as the
+proposer of a vaulted suggestion: their portal account is personal data and lives in the vault
+(the actor's own identity still scopes their idempotency keys, which are not part of the history)."""
+
+_CLOSED_STATES = frozenset({State.RATED, State.UNRATED, State.NOT_ACCEPTED, State.WITHDRAWN})
+
+
+@attrs.frozen
 class RetimeResult:
     """What :meth:`Flow.retime` did: the ``retime`` events written, the suggestions left as they were."""
 
@@ -215,7 +246,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()  # as given: converting could overflow before validation refuses it
     if attrs.has(type(value)):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        # a field added later counts only when set: a request sent before it existed keeps its fingerprint
+        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))
+                if not (f.metadata.get("added_later") and getattr(value, f.name) == f.default)}
     if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
@@ -258,6 +291,11 @@ class Flow:
     ``policy`` and ``calendar`` decide due times.  ``ids`` makes new suggestion ids (uuid4
     hex by default; a simulation passes a seeded one).  ``anchor`` (a key kept outside the
     database, and a checkpoint log) seals every event with a keyed MAC (docs/security.md).
+    ``vault=True`` keeps each new proposer's name, phone, address and account in the store's
+    personal-data vault instead of the history, so that they can be erased
+    (:meth:`erase_personal_data`); ``salts`` makes the random salt of each vault record (hex;
+    16 random bytes by default; a simulation passes a seeded one).  See
+    :mod:`jianyi_flow.domain.personal` and docs/security.md, "Personal data".
     """
 
     def __init__(
@@ -278,6 +316,8 @@ class Flow:
         anchor: Anchor | None = None,
         workflow: Workflow = WORKFLOW,
         previous_workflows: Sequence[Workflow] = (),
+        vault: bool = False,
+        salts: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -307,6 +347,14 @@ class Flow:
         }
         """Every workflow definition this flow knows, by version."""
         self.policy_version = self.policy.version
+        if not isinstance(vault, bool):
+            raise ValidationError("vault", "must be true or false", code="wrong_type")
+        if vault and not isinstance(store, PersonalDataVault):
+            raise ValidationError("vault", "this store keeps no personal-data vault (PersonalDataVault)",
+                                  code="not_applicable")
+        self.vaulted = vault
+        """Whether :meth:`receive` keeps proposers' personal data in the store's vault, out of the history."""
+        self._salts = salts or (lambda: secrets.token_hex(16))
         self._check_states()
 
     def _check_states(self) -> None:
@@ -650,8 +698,13 @@ class Flow:
             events = self.store.history(suggestion_id)
         except (JianyiFlowError, ValueError, TypeError, KeyError) as e:
             return [HistoryProblem(suggestion_id, row.version, f"history cannot be read: {_first_line(e)}")]
+        vault = isinstance(self.store, PersonalDataVault)
+        try:
+            personal = self.store.personal_data(suggestion_id) if isinstance(self.store, PersonalDataVault) else None
+        except (JianyiFlowError, ValueError, TypeError, KeyError) as e:
+            return [HistoryProblem(suggestion_id, row.version, f"vault record cannot be read: {_first_line(e)}")]
         return verify_events(suggestion_id, events, row, key=None if self.anchor is None else self.anchor.key,
-                             workflows=self.workflows)
+                             workflows=self.workflows, vault=vault, personal=personal)
 
     def verify_all(self, page: int = 1000) -> list[HistoryProblem]:
         """Check every suggestion's history, the outbox messages its events announce, and the event log.
@@ -707,6 +760,16 @@ class Flow:
         self._check_draft(draft)
         sid = suggestion_id if suggestion_id is not None else self._ids()
         v.code("suggestion_id", sid)
+        personal: PersonalRecord | None = None
+        payload: dict[str, Any] = {}
+        proposer = draft.proposer
+        if self.vaulted:
+            proposer = attrs.evolve(proposer, vaulted=True, erased=None)
+            personal = PersonalRecord.of(sid, proposer, self._salt())
+            payload = {"personal_data": digest_of(personal)}
+            actor_recorded = self._recorded_actor(actor, proposer)
+        else:
+            actor_recorded = actor
         changes: dict[str, Any] = {
             "campaign": self.campaign,
             "title": draft.title,
@@ -716,20 +779,21 @@ class Flow:
             "area": draft.area,
             "topic": draft.topic,
             "channel": draft.channel,
-            "proposer": draft.proposer,
+            "proposer": proposer,
             "recommending_unit": draft.recommending_unit,
             "accused_units": tuple(draft.accused_units),
             "institution": draft.institution,
             "received_at": now,
-            "received_by": actor.ref,
+            "received_by": actor_recorded.ref,
             **self._deadline(Step.REGISTER, now),
         }
         notices = [OFFICE]  # commands.NOTICES['receive']
-        event = self._event(sid, 1, "receive", None, State.RECEIVED, actor, now, None, changes, {}, "", notices)
+        event = self._event(sid, 1, "receive", None, State.RECEIVED, actor_recorded, now, None, changes, payload, "",
+                            notices)
         suggestion = Suggestion(id=sid, state=State.RECEIVED, version=1, updated_at=now, event_hash=event.hash,
                                 workflow=self.workflow.version, **changes)
         record = None if key is None else IdempotencyRecord(actor.key, key, sid, 1, "receive", print_)
-        return self._commit(actor, suggestion, event, 0, record, notices)
+        return self._commit(actor, suggestion, event, 0, record, notices, personal)
 
     def register(
         self, suggestion_id: str, actor: Actor, *, registration_number: str | None = None,
@@ -1136,6 +1200,123 @@ class Flow:
                     break
         return written
 
+    # --- personal data ---------------------------------------------------------------------
+    def erase_personal_data(
+        self, suggestion_id: str, actor: Actor, *, reason: str, expected_version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Suggestion:
+        """Erase the proposer's personal data (PIPL Art. 47): one ``erase_personal_data`` event.
+
+        The vault record becomes a tombstone in the same transaction as the event, which
+        sets the proposer to 已删除; every other field, and so every statistic, stands, and
+        the history still verifies.  Erasing what is already erased writes nothing and
+        returns the suggestion (idempotent).  Who may: the permission table (the collection
+        office by default).  A suggestion whose data is still inside its history (received
+        before the vault) must be moved first (:meth:`vault_personal_data`).
+        """
+        self._check_actor(actor)
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+        current = self._load_for(suggestion_id, actor)
+        if current.proposer.erased:
+            self._guard(CommandContext(command=ERASE, actor=actor, now=self._now(), suggestion=current,
+                                       args={"reason": reason}))
+            return self._view(actor, current)
+        return self._run(ERASE, ERASE, suggestion_id, actor, _erasing(ERASED), reason=reason, args={"reason": reason},
+                         expected_version=expected_version, idempotency_key=idempotency_key,
+                         personal_of=_tombstone)
+
+    def erase_expired(
+        self, actor: Actor, *, reason: str, retention_days: int, campaign: str | None = None,
+        now: dt.datetime | None = None, batch: int = 500,
+    ) -> ErasureResult:
+        """Pseudonymise every proposer of a campaign whose suggestion closed ``retention_days`` or more ago.
+
+        Closed: rated, unrated, not accepted or withdrawn, with ``closed_at`` at least
+        ``retention_days`` before ``now``.  One ``erase_personal_data`` event each (proposer
+        shown 已脱敏, payload ``{"retention_days": N}``), by ``actor``, whom the permission table
+        must allow.  ``campaign`` defaults to this flow's.  Suggestions already erased are
+        left alone; those whose data is still inside their history, or that changed
+        meanwhile, are listed in :attr:`ErasureResult.skipped`.  Running it again erases
+        only what became due since.
+        """
+        self._check_actor(actor)
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+        days = v.whole_number("retention_days", retention_days, low=0, high=100_000)
+        at = v.aware("now", self._now() if now is None else now)
+        batch = v.whole_number("batch", batch, low=1, high=100_000)
+        chosen = self.campaign if campaign is None else v.code("campaign", campaign)
+        if isinstance(self.permissions, PermissionTable) and not self.permissions.allows_role(actor.role, ERASE):
+            raise PermissionDenied(str(actor), ERASE, f"the permission table lets no {actor.role.value} erase "
+                                                      "personal data", reason_zh="权限表未授权该角色删除个人信息")
+        cutoff = to_utc(at, "now") - dt.timedelta(days=days)
+        events: list[Event] = []
+        skipped: list[str] = []
+        query = Query(states=_CLOSED_STATES, campaign=chosen, order=Order.ID)
+        for row in iter_suggestions(self.store, query, batch):
+            if row.closed_at is None or to_utc(row.closed_at, "closed_at") > cutoff or row.proposer.erased:
+                continue
+            if not row.proposer.vaulted:
+                skipped.append(row.id)
+                continue
+            try:
+                events.append(self._execute(ERASE, ERASE, row.id, actor, _erasing(PSEUDONYMISED), reason=reason,
+                                            args={"reason": reason}, payload={"retention_days": days}, at=at,
+                                            expected=row, personal_of=_tombstone)[1])
+            except (ConcurrencyConflict, ClockWentBackwards):
+                skipped.append(row.id)
+        return ErasureResult(tuple(events), tuple(skipped))
+
+    def vault_personal_data(self, reason: str, *, now: dt.datetime | None = None,
+                            batch: int = 500) -> list[Event]:
+        """Move the personal data of suggestions received before the vault out of their histories.
+
+        For each suggestion whose receive event still holds the proposer's name, phone,
+        address and account: one ``vault_personal_data`` event by the system actor, with
+        ``reason``, written in one transaction with the vault record and with the earlier
+        events that held the data rewritten without it (the proposer as the vault keeps it
+        in the history, a proposer actor by :data:`PROPOSER_PSEUDONYM`).  Those events keep
+        their hashes — so the chain, the keyed seals and every checkpoint still hold — and
+        the new event, hashed after them, records for each its version, its hash and the
+        hash of its new content: :func:`~jianyi_flow.domain.history.verify_events` checks
+        them against it.  Running it again does nothing.  Returns the events written.
+        """
+        v.required_text("reason", reason, max_len=v.REASON_MAX)
+        at = v.aware("now", self._now() if now is None else now)
+        batch = v.whole_number("batch", batch, low=1, high=100_000)
+        if not self.vaulted:
+            raise ValidationError("store", "this store keeps no personal-data vault", code="not_applicable")
+        written: list[Event] = []
+        for row in iter_suggestions(self.store, Query(order=Order.ID), batch):
+            if row.proposer.vaulted:
+                continue
+            try:
+                written.append(self._vault_one(row, reason, at))
+            except (ConcurrencyConflict, ClockWentBackwards):
+                continue  # changed meanwhile: the next run moves it
+        return written
+
+    def _vault_one(self, row: Suggestion, reason: str, at: dt.datetime) -> Event:
+        proposer = attrs.evolve(row.proposer, vaulted=True, erased=None)
+        personal = PersonalRecord.of(row.id, row.proposer, self._salt())
+        redacted: list[Event] = []
+        for e in self.store.history(row.id):
+            kept = dict(e.changes)
+            if "proposer" in kept:
+                kept["proposer"] = encode_changes({"proposer": proposer})["proposer"]
+            received_by = kept.get("received_by")
+            if isinstance(received_by, str) and received_by.startswith(f"{Role.PROPOSER.value}:"):
+                kept["received_by"] = f"{Role.PROPOSER.value}:{PROPOSER_PSEUDONYM}"
+            new = attrs.evolve(e, changes=kept, actor=self._recorded_actor(e.actor, proposer))
+            if new != e:
+                redacted.append(new)
+        listed = [{"version": e.version, "hash": e.hash, "redacted_hash": event_hash(e)} for e in redacted]
+        changes: dict[str, Any] = {"proposer": proposer}
+        if row.received_by is not None and row.received_by.startswith(f"{Role.PROPOSER.value}:"):
+            changes["received_by"] = f"{Role.PROPOSER.value}:{PROPOSER_PSEUDONYM}"
+        return self._execute(VAULT, VAULT, row.id, SYSTEM_ACTOR, lambda s, now: changes, reason=reason,
+                             payload={"personal_data": digest_of(personal), "redacted": listed}, at=at, expected=row,
+                             personal_of=lambda s, now, version: personal, redacted=redacted)[1]
+
     # --- time-driven work ----------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None, *, batch: int = 500) -> list[Event]:
         """Do what is due by ``now``; running it twice changes nothing the second time.
@@ -1233,6 +1414,10 @@ class Flow:
         events = [e for e in self.store.history(record.suggestion_id) if e.version <= record.version]
         result = replay(events)
         assert result is not None
+        if isinstance(self.store, PersonalDataVault) and result.proposer.vaulted:
+            personal = self.store.personal_data(record.suggestion_id)
+            if personal is not None:
+                result = attrs.evolve(result, proposer=personal.resolve(result.proposer))
         return self._view(actor, result)
 
     def _run(
@@ -1250,6 +1435,7 @@ class Flow:
         payload_of: Callable[[Suggestion], Mapping[str, Any]] | None = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
+        personal_of: Callable[[Suggestion, dt.datetime, int], PersonalRecord | None] | None = None,
     ) -> Suggestion:
         """A command by a person: validated, replayed under its key, checked, executed; their view of the result."""
         self._check_actor(actor)
@@ -1267,7 +1453,7 @@ class Flow:
             new, _ = self._execute(command, trigger, suggestion_id, actor, changes, args=args, reason=reason,
                                    payload=payload,
                                    payload_of=payload_of, check=check,
-                                   expected_version=expected_version, record=record)
+                                   expected_version=expected_version, record=record, personal_of=personal_of)
         except (ConcurrencyConflict, InvalidTransition, IdempotencyKeyReused):
             if key is not None:
                 # a concurrent retry of the same request under the same key may have won: give its result
@@ -1295,7 +1481,11 @@ class Flow:
         at: dt.datetime | None = None,
         expected: Suggestion | None = None,
         to_state: State | None = None,
+        personal_of: Callable[[Suggestion, dt.datetime, int], PersonalRecord | None] | None = None,
+        redacted: Sequence[Event] = (),
     ) -> tuple[Suggestion, Event]:
+        """Run one command on one suggestion and commit it (``personal_of`` gives the vault record to write
+        with it; an erasure also forgets the suggestion's earlier idempotency keys: see ``Change.forget_keys``)."""
         now = at or self._now()
         args = args or {}
         current = self.store.load(suggestion_id)
@@ -1308,7 +1498,9 @@ class Flow:
         if to_utc(now, "now") < to_utc(current.updated_at, "updated_at"):
             raise ClockWentBackwards(suggestion_id, now, current.updated_at)
         self._guard(CommandContext(command=command, actor=actor, now=now, suggestion=current, args=args))
-        if to_state is None:
+        if to_state is None and trigger in PERSONAL_DATA_KINDS:
+            to_state = current.state  # about the data, not the handling: every state, no change
+        elif to_state is None:
             to_state = self.workflow.fire(trigger, current.state, command)
         elif self.workflow.migrations.get(current.state) is not to_state:
             raise InvalidTransition(command, current.state.value, detail="no such migration")
@@ -1319,14 +1511,34 @@ class Flow:
         version = current.version + 1
         notices = recipients(command, current, args)
         event_payload = dict(payload_of(current)) if payload_of is not None else dict(payload or {})
-        event = self._event(suggestion_id, version, command, current.state, to_state, actor, now, reason, changed,
+        event = self._event(suggestion_id, version, command, current.state, to_state,
+                            self._recorded_actor(actor, current.proposer), now, reason, changed,
                             event_payload, current.event_hash, notices)
         new = replace(current, {**changed, "state": to_state, "version": version, "updated_at": now,
                                 "event_hash": event.hash, "workflow": self.workflow.version})
         if record is not None:
             record = attrs.evolve(record, version=version)
-        stored = self._commit_change(new, event, current.version, record, notices)
+        personal = None if personal_of is None else personal_of(current, now, version)
+        stored = self._commit_change(new, event, current.version, record, notices, personal, redacted,
+                                     forget_keys=trigger == ERASE)
         return new, stored
+
+    def _salt(self) -> str:
+        salt = self._salts()
+        try:
+            ok = isinstance(salt, str) and len(bytes.fromhex(salt)) >= 16 and len(salt) <= 64
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValidationError("salts", "must give hex text of 16 to 32 random bytes", code="wrong_type")
+        return salt
+
+    @staticmethod
+    def _recorded_actor(actor: Actor, proposer: Proposer) -> Actor:
+        """The actor as an event of a vaulted suggestion records it: the proposer by a pseudonym."""
+        if proposer.vaulted and actor.role is Role.PROPOSER:
+            return Actor(id=PROPOSER_PSEUDONYM, role=Role.PROPOSER)
+        return actor
 
     def _event(
         self, sid: str, version: int, kind: str, from_state: State | None, to_state: State, actor: Actor,
@@ -1343,7 +1555,8 @@ class Flow:
 
     def _commit_change(
         self, new: Suggestion, event: Event, expected_version: int, record: IdempotencyRecord | None,
-        recipients: Sequence[str],
+        recipients: Sequence[str], personal: PersonalRecord | None = None, redacted: Sequence[Event] = (),
+        forget_keys: bool = False,
     ) -> Event:
         messages = tuple(
             OutboxMessage(topic=event.kind, suggestion_id=new.id, version=new.version, recipient=r,
@@ -1351,15 +1564,16 @@ class Flow:
             for r in recipients
         )
         return self.store.commit(Change(suggestion=new, event=event, expected_version=expected_version,
-                                        messages=messages, idempotency=record))
+                                        messages=messages, idempotency=record, personal_data=personal,
+                                        redacted=tuple(redacted), forget_keys=forget_keys))
 
     def _commit(
         self, actor: Actor, new: Suggestion, event: Event, expected_version: int, record: IdempotencyRecord | None,
-        recipients: Sequence[str],
+        recipients: Sequence[str], personal: PersonalRecord | None = None,
     ) -> Suggestion:
         """Commit a new suggestion; a racing retry under the same key gets the winner's result."""
         try:
-            self._commit_change(new, event, expected_version, record, recipients)
+            self._commit_change(new, event, expected_version, record, recipients, personal)
         except (ConcurrencyConflict, IdempotencyKeyReused, DuplicateSuggestion):
             if record is not None:
                 done = self._replayed(actor, record.key, record.command, record.fingerprint)
@@ -1367,6 +1581,18 @@ class Flow:
                     return done
             raise
         return self._view(actor, new)
+
+
+def _erasing(kind: str) -> Changes:
+    def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
+        p = s.proposer
+        return {"proposer": Proposer(name=ERASURE_LABELS[kind], kind=p.kind, confidential=p.confidential,
+                                     vaulted=True, erased=kind)}
+    return changes
+
+
+def _tombstone(s: Suggestion, now: dt.datetime, version: int) -> PersonalRecord:
+    return PersonalRecord.tombstone(s.id, now, version)
 
 
 def _first_line(error: BaseException) -> str:

@@ -108,12 +108,15 @@ COMMANDS: tuple[str, ...] = (
     "flag_overdue",
     "retime",
     "migrate_state",
+    "erase_personal_data",
+    "vault_personal_data",
 )
 """Every command :class:`~jianyi_flow.Flow` passes to its guards, by the name guards see."""
 
 _COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
-SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue", "retime", "migrate_state"})
+SYSTEM_COMMANDS: frozenset[str] = frozenset({"close_unrated", "flag_overdue", "retime", "migrate_state",
+                                             "vault_personal_data"})
 """Commands only ``Flow.tick`` runs, always as :data:`~jianyi_flow.domain.model.SYSTEM_ACTOR`."""
 
 _HANDLED_STATES = frozenset(
@@ -245,6 +248,10 @@ DEFAULT_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType(
         "flag_overdue": (Rule(R.SYSTEM),),
         "retime": (Rule(R.SYSTEM),),
         "migrate_state": (Rule(R.SYSTEM),),
+        # personal data (PIPL Art. 47): the office, which holds it, erases it; the engine moves
+        # the data of suggestions received before the vault into it
+        "erase_personal_data": (Rule(R.COLLECTION_OFFICE),),
+        "vault_personal_data": (Rule(R.SYSTEM),),
     }
 )
 """The default permission table: command → the rules that allow it (any one suffices)."""

@@ -28,6 +28,7 @@ import attrs
 
 from ..domain.clock import to_utc
 from ..domain.model import Event, State, Suggestion
+from ..domain.personal import PersonalRecord
 from ..errors import ValidationError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Order",
     "OutboxBacklog",
     "OutboxMessage",
+    "PersonalDataVault",
     "Query",
     "Store",
     "StoredHistory",
@@ -103,6 +105,17 @@ class Change:
     expected_version: int
     messages: tuple[OutboxMessage, ...] = ()
     idempotency: IdempotencyRecord | None = None
+    personal_data: PersonalRecord | None = None
+    """The suggestion's vault record to write with the change (it replaces the one stored):
+    its data on receipt, a tombstone on erasure.  Only a :class:`PersonalDataVault` accepts it."""
+    forget_keys: bool = False
+    """Delete the suggestion's idempotency records of earlier versions: an erasure forgets them, because
+    a record's scope may be the proposer's account and a receive's fingerprint is a digest of the draft
+    with the personal data in it.  Only a :class:`PersonalDataVault` accepts it."""
+    redacted: tuple[Event, ...] = ()
+    """Earlier events of the suggestion whose ``changes`` this change rewrites without their personal
+    data (only the vault migration does, and its event records each one's hash before and after;
+    see :meth:`jianyi_flow.Flow.vault_personal_data`).  Only a :class:`PersonalDataVault` accepts it."""
 
 
 class Order(enum.StrEnum):
@@ -283,6 +296,8 @@ class StoredHistory:
     events: tuple[Event, ...]
     messages: tuple[OutboxMessage, ...] = ()
     problem: str | None = None
+    personal: PersonalRecord | None = None
+    """The suggestion's vault record (a :class:`PersonalDataVault` fills it in)."""
 
 
 @runtime_checkable
@@ -299,6 +314,25 @@ class HistoryScanner(Protocol):
 
     def last_seq(self) -> int:
         """The ``seq`` of the newest event (0 for an empty store)."""
+        ...
+
+
+@runtime_checkable
+class PersonalDataVault(Protocol):
+    """A store that keeps proposers' personal data apart from the history (:mod:`jianyi_flow.domain.personal`).
+
+    * :meth:`Store.commit` writes ``Change.personal_data`` (replacing the suggestion's record),
+      rewrites the ``changes`` and actor of the events in ``Change.redacted`` (same version and
+      hash) and, with ``Change.forget_keys``, deletes the suggestion's idempotency records of
+      earlier versions, in the change's transaction;
+    * rows are stored without the vaulted fields of their proposer (``Proposer.pseudonymous``)
+      and every read (``load``, ``query``, ``scan_histories``) fills them in from the record,
+      so a row reads back as it was committed, and the vault is the one place the data lives;
+    * ``scan_histories`` gives each suggestion's record in ``StoredHistory.personal``.
+    """
+
+    def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
+        """The suggestion's vault record (a tombstone once erased), or ``None``."""
         ...
 
 

@@ -7,7 +7,9 @@ enough for tests, tools and simulations of a campaign, and it is the behaviour e
 store is held to by :class:`jianyi_flow.testing.StoreContract`.
 
 Rows and events are immutable objects, so the store keeps the very objects it is given
-and hands them back: nothing is copied.
+and hands them back: nothing is copied — except that a row whose proposer is vaulted is
+kept without the vaulted data, which lives in the vault dict alone and is filled in on
+every read (the :class:`~jianyi_flow.storage.base.PersonalDataVault` capability).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import attrs
 
 from ..domain.clock import require_aware
 from ..domain.model import Event, Suggestion
+from ..domain.personal import PersonalRecord, pseudonymous_row
 from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
 from .base import (
     Change,
@@ -47,6 +50,7 @@ class MemoryStore:
         self._leases: dict[int, dt.datetime] = {}
         self._keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self._meta: dict[str, str] = {}
+        self._vault: dict[str, PersonalRecord] = {}
         self._next_message = 1
         self._seq = 0
 
@@ -69,10 +73,22 @@ class MemoryStore:
             record = change.idempotency
             if record is not None and (record.scope, record.key) in self._keys:
                 raise IdempotencyKeyReused(record.key, "another command")
+            history = self._events.get(s.id, [])
+            redacted = {e.version: e for e in change.redacted}
+            if any(v < 1 or v > len(history) or history[v - 1].hash != e.hash for v, e in redacted.items()):
+                raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
             stored = attrs.evolve(event, seq=self._seq)
-            self._rows[s.id] = s
-            self._events.setdefault(s.id, []).append(stored)
+            self._rows[s.id] = pseudonymous_row(s)
+            if redacted:
+                history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
+                              if e.version in redacted else e for e in history]
+            self._events.setdefault(s.id, history).append(stored)
+            if change.personal_data is not None:
+                self._vault[s.id] = change.personal_data
+            if change.forget_keys:
+                for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
+                    del self._keys[k]
             for message in change.messages:
                 self._outbox[self._next_message] = attrs.evolve(message, id=self._next_message, attempts=0,
                                                                 sent_at=None)
@@ -88,11 +104,21 @@ class MemoryStore:
             yield
 
     # --- reading ---------------------------------------------------------------------------
+    def _resolved(self, row: Suggestion) -> Suggestion:
+        if not row.proposer.vaulted or row.proposer.erased:
+            return row
+        record = self._vault.get(row.id)
+        return row if record is None else attrs.evolve(row, proposer=record.resolve(row.proposer))
+
     def load(self, suggestion_id: str) -> Suggestion:
-        row = self._rows.get(suggestion_id)
-        if row is None:
-            raise NotFound("suggestion", suggestion_id)
-        return row
+        with self._lock:
+            row = self._rows.get(suggestion_id)
+            if row is None:
+                raise NotFound("suggestion", suggestion_id)
+            return self._resolved(row)
+
+    def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
+        return self._vault.get(suggestion_id)
 
     def history(self, suggestion_id: str) -> list[Event]:
         with self._lock:
@@ -101,13 +127,13 @@ class MemoryStore:
     def query(self, query: Query) -> list[Suggestion]:
         check_limit(query.limit)
         with self._lock:
-            rows = list(self._rows.values())
+            rows = [self._resolved(s) for s in self._rows.values()]
         return order(query, (s for s in rows if matches(query, s)))
 
     def count(self, query: Query) -> int:
         unpaged = query.unpaged()
         with self._lock:
-            rows = list(self._rows.values())
+            rows = [self._resolved(s) for s in self._rows.values()]
         return sum(1 for s in rows if matches(unpaged, s))
 
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
@@ -123,8 +149,9 @@ class MemoryStore:
             for m in self._outbox.values():
                 if m.suggestion_id in wanted:
                     by_suggestion.setdefault(m.suggestion_id, []).append(m)
-            return [StoredHistory(i, self._rows.get(i), tuple(self._events.get(i, ())),
-                                  tuple(by_suggestion.get(i, ()))) for i in ids]
+            return [StoredHistory(i, None if i not in self._rows else self._resolved(self._rows[i]),
+                                  tuple(self._events.get(i, ())), tuple(by_suggestion.get(i, ())),
+                                  personal=self._vault.get(i)) for i in ids]
 
     def last_seq(self) -> int:
         return self._seq

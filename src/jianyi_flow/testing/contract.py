@@ -47,7 +47,7 @@ import pytest
 
 from ..domain.clock import FakeClock
 from ..domain.codec import replay
-from ..domain.history import verify_events
+from ..domain.history import event_hash, verify_events
 from ..domain.model import (
     Actor,
     AdoptionForm,
@@ -66,6 +66,7 @@ from ..domain.model import (
     Suggestion,
     SuggestionDraft,
 )
+from ..domain.personal import PersonalRecord, pseudonymous_row
 from ..errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -85,6 +86,7 @@ from ..storage.base import (
     Order,
     OutboxBacklog,
     OutboxMessage,
+    PersonalDataVault,
     Query,
     Store,
     matches,
@@ -121,7 +123,7 @@ from .drive import (
 __all__ = ["StoreContract"]
 
 _FAR_FUTURE = dt.datetime(2090, 1, 1, tzinfo=dt.UTC)
-_ALL_CAPABILITIES: tuple[type, ...] = (BatchingStore, HistoryScanner, MetadataStore, OutboxBacklog)
+_ALL_CAPABILITIES: tuple[type, ...] = (BatchingStore, HistoryScanner, MetadataStore, OutboxBacklog, PersonalDataVault)
 
 
 class StoreContract(abc.ABC):
@@ -310,6 +312,97 @@ class StoreContract(abc.ABC):
         return [s.id for s in store.query(Query())]
 
     # --- round trips -------------------------------------------------------------------------------
+    # --- the personal-data vault ------------------------------------------------------------------
+    def _pii(self) -> list[str]:
+        p = self.draft().proposer
+        return [p.name, p.phone or "", p.address or "", p.account or ""]
+
+    def _holds_pii(self, events: list[Event]) -> bool:
+        text = repr([(e.changes, e.payload, e.actor, e.reason) for e in events])
+        return any(value in text for value in self._pii())
+
+    def test_vault_keeps_personal_data_out_of_the_history(self, store: Store) -> None:
+        vault = self.needs(store, PersonalDataVault)
+        flow = self.flow(store, vault=True)
+        s = flow.receive(self.draft(), OFFICE_ACTOR)
+        row = store.load(s.id)
+        assert (row.proposer.name, row.proposer.phone, row.proposer.account) == ("李四", "13912345678",
+                                                                                 PROPOSER_ACCOUNT)
+        assert row.proposer.vaulted and not row.proposer.erased
+        history = store.history(s.id)
+        assert not self._holds_pii(history)
+        assert history[0].changes["proposer"] == {"kind": "information_officer", "confidential": True,
+                                                  "vaulted": True}
+        record = vault.personal_data(s.id)
+        assert isinstance(record, PersonalRecord) and record.name == "李四" and record.salt
+        assert replay(history) == pseudonymous_row(row)
+        assert [r.id for r in store.query(Query(proposer_account=PROPOSER_ACCOUNT))] == [s.id]
+        assert store.query(Query()) == [row]
+        if isinstance(store, HistoryScanner) and HistoryScanner in self.capabilities:
+            [h] = store.scan_histories(None, 10)
+            assert h.row == row and h.personal == record
+        assert flow.verify_history(s.id) == [] and flow.verify_all() == []
+
+    def test_erasure_leaves_a_tombstone_and_a_history_that_verifies(self, store: Store) -> None:
+        vault = self.needs(store, PersonalDataVault)
+        flow = self.flow(store, vault=True)
+        s = flow.receive(self.draft(recommending_unit=None), PROPOSER_ACTOR, idempotency_key="portal-1")  # portal
+        assert store.history(s.id)[0].actor == Actor("***", Role.PROPOSER)  # the account stays in the vault
+        assert store.idempotency(PROPOSER_ACTOR.key, "portal-1") is not None
+        flow.register(s.id, OFFICE_ACTOR, idempotency_key="register-1")
+        erased = flow.erase_personal_data(s.id, OFFICE_ACTOR, reason="建议人申请删除", idempotency_key="erase-1")
+        # forgotten: the scope is the account, the fingerprint a digest of the draft; the erasure's own stays
+        assert store.idempotency(PROPOSER_ACTOR.key, "portal-1") is None
+        assert store.idempotency(OFFICE_ACTOR.key, "register-1") is None
+        assert store.idempotency(OFFICE_ACTOR.key, "erase-1") is not None
+        row = store.load(s.id)
+        assert erased == row and row.version == 3
+        assert (row.proposer.name, row.proposer.phone, row.proposer.address, row.proposer.account) == (
+            "已删除", None, None, None)
+        assert (row.proposer.kind, row.proposer.confidential) == (ProposerKind.INFORMATION_OFFICER, True)
+        record = vault.personal_data(s.id)
+        assert record is not None and record.erased and record.erased_version == 3
+        assert (record.name, record.phone, record.address, record.account, record.salt) == (None,) * 5
+        assert store.query(Query(proposer_account=PROPOSER_ACCOUNT)) == []
+        assert replay(store.history(s.id)) == row
+        assert flow.verify_history(s.id) == [] and flow.verify_all() == []
+        again = flow.erase_personal_data(s.id, OFFICE_ACTOR, reason="再次申请")
+        assert again == row and len(store.history(s.id)) == 3  # idempotent: nothing written
+
+    def test_a_vault_record_is_written_with_its_change_or_not_at_all(self, store: Store) -> None:
+        vault = self.needs(store, PersonalDataVault)
+        flow = self.flow(store, vault=True)
+        s = flow.receive(self.draft(), OFFICE_ACTOR)
+        before = vault.personal_data(s.id)
+        row = store.load(s.id)
+        event = store.history(s.id)[0]
+        stale = Change(attrs.evolve(row, version=2), attrs.evolve(event, version=2), 5,
+                       personal_data=PersonalRecord.tombstone(s.id, T0, 2))
+        with pytest.raises((ConcurrencyConflict, ValidationError)):
+            store.commit(stale)
+        assert vault.personal_data(s.id) == before and store.load(s.id) == row
+
+    def test_the_vault_migration_rewrites_earlier_events_in_its_commit(self, store: Store) -> None:
+        vault = self.needs(store, PersonalDataVault)
+        clock = FakeClock(T0)
+        s = self.flow(store, clock).receive(self.draft(), OFFICE_ACTOR)  # before the vault: data in the event
+        before = store.history(s.id)
+        assert self._holds_pii(before)
+        clock.advance(hours=1)
+        flow = self.flow(store, clock, vault=True)
+        [moved] = flow.vault_personal_data("迁移个人信息")
+        history = store.history(s.id)
+        assert [e.hash for e in history[:1]] == [before[0].hash] and history[1] == moved
+        assert not self._holds_pii(history)
+        assert moved.payload["redacted"] == [{"version": 1, "hash": before[0].hash,
+                                              "redacted_hash": event_hash(history[0])}]
+        record = vault.personal_data(s.id)
+        assert record is not None and record.name == "李四"
+        assert store.load(s.id).proposer.name == "李四"
+        assert flow.verify_all() == [] and flow.vault_personal_data("again") == []
+        flow.erase_personal_data(s.id, OFFICE_ACTOR, reason="保存期满")
+        assert not self._holds_pii(store.history(s.id)) and flow.verify_all() == []
+
     def test_flow_lifecycle_round_trips(self, store: Store) -> None:
         """Every command, sent by the actor the default table allows: what it returned is what the store gives back.
 

@@ -18,7 +18,9 @@ carries copies of the suggestion's ``due_at``, ``received_at`` and
 ``jianyi_events`` is the append-only history (``seq`` is the event's place in the store's
 log, gapless); ``jianyi_outbox`` the messages to deliver; ``jianyi_idempotency`` the
 commands done under a key, keyed by ``(scope, key)``; ``jianyi_counters`` the last
-``seq`` given; ``jianyi_meta`` a few named values.
+``seq`` given; ``jianyi_meta`` a few named values; ``jianyi_personal_data`` the
+proposers' personal data, apart from the hashed history (one row per suggestion, a
+tombstone without data once erased: :mod:`jianyi_flow.domain.personal`).
 
 Indexes, each for a query :class:`~jianyi_flow.Flow` runs (every one ends with the id, so
 the order is total and a keyset cursor continues it):
@@ -70,11 +72,12 @@ __all__ = [
     "meta",
     "metadata",
     "outbox",
+    "personal_data",
     "suggestion_units",
     "suggestions",
 ]
 
-REVISION = "0004"
+REVISION = "0005"
 """The migration revision these tables are: a store opens only a database at this revision."""
 
 EVENT_SEQ = "event_seq"
@@ -243,5 +246,22 @@ meta = sa.Table(
     **MYSQL_OPTIONS,
 )
 
-TABLES: tuple[sa.Table, ...] = (suggestions, suggestion_units, events, outbox, idempotency, counters, meta)
+# No foreign key: a tombstone outlives nothing, but an audit must see a record whose row is gone.
+personal_data = sa.Table(
+    "jianyi_personal_data",
+    metadata,
+    sa.Column("suggestion_id", Key(), primary_key=True),
+    sa.Column("name", LongText(), nullable=True),
+    sa.Column("phone", LongText(), nullable=True),
+    sa.Column("address", LongText(), nullable=True),
+    sa.Column("account", LongText(), nullable=True),
+    sa.Column("salt", sa.String(64), nullable=True),
+    sa.Column("erased_at", UtcDateTime(), nullable=True),
+    sa.Column("erased_version", sa.Integer, nullable=True),
+    comment="Proposers' personal data, kept out of the hashed history; erased rows keep a tombstone.",
+    **MYSQL_OPTIONS,
+)
+
+TABLES: tuple[sa.Table, ...] = (suggestions, suggestion_units, events, outbox, idempotency, counters, meta,
+                                personal_data)
 """All tables, parents first (create in this order, delete in reverse)."""

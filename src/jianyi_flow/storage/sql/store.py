@@ -50,6 +50,7 @@ from sqlalchemy.pool import StaticPool
 from ...domain.clock import SHANGHAI, require_aware, to_utc
 from ...domain.codec import DATETIME_FIELDS, SUGGESTION_FIELDS, decode_value, encode_value
 from ...domain.model import Actor, Event, Role, State, Suggestion
+from ...domain.personal import PersonalRecord
 from ...errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -80,6 +81,7 @@ from .schema import (
     idempotency,
     meta,
     outbox,
+    personal_data,
     suggestion_units,
     suggestions,
 )
@@ -179,6 +181,8 @@ class _Plan:
     event: dict[str, Any]
     messages: list[dict[str, Any]]
     record: dict[str, Any] | None
+    personal: dict[str, Any] | None = None
+    redacted: tuple[dict[str, Any], ...] = ()
 
     @property
     def create(self) -> bool:
@@ -361,6 +365,22 @@ class SqlStore:
             self._read_bumped = None
         self._sel_last_seq = sa.select(counters.c.value).where(counter)
         self._ins_event = ev.insert().values(_binds(ev, [c.name for c in ev.columns]))
+        pd = personal_data
+        self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
+        self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
+        self._sel_personal = sa.select(pd).where(pd.c.suggestion_id == w_id)
+        self._forget_keys = idempotency.delete().where(
+            idempotency.c.suggestion_id == w_id, idempotency.c.version < sa.bindparam("w_version", type_=sa.Integer()))
+        self._sel_personal_many = sa.select(pd).where(pd.c.suggestion_id.in_(sa.bindparam("w_ids", expanding=True)))
+        self._redact_event = (
+            ev.update()
+            .where(ev.c.suggestion_id == w_id, ev.c.version == sa.bindparam("w_version", type_=sa.Integer()),
+                   ev.c.hash == sa.bindparam("w_hash", type_=sa.String(64)))
+            .values(changes=sa.bindparam("n_changes", type_=LongText()),
+                    actor_id=sa.bindparam("n_actor_id", type_=ev.c.actor_id.type),
+                    actor_unit=sa.bindparam("n_actor_unit", type_=ev.c.actor_unit.type),
+                    actor_name=sa.bindparam("n_actor_name", type_=ev.c.actor_name.type))
+        )
         outbox_names = ["topic", "suggestion_id", "version", "recipient", "payload", "created_at"]
         self._ins_outbox = ob.insert().values(_binds(ob, outbox_names))
 
@@ -594,6 +614,14 @@ class SqlStore:
             raise _Taken(plan, "event", seq) from None
         if plan.messages:
             conn.execute(self._ins_outbox, plan.messages)
+        for redaction in plan.redacted:
+            if conn.execute(self._redact_event, {"w_id": sid, **redaction}).rowcount != 1:
+                raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
+        if plan.personal is not None:
+            conn.execute(self._del_personal, {"w_id": sid})
+            conn.execute(self._ins_personal, plan.personal)
+        if change.forget_keys:
+            conn.execute(self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
         return attrs.evolve(change.event, seq=seq)
 
     def _next_seq(self, conn: Connection) -> int:
@@ -650,10 +678,30 @@ class SqlStore:
     def load(self, suggestion_id: str) -> Suggestion:
         if not isinstance(suggestion_id, str):
             raise NotFound("suggestion", suggestion_id)
-        row = self._read(lambda conn: conn.execute(self._sel_row, {"w_id": suggestion_id}).first())
+        def work(conn: Connection) -> tuple[Any, Any]:
+            row = conn.execute(self._sel_row, {"w_id": suggestion_id}).first()
+            if row is None or '"vaulted":true' not in str(row[-1]):
+                return row, None
+            return row, conn.execute(self._sel_personal, {"w_id": suggestion_id}).first()
+
+        row, record = self._read(work)
         if row is None:
             raise NotFound("suggestion", suggestion_id)
-        return _decoded(_suggestion, row, suggestion_id, "row")
+        s = _decoded(_suggestion, row, suggestion_id, "row")
+        return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"))
+
+    def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
+        if not isinstance(suggestion_id, str):
+            return None
+        row = self._read(lambda conn: conn.execute(self._sel_personal, {"w_id": suggestion_id}).first())
+        return None if row is None else _decoded(_personal, row, suggestion_id, "vault record")
+
+    def _records(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for start in range(0, len(ids), _CHUNK):
+            for r in conn.execute(self._sel_personal_many, {"w_ids": list(ids[start:start + _CHUNK])}):
+                out[r.suggestion_id] = r
+        return out
 
     def history(self, suggestion_id: str) -> list[Event]:
         if not isinstance(suggestion_id, str):
@@ -663,8 +711,15 @@ class SqlStore:
 
     def query(self, query: Query) -> list[Suggestion]:
         stmt = self.query_statement(query)
-        rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [_decoded(_suggestion, r, r[0], "row") for r in rows]
+
+        def work(conn: Connection) -> tuple[Sequence[Any], dict[str, Any]]:
+            rows = conn.execute(stmt).all()
+            return rows, self._records(conn, [r[0] for r in rows if '"vaulted":true' in str(r[-1])])
+
+        rows, records = self._read(work)
+        found = [_decoded(_suggestion, r, r[0], "row") for r in rows]
+        return [_resolve(s, None if s.id not in records else _decoded(_personal, records[s.id], s.id, "vault record"))
+                for s in found]
 
     def count(self, query: Query) -> int:
         if not isinstance(query, Query):
@@ -783,20 +838,24 @@ class SqlStore:
         ids_stmt = (sa.select(ev.c.suggestion_id).where(*above(ev.c.suggestion_id)).distinct()
                     .order_by(ev.c.suggestion_id).limit(limit))
 
-        def work(conn: Connection) -> tuple[list[str], dict[str, Any], Sequence[Any], Sequence[Any]]:
+        def work(conn: Connection) -> tuple[list[str], dict[str, Any], Sequence[Any], Sequence[Any], dict[str, Any]]:
             rows: dict[str, Any] = {r[0]: r for r in conn.execute(rows_stmt)}
             ids = sorted(set(rows) | set(conn.execute(ids_stmt).scalars()))[:limit]
             if not ids:
-                return [], {}, [], []
+                return [], {}, [], [], {}
             upto = [*above(ev.c.suggestion_id), ev.c.suggestion_id <= ids[-1]]
             found = conn.execute(sa.select(*self._event_columns).where(*upto)
                                  .order_by(ev.c.suggestion_id, ev.c.version)).all()
             sent = [*above(ob.c.suggestion_id), ob.c.suggestion_id <= ids[-1]]
             messages = conn.execute(sa.select(*self._message_columns).where(*sent)
                                     .order_by(ob.c.suggestion_id, ob.c.id)).all()
-            return ids, rows, found, messages
+            vaulted = [sid for sid, r in rows.items() if '"vaulted":true' in str(r[-1])]
+            # a record whose row is gone must still show in an audit: look for those too
+            orphans = [sid for sid in ids if sid not in rows]
+            wanted = vaulted + orphans
+            return ids, rows, found, messages, self._records(conn, wanted) if wanted else {}
 
-        ids, rows, found, messages = self._read(work, snapshot=True)
+        ids, rows, found, messages, records = self._read(work, snapshot=True)
         by_id: dict[str, tuple[list[Any], list[Any]]] = {sid: ([], []) for sid in ids}
         for r in found:
             if r.suggestion_id in by_id:
@@ -804,7 +863,7 @@ class SqlStore:
         for r in messages:
             if r.suggestion_id in by_id:
                 by_id[r.suggestion_id][1].append(r)
-        return [_history(sid, rows.get(sid), *by_id[sid]) for sid in ids]
+        return [_history(sid, rows.get(sid), *by_id[sid], records.get(sid)) for sid in ids]
 
     def last_seq(self) -> int:
         value = self._read(lambda conn: conn.execute(self._sel_last_seq).scalar_one_or_none())
@@ -905,6 +964,10 @@ def _plan(change: Change) -> _Plan:
         event = _event_params(e)
         messages = [_message_params(m) for m in change.messages]
         record = None if change.idempotency is None else _record_params(change.idempotency, s.id)
+        personal = None if change.personal_data is None else _personal_params(change.personal_data, s.id)
+        redacted = tuple({"w_version": e.version, "w_hash": e.hash, "n_changes": dumps(dict(e.changes)),
+                          "n_actor_id": e.actor.id, "n_actor_unit": e.actor.unit, "n_actor_name": e.actor.name}
+                         for e in change.redacted)
     except (AttributeError, TypeError, ValueError) as exc:
         if isinstance(exc, JianyiFlowError):
             raise
@@ -914,7 +977,32 @@ def _plan(change: Change) -> _Plan:
     units = [{"unit": unit, "relation": relation, "suggestion_id": s.id, "due_at": row["due_at"],
               "received_at": row["received_at"], "registration_number": row["registration_number"]}
              for relation, unit in _unit_links(s)]
-    return _Plan(change, row, units, copies, event, messages, record)
+    return _Plan(change, row, units, copies, event, messages, record, personal, redacted)
+
+
+def _personal_params(record: PersonalRecord, sid: str) -> dict[str, Any]:
+    if not isinstance(record, PersonalRecord) or record.suggestion_id != sid:
+        raise ValidationError("change.personal_data", "must be the PersonalRecord of the change's suggestion")
+    if record.erased_at is not None:
+        require_aware(record.erased_at, "change.personal_data.erased_at")
+    return {"suggestion_id": sid, **record.fields(), "salt": record.salt, "erased_at": record.erased_at,
+            "erased_version": record.erased_version}
+
+
+def _personal(row: Any) -> PersonalRecord:
+    version = None if row.erased_version is None else int(row.erased_version)
+    return PersonalRecord(row.suggestion_id, row.name, row.phone, row.address, row.account, row.salt,
+                          _maybe_instant(row.erased_at), version)
+
+
+def _vaulted(s: Suggestion) -> bool:
+    return s.proposer.vaulted and not s.proposer.erased
+
+
+def _resolve(s: Suggestion, record: PersonalRecord | None) -> Suggestion:
+    if record is None or not _vaulted(s):
+        return s
+    return attrs.evolve(s, proposer=record.resolve(s.proposer))
 
 
 def _whole(value: object, low: int, high: int) -> bool:
@@ -1173,17 +1261,19 @@ def _decoded(decode: Callable[[Any], T], row: Any, sid: object, what: str) -> T:
         raise StoreError(f"a stored {what} of suggestion {sid!r} cannot be decoded: {_first_line(exc)}") from None
 
 
-def _history(sid: str, row: Any, found: list[Any], messages: list[Any]) -> StoredHistory:
-    what = "row"
+def _history(sid: str, row: Any, found: list[Any], messages: list[Any], record: Any = None) -> StoredHistory:
+    what = "vault record"
     try:
-        suggestion = None if row is None else _suggestion(row)
+        personal = None if record is None else _personal(record)
+        what = "row"
+        suggestion = None if row is None else _resolve(_suggestion(row), personal)
         what = "event"
         decoded = tuple(_event(r) for r in found)
         what = "outbox message"
         sent = tuple(_message(r) for r in messages)
     except _DECODE_ERRORS as exc:
         return StoredHistory(sid, None, (), (), problem=f"a stored {what} cannot be decoded: {_first_line(exc)}")
-    return StoredHistory(sid, suggestion, decoded, sent)
+    return StoredHistory(sid, suggestion, decoded, sent, personal=personal)
 
 
 # --- backend specifics --------------------------------------------------------------------------------------
