@@ -74,7 +74,7 @@ def _open(url: str, schema: str) -> Any:
 
 
 def _commands_worker(url: str, schema: str, sids: list[str], barrier: Any, out: Any) -> None:
-    from jianyi_flow import Outcome
+    from jianyi_flow import Outcome, ReplyForm, ResearchMethod
 
     from ._fixtures import LEAD, OFFICE, UNIT, make_flow
 
@@ -87,9 +87,10 @@ def _commands_worker(url: str, schema: str, sids: list[str], barrier: Any, out: 
     done = 0
     for sid in sids:
         flow.transfer(sid, OFFICE, lead_unit=LEAD)
-        flow.research(sid, UNIT, findings="经实地调研和部门会商，形成办理意见。")
+        flow.research(sid, UNIT, findings="经实地调研和部门会商，形成办理意见。",
+                      method=ResearchMethod.FIELD_VISIT)
         flow.decide(sid, UNIT, outcome=Outcome.ADOPTED)
-        flow.reply(sid, UNIT, text="感谢您的建议，办理情况答复如下。")
+        flow.reply(sid, UNIT, text="感谢您的建议，办理情况答复如下。", form=ReplyForm.WRITTEN)
         done += 4
     end = time.monotonic()
     cpu = time.process_time() - cpu
@@ -160,7 +161,7 @@ def run(quick: bool) -> list[Figure]:
 
     import sqlalchemy as sa
 
-    from jianyi_flow import Outcome, Rating
+    from jianyi_flow import Outcome, Rating, ReplyForm, ResearchMethod
     from jianyi_flow.sql import SqlStore
 
     from ._fixtures import LEAD, OFFICE, UNIT, Recorder, batches, draft, make_flow, proposer_actor, registered
@@ -181,9 +182,9 @@ def run(quick: bool) -> list[Figure]:
         target = flow.receive(draft(10**6), proposer_actor(10**6)).id
         flow.register(target, OFFICE)
         flow.transfer(target, OFFICE, lead_unit=LEAD)
-        flow.research(target, UNIT, findings="调研")
+        flow.research(target, UNIT, findings="调研", method=ResearchMethod.FORUM)
         flow.decide(target, UNIT, outcome=Outcome.ADOPTED)
-        flow.reply(target, UNIT, text="答复")
+        flow.reply(target, UNIT, text="答复", form=ReplyForm.WRITTEN)
         flow.rate(target, proposer_actor(10**6), rating=Rating.SATISFIED)
         for chunk in batches(rec.changes, 500):
             store.commit_many(chunk)

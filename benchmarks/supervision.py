@@ -45,7 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from jianyi_flow import SHANGHAI, FakeClock, Flow, Outcome, Rating, State
+from jianyi_flow import SHANGHAI, FakeClock, Flow, Outcome, Rating, ReplyForm, ResearchMethod, State
 from jianyi_flow.sql import SqlStore
 
 from ._common import Figure, figure, log, median
@@ -78,10 +78,11 @@ def _templates(store: SqlStore) -> None:
     steps: dict[str, Any] = {
         "register": lambda sid: flow.register(sid, OFFICE),
         "transfer": lambda sid: flow.transfer(sid, OFFICE, lead_unit=LEAD, co_units=[CO]),
-        "research": lambda sid: flow.research(sid, UNIT, findings="经实地调研和部门会商，形成办理意见。"),
+        "research": lambda sid: flow.research(sid, UNIT, findings="经实地调研和部门会商，形成办理意见。",
+                      method=ResearchMethod.FIELD_VISIT),
         "adopt": lambda sid: flow.decide(sid, UNIT, outcome=Outcome.ADOPTED),
         "decline": lambda sid: flow.decide(sid, UNIT, outcome=Outcome.DECLINED, reason="条件暂不具备"),
-        "reply": lambda sid: flow.reply(sid, UNIT, text="感谢您的建议，办理情况答复如下。"),
+        "reply": lambda sid: flow.reply(sid, UNIT, text="感谢您的建议，办理情况答复如下。", form=ReplyForm.WRITTEN),
     }
     paths = {
         "received": [],
