@@ -29,9 +29,12 @@ MODULES: dict[str, str] = {
     "calendar": "benchmarks.calendar_bench",
     "memory": "benchmarks.memory",
     "storage": "benchmarks.storage",
+    "audit": "benchmarks.audit",
     "peer": "benchmarks.peer",
     "supervision": "benchmarks.supervision",
     "postgres": "benchmarks.postgres",
+    "mysql": "benchmarks.mysql",
+    "portal": "benchmarks.portal_load",
     "simulation": "benchmarks.simulation",
 }
 """Figure groups in the order they run (cheap and in-process first, subprocesses last)."""
@@ -56,7 +59,7 @@ def _runner(name: str) -> Callable[[bool], list[Figure]]:
     if name == "calendar":
         return _calendar
     module = importlib.import_module(MODULES[name])
-    run: Callable[[bool], list[Figure]] = module.run
+    run: Callable[[bool], list[Figure]] = module.harness if name == "portal" else module.run
     return run
 
 

@@ -81,7 +81,7 @@ def census(store: MemoryStore) -> dict[str, int]:
 
 
 def run(quick: bool) -> list[Figure]:
-    n = 2000 if quick else 20000
+    n = 500 if quick else 20000
     log(f"memory: {n:,} suggestions through the full lifecycle under tracemalloc")
     gc.collect()
     tracemalloc.start(1)

@@ -245,7 +245,7 @@ class _Bench:
 
 
 def run(quick: bool) -> list[Figure]:
-    n_cmd, n_bulk, rounds = (300, 1000, 4) if quick else (500, 4000, 12)
+    n_cmd, n_bulk, rounds = (150, 400, 2) if quick else (500, 4000, 12)
     directory = Path(tempfile.mkdtemp(prefix="jianyi_bench_storage_"))
     try:
         bench = _Bench(directory)
