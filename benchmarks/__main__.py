@@ -2,6 +2,9 @@
 
 Each figure is a ratio against a baseline measured in the same run (see
 ``benchmarks/_common.py`` for the fields and docs/performance.md for what each measures).
+The groups are in :data:`MODULES`; ``postgres``, ``mysql`` and ``portal`` need
+``JIANYI_FLOW_TEST_POSTGRES_URL`` / ``JIANYI_FLOW_TEST_MYSQL_URL`` and are skipped, with
+the reason, without them.
 Without ``--json`` the table goes to stdout; with ``--json`` stdout carries one JSON object
 per figure (one per line, as each module finishes) and the table goes to stderr.
 Progress always goes to stderr.
