@@ -31,7 +31,7 @@ floor, floor, SQLite, so a steady drift of the machine's speed moves both means 
 Each simulation child also reports the garbage collector's own time during ``run()``
 (``gc_s``) and its collections by generation (``gc_collections``).
 
-Run alone: ``python -m benchmarks.simulation [--quick]``; one part:
+Run alone: ``python -m benchmarks.simulation [--quick] [--suggestions N]``; one part:
 ``python -m benchmarks.simulation --child memory|sqlite N [DB]`` (prints seconds, commands,
 peak RSS as JSON), ``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.
 """
@@ -233,8 +233,9 @@ def _remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def run(quick: bool) -> list[Figure]:
-    n = 300 if quick else 100_000
+def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
+    """The figures; ``suggestions`` overrides the size (the full run's order of children is kept)."""
+    n = suggestions or (300 if quick else 100_000)
     timeout = 600 if quick else 7200
     mod = "benchmarks.simulation"
     directory = Path(tempfile.mkdtemp(prefix="jianyi_bench_simulation_"))
@@ -310,5 +311,6 @@ if __name__ == "__main__":
     if argv[:1] == ["--child"]:
         print(json.dumps(child(argv[1:])))
     else:
-        for fig in run(quick="--quick" in argv):
+        size = int(argv[argv.index("--suggestions") + 1]) if "--suggestions" in argv else None
+        for fig in run(quick="--quick" in argv, suggestions=size):
             print(fig)
