@@ -64,7 +64,7 @@ def draft(n: int) -> SuggestionDraft:
 
 
 def make_flow(store: Store, start: dt.datetime = START, prefix: str = "S") -> tuple[Flow, FakeClock]:
-    """A guard-free Flow (the engine alone) with sequential ids and a fixed clock."""
+    """A Flow with the default permission table, no campaign guards, sequential ids and a fixed clock."""
     clock = FakeClock(start)
     counter = itertools.count(1)
     return Flow(store, clock, ids=lambda: f"{prefix}{next(counter):08d}"), clock
