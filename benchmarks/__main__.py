@@ -2,6 +2,9 @@
 
 Each figure is a ratio against a baseline measured in the same run (see
 ``benchmarks/_common.py`` for the fields and docs/performance.md for what each measures).
+The groups are in :data:`MODULES`; ``postgres``, ``mysql`` and ``portal`` need
+``JIANYI_FLOW_TEST_POSTGRES_URL`` / ``JIANYI_FLOW_TEST_MYSQL_URL`` and are skipped, with
+the reason, without them.
 Without ``--json`` the table goes to stdout; with ``--json`` stdout carries one JSON object
 per figure (one per line, as each module finishes) and the table goes to stderr.
 Progress always goes to stderr.
@@ -29,9 +32,12 @@ MODULES: dict[str, str] = {
     "calendar": "benchmarks.calendar_bench",
     "memory": "benchmarks.memory",
     "storage": "benchmarks.storage",
+    "audit": "benchmarks.audit",
     "peer": "benchmarks.peer",
     "supervision": "benchmarks.supervision",
     "postgres": "benchmarks.postgres",
+    "mysql": "benchmarks.mysql",
+    "portal": "benchmarks.portal_load",
     "simulation": "benchmarks.simulation",
 }
 """Figure groups in the order they run (cheap and in-process first, subprocesses last)."""
@@ -56,7 +62,7 @@ def _runner(name: str) -> Callable[[bool], list[Figure]]:
     if name == "calendar":
         return _calendar
     module = importlib.import_module(MODULES[name])
-    run: Callable[[bool], list[Figure]] = module.run
+    run: Callable[[bool], list[Figure]] = module.harness if name == "portal" else module.run
     return run
 
 

@@ -22,6 +22,8 @@ from jianyi_flow import (
     Proposer,
     ProposerKind,
     Rating,
+    ReplyForm,
+    ResearchMethod,
     Role,
     Store,
     Suggestion,
@@ -62,7 +64,7 @@ def draft(n: int) -> SuggestionDraft:
 
 
 def make_flow(store: Store, start: dt.datetime = START, prefix: str = "S") -> tuple[Flow, FakeClock]:
-    """A guard-free Flow (the engine alone) with sequential ids and a fixed clock."""
+    """A Flow with the default permission table, no campaign guards, sequential ids and a fixed clock."""
     clock = FakeClock(start)
     counter = itertools.count(1)
     return Flow(store, clock, ids=lambda: f"{prefix}{next(counter):08d}"), clock
@@ -95,12 +97,13 @@ def lifecycle(flow: Flow, n: int, advance: Callable[[], Any] | None = None) -> S
     tick()
     s = flow.transfer(s.id, OFFICE, lead_unit=LEAD, co_units=[CO] if n % 3 == 0 else [])
     tick()
-    s = flow.research(s.id, UNIT, findings="经实地调研和部门会商，形成办理意见。")
+    s = flow.research(s.id, UNIT, findings="经实地调研和部门会商，形成办理意见。",
+                      method=ResearchMethod.FIELD_VISIT)
     tick()
     s = flow.decide(s.id, UNIT, outcome=Outcome.ADOPTED if n % 2 else Outcome.DECLINED,
                     reason=None if n % 2 else "现有政策已覆盖或条件暂不具备")
     tick()
-    s = flow.reply(s.id, UNIT, text="感谢您的建议，办理情况答复如下。")
+    s = flow.reply(s.id, UNIT, text="感谢您的建议，办理情况答复如下。", form=ReplyForm.WRITTEN)
     tick()
     return flow.rate(s.id, proposer_actor(n), rating=Rating.SATISFIED)
 

@@ -1,7 +1,7 @@
 """A peer engine: the same lifecycle as a BPMN process run by SpiffWorkflow, persisted to SQLite.
 
 ``peer.lifecycle_vs_spiffworkflow`` — speed-up, baseline / ours (higher is better); no
-target (the brief expects us to be far ahead; the figure says by how much).
+target (it says how the two engines compare per persisted step).
 
 The lifecycle is the main line, seven steps: receive → register → transfer → research →
 decide → reply → rate.

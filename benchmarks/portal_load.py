@@ -20,8 +20,10 @@ Measured:
   (none lost, none duplicated by the retries), ``Flow.verify_all()`` finds no problem,
   and the outbox holds one message per notice the events name — relayed once each.
 
-It exits non-zero if the after-run check fails.  Self-contained: it is not registered in
-``benchmarks/__main__.py``; ``run(quick)`` returns figures in that harness's format.
+It exits non-zero if the after-run check fails.  In the harness (``python -m benchmarks``,
+group ``portal``) :func:`harness` runs it with 1 and 4 workers, or with 1 worker under
+``--quick``; the figures are skipped, with the reason, when ``JIANYI_FLOW_TEST_POSTGRES_URL``
+is unset or the portal extra (``pip install -e '.[portal]'``) is not installed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STORE = os.environ.get("JIANYI_FLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ENV = "JIANYI_FLOW_TEST_POSTGRES_URL"
+DEFAULT_STORE = os.environ.get(ENV, "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 COMMANDS_PER_SUGGESTION = 7
 RETRY_EVERY = 10
 DEMO_CLOCK = "2024-09-02T09:30"
@@ -343,9 +346,39 @@ def run(quick: bool, store: str = DEFAULT_STORE, worker_counts: tuple[int, ...] 
                                 f"({100 * m['library_share_of_app']:.0f} %: waits for the GIL and the database count "
                                 "as the library's)", **common})
         figures.append({"name": f"portal.after_run_ok.workers_{workers}", "value": 1.0 if m["ok"] else 0.0,
-                        "unit": "1 = no event lost or duplicated, verify_all clean, each notice relayed once",
-                        "ratio_is": "—", "note": f"{m['events_expected']} events, {m['notices_named']} notices, "
-                                                 f"{m['relayed']} relayed", **common})
+                        "unit": "1 = ok", "ratio_is": "—",
+                        "note": f"1 = no event lost or duplicated, verify_all clean, each notice relayed once: "
+                                f"{m['events_expected']} events, {m['notices_named']} notices, {m['relayed']} relayed",
+                        **common})
+    return figures
+
+
+def harness(quick: bool) -> list[dict[str, Any]]:
+    """The ``portal`` group of ``python -m benchmarks``: bounded (24 or 240 suggestions per worker count)."""
+    from ._common import skipped
+
+    workers = (1,) if quick else (1, 4)
+    names = [f"portal.{what}.workers_{w}" for w in workers for what in ("commands_rps", "library_share",
+                                                                          "after_run_ok")]
+    reason = None
+    url = os.environ.get(ENV)
+    if not url:
+        reason = f"{ENV} is not set (the portal load test runs on PostgreSQL)"
+    else:
+        try:
+            import fastapi  # noqa: F401
+            import itsdangerous  # noqa: F401
+            import jinja2  # noqa: F401
+            import multipart  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError as exc:
+            reason = f"the portal extra is not installed ({exc}); pip install -e '.[portal]'"
+    if reason is not None:
+        return [skipped(name, reason, unit="—", ratio_is="—") for name in names]
+    figures = run(quick, url, worker_counts=workers)
+    bad = [f["name"] for f in figures if f["name"].startswith("portal.after_run_ok") and f["value"] != 1.0]
+    if bad:
+        raise RuntimeError(f"portal: the after-run check failed: {bad}")
     return figures
 
 

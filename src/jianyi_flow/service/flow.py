@@ -750,7 +750,7 @@ class Flow:
                 raise ValidationError("suggestion_id", "only the collection office chooses a suggestion's id",
                                       code="not_applicable")
         args = {"draft": draft, "suggestion_id": suggestion_id}
-        print_ = fingerprint("receive", None, args)
+        print_ = "" if key is None else fingerprint("receive", None, args)  # only a key's record needs it
         if key is not None:
             done = self._replayed(actor, key, "receive", print_)
             if done is not None:
@@ -1443,7 +1443,7 @@ class Flow:
         if expected_version is not None:
             v.whole_number("expected_version", expected_version, low=1, high=2**31 - 1)
         key = self._check_key(idempotency_key)
-        print_ = fingerprint(command, suggestion_id, args)
+        print_ = "" if key is None else fingerprint(command, suggestion_id, args)  # only a key's record needs it
         if key is not None:
             done = self._replayed(actor, key, command, print_)
             if done is not None:
