@@ -13,47 +13,13 @@ from dbs import sqlite_template
 from jianyi_flow import SHANGHAI, Actor, FakeClock, Flow, Proposer, Role, SuggestionDraft
 from jianyi_flow.cli import main
 from jianyi_flow.sql import SqlStore
+from test_retime import NOTICE_2027  # a made-up 2027 notice: 春节 a day later than the 办法 derives
 
 __all__ = ["sqlite_template"]  # fixture
 
 OFFICE = Actor("office-1", Role.COLLECTION_OFFICE, unit="zjb")
 NOW = dt.datetime(2026, 12, 7, 10, 0, tzinfo=SHANGHAI)
 REASON = "国务院办公厅关于2027年部分节假日安排的通知已发布（测试）"
-
-# Made up for the test: 春节 a day later than the 办法 derives, with 调休 Saturdays and Sundays.
-NOTICE_2027 = """
-source = "国务院办公厅关于2027年部分节假日安排的通知（测试用，虚构）"
-covered_years = [2027]
-
-[holidays]
-"2027-01-01" = "元旦"
-"2027-02-06" = "春节"
-"2027-02-07" = "春节"
-"2027-02-08" = "春节"
-"2027-02-09" = "春节"
-"2027-02-10" = "春节"
-"2027-02-11" = "春节"
-"2027-02-12" = "春节"
-"2027-04-05" = "清明"
-"2027-05-01" = "劳动节"
-"2027-05-02" = "劳动节"
-"2027-05-03" = "劳动节"
-"2027-06-09" = "端午"
-"2027-09-15" = "中秋"
-"2027-10-01" = "国庆"
-"2027-10-02" = "国庆"
-"2027-10-03" = "国庆"
-"2027-10-04" = "国庆"
-"2027-10-05" = "国庆"
-"2027-10-06" = "国庆"
-"2027-10-07" = "国庆"
-
-[working_days]
-"2027-02-13" = "春节"
-"2027-02-14" = "春节"
-"2027-09-26" = "国庆"
-"2027-10-09" = "国庆"
-"""
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
