@@ -26,6 +26,20 @@ Baseline: the same call with the statement rewritten on its way to the driver to
 Both results are checked to be the same 50 ids.  The query plans (``EXPLAIN QUERY
 PLAN``) of both are printed and stored in the figure.
 
+List pages on the same database, each value the p50 milliseconds of one page of 50
+through ``Flow.list_suggestions`` (target ≤ 50 ms on the value, no baseline):
+``supervision.list_first_page`` and ``supervision.list_deep_page`` — the office's list in
+received order, its first page and the page after walking 200 pages (10,000 rows; 10 with
+``--quick``) by cursor; ``supervision.unit_list_first_page`` and
+``supervision.unit_list_deep_page`` — a handling unit's list as lead unit (主办) in due
+order, the same two pages.  A keyset cursor makes a deep page cost what the first does.
+
+The same four list figures on PostgreSQL, ``supervision.postgres.*`` (skipped with the
+reason when ``JIANYI_FLOW_TEST_POSTGRES_URL`` is unset or unreachable): a schema of the
+run's own, the templates written through ``Flow``, then copied to the same number of rows
+through SQLAlchemy Core (the same mix and spread), then ``ANALYZE`` (what autovacuum does on
+a live server).
+
 Run alone: ``python -m benchmarks.supervision [--quick] [--rows N]``.
 """
 
@@ -33,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -48,7 +63,7 @@ import sqlalchemy as sa
 from jianyi_flow import SHANGHAI, FakeClock, Flow, Outcome, Rating, ReplyForm, ResearchMethod, State
 from jianyi_flow.sql import SqlStore
 
-from ._common import Figure, figure, log, median
+from ._common import Figure, figure, log, median, skipped
 from ._fixtures import CO, LEAD, OFFICE, UNIT, draft, proposer_actor
 
 TARGET_MS = 50.0
@@ -143,44 +158,15 @@ def _fill(path: Path, rows: int, seed: int = 20241115) -> None:
         con.execute(f'DROP INDEX "{name}"')
     con.commit()
 
-    rng = random.Random(seed)
-    states = [s for s, _ in MIX]
-    weights = [w for _, w in MIX]
-    now_utc = NOW.astimezone(dt.UTC).replace(tzinfo=None)
-    year_start = dt.datetime(2024, 1, 1)
     placeholders = ", ".join("?" for _ in columns)
     insert_row = f"INSERT INTO jianyi_suggestions ({', '.join(columns)}) VALUES ({placeholders})"
     insert_unit = ("INSERT INTO jianyi_suggestion_units (unit, relation, suggestion_id, due_at, received_at, "
                    "registration_number) VALUES (?, ?, ?, ?, ?, ?)")
 
     def generate() -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
-        for i in range(rows):
-            t = by_state[rng.choices(states, weights)[0]]
-            sid = f"Y{i:08d}"
-            received = year_start + dt.timedelta(minutes=rng.randrange(300 * 24 * 60))
-            lead = rng.choice(DEPARTMENTS) if t["lead_unit"] else None
-            _, recommending, co = json.loads(t["units"])  # [lead, recommending, co-units], as SqlStore writes it
-            due = None
-            if t["due_at"] is not None:  # end of a Shanghai day, 60 days either side of now
-                day = (now_utc + dt.timedelta(days=rng.uniform(-60, 60))).date()
-                due = (dt.datetime.combine(day, dt.time(15, 59, 59, 999999))).strftime(_SQLITE_TIME)
-            row = dict(t)
-            row.update(
-                id=sid,
-                area=rng.choice(AREAS),
-                lead_unit=lead,
-                units=json.dumps([lead, recommending, co], ensure_ascii=False, separators=(",", ":")),
-                registration_number=f"{CAMPAIGN}-{received:%Y%m%d}-{sid}" if t["registration_number"] else None,
-                due_at=due,
-                received_at=received.strftime(_SQLITE_TIME),
-                updated_at=(received + dt.timedelta(days=rng.uniform(0, 30))).strftime(_SQLITE_TIME),
-            )
-            links = [("lead", lead)] if lead else []
-            links += [("recommending", recommending)] if recommending else []
-            links += [("co", u) for u in co]
-            links += [("any", u) for u in dict.fromkeys(u for u in (recommending, lead, *co) if u)]
+        for row, links in _copies(by_state, rows, seed, lambda t: t.strftime(_SQLITE_TIME)):
             copies = (row["due_at"], row["received_at"], row["registration_number"])
-            yield tuple(row[c] for c in columns), [(u, relation, sid, *copies) for relation, u in links]
+            yield tuple(row[c] for c in columns), [(u, relation, row["id"], *copies) for relation, u in links]
 
     chunk: list[tuple[Any, ...]] = []
     units: list[tuple[Any, ...]] = []
@@ -200,6 +186,119 @@ def _fill(path: Path, rows: int, seed: int = 20241115) -> None:
     con.commit()
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
+
+
+def _copies(by_state: dict[str, dict[str, Any]], rows: int, seed: int, when: Any) -> Iterator[
+        tuple[dict[str, Any], list[tuple[str, str]]]]:
+    """Rows copied from the templates (state by :data:`MIX`) and their unit links; ``when`` formats a UTC time."""
+    rng = random.Random(seed)
+    states = [s for s, _ in MIX]
+    weights = [w for _, w in MIX]
+    now_utc = NOW.astimezone(dt.UTC).replace(tzinfo=None)
+    year_start = dt.datetime(2024, 1, 1)
+    for i in range(rows):
+        t = by_state[rng.choices(states, weights)[0]]
+        sid = f"Y{i:08d}"
+        received = year_start + dt.timedelta(minutes=rng.randrange(300 * 24 * 60))
+        lead = rng.choice(DEPARTMENTS) if t["lead_unit"] else None
+        _, recommending, co = json.loads(t["units"])  # [lead, recommending, co-units], as SqlStore writes it
+        due = None
+        if t["due_at"] is not None:  # end of a Shanghai day, 60 days either side of now
+            day = (now_utc + dt.timedelta(days=rng.uniform(-60, 60))).date()
+            due = when(dt.datetime.combine(day, dt.time(15, 59, 59, 999999)))
+        row = dict(t)
+        row.update(
+            id=sid,
+            area=rng.choice(AREAS),
+            lead_unit=lead,
+            units=json.dumps([lead, recommending, co], ensure_ascii=False, separators=(",", ":")),
+            registration_number=f"{CAMPAIGN}-{received:%Y%m%d}-{sid}" if t["registration_number"] else None,
+            due_at=due,
+            received_at=when(received),
+            updated_at=when(received + dt.timedelta(days=rng.uniform(0, 30))),
+        )
+        links = [("lead", lead)] if lead else []
+        links += [("recommending", recommending)] if recommending else []
+        links += [("co", u) for u in co]
+        links += [("any", u) for u in dict.fromkeys(u for u in (recommending, lead, *co) if u)]
+        yield row, links
+
+
+def _fill_core(store: SqlStore, rows: int, seed: int = 20241115) -> None:
+    """The same copy as :func:`_fill` through SQLAlchemy Core, for a server database."""
+    from jianyi_flow.storage.sql.schema import events, outbox, suggestion_units, suggestions
+
+    with store.engine.begin() as conn:
+        by_state: dict[str, dict[str, Any]] = {}
+        for r in conn.execute(sa.select(suggestions)):
+            by_state.setdefault(r.state, dict(r._mapping))
+        for table in (outbox, events, suggestion_units, suggestions):
+            conn.execute(table.delete())
+    chunk: list[dict[str, Any]] = []
+    units: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(suggestions.insert(), chunk)
+            if units:
+                conn.execute(suggestion_units.insert(), units)
+        chunk.clear()
+        units.clear()
+
+    for row, links in _copies(by_state, rows, seed, lambda t: t.replace(tzinfo=dt.UTC)):
+        chunk.append(row)
+        units.extend({"unit": u, "relation": relation, "suggestion_id": row["id"], "due_at": row["due_at"],
+                      "received_at": row["received_at"], "registration_number": row["registration_number"]}
+                     for relation, u in links)
+        if len(chunk) >= 10000:
+            flush()
+    if chunk:
+        flush()
+    with store.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+
+
+def _postgres_lists(quick: bool, rows: int) -> list[Figure]:
+    """The four list figures on PostgreSQL, or the same names skipped with the reason."""
+    from .postgres import _unusable, private_namespace
+
+    names = ("list_first_page", "list_deep_page", "unit_list_first_page", "unit_list_deep_page")
+    reason = _unusable("postgres")
+    if reason is not None:
+        return [skipped(f"supervision.postgres.{name}", reason, unit="ms (p50)", target=TARGET_MS)
+                for name in names]
+    url = os.environ["JIANYI_FLOW_TEST_POSTGRES_URL"]
+    with private_namespace("postgres", url) as (target_url, connect_args):
+        store = SqlStore.open(target_url, connect_args=connect_args)
+        try:
+            _templates(store)
+            started = time.perf_counter()
+            log(f"supervision: filling {rows:,} suggestions on PostgreSQL")
+            _fill_core(store, rows)
+            log(f"supervision: filled in {time.perf_counter() - started:.1f} s")
+            flow = Flow(store, FakeClock(NOW), campaign=CAMPAIGN)
+            walk, repeats = (10, 15) if quick else (200, 41)
+            office_first, office_deep, office_at = _pages(flow, OFFICE, walk, repeats)
+            unit_first, unit_deep, unit_at = _pages(flow, UNIT, walk, repeats, relation="lead", order="due_at")
+        finally:
+            store.close()
+    return _list_figures("supervision.postgres", "PostgreSQL", rows, (office_first, office_deep, office_at),
+                         (unit_first, unit_deep, unit_at))
+
+
+def _list_figures(prefix: str, where: str, n: int, office: tuple[float, float, str],
+                  unit: tuple[float, float, str]) -> list[Figure]:
+    return [
+        figure(f"{prefix}.{name}", value=ms, baseline=None, ratio=None, unit="ms (p50)",
+               ratio_is="no baseline; target is on the value", target=TARGET_MS, on="value", op="<=",
+               note=f"Flow.list_suggestions(limit=50), {what}, over {n:,} suggestions on {where}", rows=n)
+        for name, ms, what in (
+            ("list_first_page", office[0], "the office's list in received order, first page"),
+            ("list_deep_page", office[1], f"the same list, the page {office[2]}"),
+            ("unit_list_first_page", unit[0], f"{UNIT.unit} as lead unit, due order, first page"),
+            ("unit_list_deep_page", unit[1], f"the same list, the page {unit[2]}"),
+        )
+    ]
 
 
 class _Rewriter:
@@ -236,6 +335,24 @@ def _time_ms(call: Any, repeats: int) -> tuple[float, list[str]]:
     return median(times), ids
 
 
+def _pages(flow: Flow, actor: Any, walk: int, repeats: int, **filters: Any) -> tuple[float, float, str]:
+    """p50 ms of the first page and of the page after ``walk`` pages, and where the deep page starts."""
+    first_ms, _ = _time_ms(lambda: flow.list_suggestions(actor, limit=50, **filters).items, repeats)
+    page = flow.list_suggestions(actor, limit=50, **filters)
+    walked = 1
+    while walked < walk and page.next_cursor is not None:
+        page = flow.list_suggestions(actor, limit=50, cursor=page.next_cursor, **filters)
+        walked += 1
+    if page.next_cursor is None:
+        raise RuntimeError(f"supervision: the list ended after {walked} pages; no deep page to time")
+    cursor = page.next_cursor
+    deep_ms, deep_ids = _time_ms(lambda: flow.list_suggestions(actor, limit=50, cursor=cursor, **filters).items,
+                                 repeats)
+    if len(deep_ids) != 50:
+        raise RuntimeError("supervision: a deep page came back short")
+    return first_ms, deep_ms, f"{walked * 50:,} rows in"
+
+
 def run(quick: bool, rows: int | None = None) -> list[Figure]:
     n = rows or (50_000 if quick else 1_000_000)
     directory = Path(tempfile.mkdtemp(prefix="jianyi_bench_supervision_"))
@@ -267,6 +384,9 @@ def run(quick: bool, rows: int | None = None) -> list[Figure]:
         assert rewriter.last is not None
         base_plan = _plan(store, *rewriter.last)
         rewriter.not_indexed = False
+        walk, repeats = (10, 15) if quick else (200, 41)
+        office_first, office_deep, office_at = _pages(flow, OFFICE, walk, repeats)
+        unit_first, unit_deep, unit_at = _pages(flow, UNIT, walk, repeats, relation="lead", order="due_at")
         if ours_ids != base_ids or len(ours_ids) != 50:
             raise RuntimeError("supervision: the indexed and the full-scan query returned different pages")
         if any(s.state not in (State.RECEIVED, State.REGISTERED, State.TRANSFERRED, State.RESEARCHED,
@@ -290,7 +410,10 @@ def run(quick: bool, rows: int | None = None) -> list[Figure]:
             note=f"Flow.overdue(limit=50), campaign flow, over {n:,} suggestions on SQLite; baseline: same "
                  "call with FROM jianyi_suggestions NOT INDEXED",
             **extra,
-        )
+        ),
+        *_list_figures("supervision", "SQLite", n, (office_first, office_deep, office_at),
+                       (unit_first, unit_deep, unit_at)),
+        *_postgres_lists(quick, n),
     ]
 
 
