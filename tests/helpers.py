@@ -38,6 +38,7 @@ from jianyi_flow import (
     SuggestionDraft,
 )
 from jianyi_flow.domain.model import Event
+from jianyi_flow.testing.drive import PATHS  # the shortest command path from received to each state
 
 START = dt.datetime(2024, 8, 21, 9, 0, tzinfo=SHANGHAI)
 """Wednesday 2024-08-21 09:00 in Shanghai: an ordinary working day, far from any holiday."""
@@ -198,24 +199,6 @@ STEPS: Mapping[str, Callable[[Flow, str], Suggestion]] = {
 }
 """One way to run each state-changing trigger with valid arguments, by an actor allowed to."""
 
-_DECIDED = ("register", "transfer", "research")
-PATHS: Mapping[State, tuple[str, ...]] = {
-    State.RECEIVED: (),
-    State.REGISTERED: ("register",),
-    State.TRANSFERRED: ("register", "transfer"),
-    State.RESEARCHED: _DECIDED,
-    State.ADOPTED: (*_DECIDED, "adopt"),
-    State.PARTIALLY_ADOPTED: (*_DECIDED, "adopt_partially"),
-    State.DECLINED: (*_DECIDED, "decline"),
-    State.REPLIED: (*_DECIDED, "adopt", "reply"),
-    State.RATED: (*_DECIDED, "adopt", "reply", "rate"),
-    State.NOT_ACCEPTED: ("not_accept",),
-    State.WITHDRAWN: ("withdraw",),
-    State.OBJECTED: ("register", "transfer", "object_transfer"),
-    State.RETURNED: ("register", "transfer", "object_transfer", "accept_objection"),
-    State.UNRATED: (*_DECIDED, "adopt", "reply", "close_unrated"),
-}
-"""The shortest command path from ``received`` to each state."""
 
 
 def receive(flow: Flow, draft: SuggestionDraft | None = None, *, suggestion_id: str | None = None,
