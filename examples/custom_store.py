@@ -2,7 +2,8 @@
 
 It implements the :class:`jianyi_flow.storage.base.Store` protocol from scratch (no
 ``MemoryStore`` underneath), plus the optional ``HistoryScanner``, ``MetadataStore`` and
-``OutboxBacklog`` capabilities, and passes the contract kit
+``OutboxBacklog`` capabilities (not ``PersonalDataVault``: a flow on it needs the named
+opt-out ``vault=False``), and passes the contract kit
 (tests/test_custom_store_example.py)::
 
     from jianyi_flow.storage.base import HistoryScanner, MetadataStore, OutboxBacklog
@@ -298,7 +299,9 @@ def demo() -> None:
         path = Path(tmp) / "campaign.json"
         clock = FakeClock(dt.datetime(2024, 8, 21, 9, tzinfo=SHANGHAI))
         office = Actor(id="office-1", role=Role.COLLECTION_OFFICE, unit="zjb", name="区征集办")
-        flow = Flow(JsonFileStore(path), clock)  # the default permission table: the office routes
+        # the default permission table (the office routes); this store keeps no personal-data
+        # vault, so the proposer goes into the hashed history: vault=False says that is accepted
+        flow = Flow(JsonFileStore(path), clock, vault=False)
         draft = SuggestionDraft(
             title="关于增设新桥医院公交站的建议", subject="新桥片区公交", problem="医院门口没有公交站。",
             measures="在医院正门增设站台。", area="xinqiao", proposer=Proposer(name="张三", phone="13812345678"),
@@ -314,7 +317,7 @@ def demo() -> None:
         print(f"{row.id}: {row.state.value}, lead {row.lead_unit}, due {row.due_at:%Y-%m-%d %H:%M %Z}")
         print("history:", ", ".join(f"{e.kind} (seq {e.seq})" for e in reopened.history(s.id)))
         print("outbox:", ", ".join(m.recipient for m in reopened.claim(10, clock.now(), dt.timedelta(minutes=5))))
-        print("verified:", Flow(reopened, clock).verify_all() == [])
+        print("verified:", Flow(reopened, clock, vault=False).verify_all() == [])
         print(f"file: {path.stat().st_size} bytes")
 
 

@@ -49,6 +49,7 @@ from helpers import (
     stored_history,
 )
 from jianyi_flow import (
+    PROPOSER_PSEUDONYM,
     Actor,
     Availability,
     FakeClock,
@@ -103,6 +104,7 @@ _command("evaluate", quality=8, value=7, effect=6, evaluator="李评委")
 _command("nominate_reward", tier=RewardTier.SECOND)
 _command("record_adoption", adopted_into="区交通局文件")
 _command("mark_typical")
+_command("erase_personal_data", reason="建议人申请删除个人信息")
 """Every command a portal offers, with valid arguments (the required ones, and no more)."""
 
 LEADER = Actor("leader-1", Role.LEADERSHIP)
@@ -170,7 +172,9 @@ def _outcome(flow: Flow, sid: str, actor: Actor, command: str) -> JianyiFlowErro
         assert (stored(flow, sid), len(stored_history(flow, sid))) == before, f"{command} wrote and raised"
         return exc
     events = stored_history(flow, sid)
-    assert len(events) == before[1] + 1 and events[-1].kind == command and events[-1].actor == actor
+    # a proposer acting on a vaulted suggestion is recorded by a pseudonym (the account lives in the vault)
+    recorded = Actor(PROPOSER_PSEUDONYM, Role.PROPOSER) if actor.role is Role.PROPOSER else actor
+    assert len(events) == before[1] + 1 and events[-1].kind == command and events[-1].actor == recorded
     return None
 
 

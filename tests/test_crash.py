@@ -45,6 +45,7 @@ import pytest
 import sqlalchemy as sa
 
 from jianyi_flow import SHANGHAI, FakeClock, Flow, replay
+from jianyi_flow.domain.personal import pseudonymous_row
 from jianyi_flow.storage.base import iter_suggestions
 
 try:
@@ -145,7 +146,7 @@ def examine(url: str, run: Run) -> None:
             events = store.history(row.id)
             if [e.version for e in events] != list(range(1, len(events) + 1)):
                 run.problems.append(f"{row.id}: versions {[e.version for e in events]}")
-            if replay(events) != row:
+            if replay(events) != pseudonymous_row(row):  # the vault holds the proposer's data
                 run.problems.append(f"{row.id}: row differs from the replay of its history")
 
         # the recovered database takes new work, and what it writes verifies too

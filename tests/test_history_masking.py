@@ -65,7 +65,7 @@ def secrets_in(events: list[Event]) -> list[str]:
 
 
 def test_a_confidential_proposer_is_not_shown_as_the_actor_of_their_events() -> None:
-    flow = make_flow()
+    flow = make_flow(vault=False)  # a history that holds the proposer's data
     s = handled(flow, confidential=True)
     raw = flow.history(s.id, OFFICE)
     mine = [e for e in raw if e.actor.id == ACCOUNT]
@@ -83,7 +83,7 @@ def test_a_confidential_proposer_is_not_shown_as_the_actor_of_their_events() -> 
 
 
 def test_a_proposer_who_is_not_confidential_keeps_their_name_but_not_their_account() -> None:
-    flow = make_flow()
+    flow = make_flow(vault=False)  # a history that holds the proposer's data
     s = handled(flow, confidential=False, name="张三丰")
     shown = history_for(UNIT, s, flow.history(s.id, OFFICE))
     actors = {e.kind: e.actor for e in shown}
@@ -113,7 +113,7 @@ def test_an_actor_whose_id_is_the_proposer_s_account_is_masked_whatever_its_role
 
 
 def test_free_text_reasons_and_payloads_are_masked_for_the_unit() -> None:
-    flow = make_flow()
+    flow = make_flow(vault=False)  # a history that holds the proposer's data
     s = handled(flow, confidential=False)
     raw = flow.history(s.id, OFFICE)
     assert set(secrets_in(raw)) == {ACCOUNT, ID_NUMBER, NEIGHBOUR, EMAIL, LANDLINE, "13512345678"}
@@ -163,3 +163,14 @@ def test_view_for_masks_a_third_party_s_details_in_free_text() -> None:
     )
     assert view.rating_comment == "满意，可联系 l*********@*******.com"
     assert view_for(OFFICE, s).problem == s.problem
+
+
+def test_with_the_vault_the_stored_history_holds_neither_the_proposer_s_account_nor_name() -> None:
+    flow = make_flow()  # the default: MemoryStore keeps a vault
+    s = handled(flow, confidential=False, name="张三丰")
+    raw = flow.history(s.id, OFFICE)
+    assert ACCOUNT not in repr(raw) and "张三丰" not in repr(raw)
+    assert {e.kind: e.actor for e in raw if e.actor.role is Role.PROPOSER} == {
+        "receive": Actor(MASKED_ID, Role.PROPOSER), "rate": Actor(MASKED_ID, Role.PROPOSER)}
+    assert flow.get(s.id, OFFICE).proposer.account == ACCOUNT  # the row reads it back from the vault
+    assert secrets_in(history_for(UNIT, s, raw)) == []

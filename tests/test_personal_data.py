@@ -35,7 +35,7 @@ from helpers import (
     make_proposer,
     sequential_ids,
 )
-from jianyi_flow import Actor, FakeClock, Flow, MemoryStore, Rating, Role, State
+from jianyi_flow import ALLOW_ALL, PROPOSER_PSEUDONYM, Actor, FakeClock, Flow, MemoryStore, Rating, Role, State
 from jianyi_flow.cli import main
 from jianyi_flow.domain.codec import replay
 from jianyi_flow.domain.personal import digest_of, pseudonymous_row
@@ -152,7 +152,7 @@ def test_only_the_office_may_erase(actor: Actor) -> None:
 
 def test_a_suggestion_whose_data_is_in_its_history_is_not_erased_but_told_to_migrate() -> None:
     store = MemoryStore()
-    s = make_flow(store).receive(draft(), OFFICE)
+    s = make_flow(store, vault=False).receive(draft(), OFFICE)
     with pytest.raises(InvalidTransition) as caught:
         vault_flow(store).erase_personal_data(s.id, OFFICE, reason="删除")
     assert "vault" in str(caught.value) and "个人信息" in caught.value.message_zh
@@ -233,7 +233,7 @@ def test_migration_moves_the_data_re_anchors_by_an_event_and_keeps_seals_and_che
     log = tmp_path / "checkpoints.log"
     store = SqlStore.open(f"sqlite:///{tmp_path / 'old.db'}")
     clock = FakeClock(dt.datetime(2024, 8, 21, 9, tzinfo=dt.UTC))
-    old = make_flow(store, clock, anchor=Anchor(key, log))
+    old = make_flow(store, clock, anchor=Anchor(key, log), vault=False)  # a store from before the vault
     ids = [drive_to(old, State.RATED, draft=draft(), rating=Rating.SATISFIED).id, old.receive(draft(), PROPOSER).id]
     assert all(holds_pii(event_text(old, sid)) for sid in ids)
     old.checkpoint()
@@ -261,7 +261,7 @@ def test_cli_vault_personal_data_and_erase_expired(tmp_path: Path, capsys: pytes
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     store = SqlStore.open(url)
     clock = FakeClock(dt.datetime(2024, 8, 21, 9, tzinfo=dt.UTC))
-    s = drive_to(make_flow(store, clock, campaign="jy2024"), State.WITHDRAWN, draft=draft())
+    s = drive_to(make_flow(store, clock, campaign="jy2024", vault=False), State.WITHDRAWN, draft=draft())
     store.close()
     assert main(["vault-personal-data", "--store", url, "--reason", "迁移"]) == 0
     assert main(["erase-expired", "--store", url, "--campaign", "jy2024", "--days", "30", "--actor", "office-1",
@@ -281,7 +281,7 @@ def test_the_pseudonymised_export_carries_no_personal_data(tmp_path: Path,
     url = f"sqlite:///{tmp_path / 'export.db'}"
     store = SqlStore.open(url)
     clock = FakeClock(dt.datetime(2024, 8, 21, 9, tzinfo=dt.UTC))
-    legacy = make_flow(store, clock)
+    legacy = make_flow(store, clock, vault=False)
     texts = {"problem": f"我的电话 {PHONE}，联系人{NAME}，邻居 {THIRD_PARTY_PHONE}，住{ADDRESS}。"}
     drive_to(legacy, State.RATED, draft=make_draft(**texts), rating=Rating.SATISFIED)  # data in the history
     vaulted = vault_flow(store, clock, ids=sequential_ids("v"))
@@ -323,3 +323,58 @@ def test_a_request_sent_before_the_vault_keeps_its_fingerprint() -> None:
     assert fingerprint("receive", None, {"draft": d, "suggestion_id": None}) == before_the_vault
     vaulted = attrs.evolve(d, proposer=attrs.evolve(d.proposer, vaulted=True))
     assert fingerprint("receive", None, {"draft": vaulted, "suggestion_id": None}) != before_the_vault
+
+
+# --- the vault is the default -------------------------------------------------------------------------------
+
+
+class _NoVault:
+    """A store that is a Store but keeps no vault: every call goes to a MemoryStore, except ``personal_data``."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "personal_data":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_the_vault_is_on_by_default_and_a_store_without_one_needs_the_named_opt_out(tmp_path: Path) -> None:
+    clock = FakeClock(rf.NOW)
+    assert Flow(MemoryStore(), clock).vaulted is True
+    with SqlStore.open(f"sqlite:///{tmp_path / 'v.db'}") as store:
+        flow = Flow(store, clock)
+        assert flow.vaulted is True
+        s = flow.receive(draft(), OFFICE)
+        assert holds_pii(event_text(flow, s.id)) == []  # the history holds none of it by default
+        assert store.load(s.id).proposer.name == NAME  # the row reads it back from the vault
+    with pytest.raises(ValidationError) as refused:
+        Flow(_NoVault(), clock)  # type: ignore[arg-type]
+    assert (refused.value.field, refused.value.code) == ("vault", "no_vault")
+    assert "vault=False" in str(refused.value) and "个人信息库" in refused.value.message_zh
+    assert Flow(_NoVault(), clock, vault=False).vaulted is False  # type: ignore[arg-type]
+
+
+def test_a_proposer_role_actor_who_is_not_the_proposer_is_recorded_as_it_is() -> None:
+    flow = vault_flow(permissions=ALLOW_ALL)
+    s = flow.receive(draft(), PROPOSER)
+    other = Actor("wx_other", Role.PROPOSER, name="王五")
+    flow.withdraw(flow.register(s.id, OFFICE).id, other, reason="代为撤回")
+    actors = [e.actor for e in flow.store.history(s.id)]
+    assert actors[0] == Actor(PROPOSER_PSEUDONYM, Role.PROPOSER)  # the proposer themselves
+    assert actors[-1] == other  # anyone else stays accountable
+
+
+def test_the_office_is_offered_the_erasure_until_it_is_done() -> None:
+    flow = vault_flow()
+    s = drive_to(flow, State.RATED, draft=draft(), rating=Rating.SATISFIED)
+    offered = flow.available_commands(OFFICE, s.id)
+    assert "erase_personal_data" in offered.commands
+    assert [a.name for a in offered.available[offered.commands.index("erase_personal_data")].arguments] == ["reason"]
+    assert "erase_personal_data" not in flow.available_commands(UNIT, s.id).commands
+    flow.erase_personal_data(s.id, OFFICE, reason="建议人申请删除")
+    after = flow.available_commands(OFFICE, s.id)
+    assert "erase_personal_data" not in after.commands
+    [refused] = [u for u in after.unavailable if u.command == "erase_personal_data"]
+    assert "already erased" in refused.message and "已删除" in refused.error.message_zh

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jianyi_flow import MemoryStore, ValidationError
+from jianyi_flow import FakeClock, Flow, MemoryStore, ValidationError, make_flow
 from jianyi_flow import simulation as simulation_module
 from jianyi_flow.domain.campaign import Campaign
 from jianyi_flow.domain.model import Outcome, Role
@@ -118,7 +118,15 @@ def test_a_store_with_only_the_plain_interface_gives_the_same_log() -> None:
     plain = PlainStore()
     assert isinstance(plain, Store)
     assert not isinstance(plain, BatchingStore) and not isinstance(plain, MetadataStore)
-    assert run(plain)[0] == run()[0]
+    with pytest.raises(ValidationError) as refused:  # no vault, and no one said that is fine
+        run(plain)
+    assert refused.value.code == "no_vault"
+
+    def no_vault(campaign: Campaign, store: Store, clock: FakeClock, ids: Callable[[], str],
+                 salts: Callable[[], str]) -> Flow:
+        return make_flow(campaign, store, clock, policy=campaign.deadlines, ids=ids, salts=salts, vault=False)
+
+    assert run(PlainStore(), flow_factory=no_vault)[0] == run(flow_factory=no_vault)[0]
 
 
 def test_the_store_batches_when_it_can() -> None:

@@ -68,6 +68,7 @@ from .errors import (
 from .service.audit import Anchor, Checkpoint
 from .service.campaign_flow import make_flow
 from .service.flow import (
+    PROPOSER_PSEUDONYM,
     Availability,
     AvailableCommand,
     ErasureResult,
@@ -98,6 +99,7 @@ __version__ = "0.2.0"
 __all__ = [
     "ALLOW_ALL",
     "DEFAULT_POLICY",
+    "PROPOSER_PSEUDONYM",
     "SHANGHAI",
     "WORKFLOW",
     "Actor",

@@ -120,7 +120,7 @@ def _anchor(key_file: str | None, log: str | None) -> Anchor | None:
     return Anchor.from_key_file(key_file, log)
 
 
-def _flow(store: Store, anchor: Anchor | None = None, *, vault: bool = False) -> Flow:
+def _flow(store: Store, anchor: Anchor | None = None, *, vault: bool | None = None) -> Flow:
     return Flow(store, SystemClock(), permissions=PermissionTable.default(), anchor=anchor, vault=vault)
 
 

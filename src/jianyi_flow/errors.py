@@ -217,6 +217,8 @@ RULES: Mapping[str, str] = {
     "accused_unit": "{field}含有该建议所反映的单位，按规定不能承办（信访工作条例第三十条）。",
     "already_done": "{field}已办理过，不能重复办理。",
     "not_applicable": "该建议当前的情况下不能填写{field}。",
+    "no_vault": ("所用存储没有个人信息库，建议人的个人信息将写入无法删除的历史记录；"
+                 "请改用带个人信息库的存储，或明确设置{field}为False。"),
     "invalid": "{field}填写有误，请检查后重试。",
 }
 """The rule codes of :class:`ValidationError` and their Chinese message templates.

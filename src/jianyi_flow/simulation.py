@@ -63,11 +63,12 @@ __all__ = [
     "META_NAME",
     "SIMULATOR_VERSION",
     "CampaignSimulator",
+    "FlowFactory",
     "SimulationConfig",
     "SimulationResult",
 ]
 
-SIMULATOR_VERSION = "sim-2"
+SIMULATOR_VERSION = "sim-3"
 """Changes whenever the same seed would give another event log; part of a run's identity."""
 
 META_NAME = "jianyi_flow.simulation"
@@ -302,10 +303,6 @@ _OBJECTION_REASONS = ("该事项不属于本单位职责范围，建议转交相
                       "建议内容涉及其他部门法定职责，本单位无权办理")
 
 
-def _default_flow(campaign: Campaign, store: Store, clock: FakeClock, ids: Callable[[], str]) -> Flow:
-    return make_flow(campaign, store, clock, policy=campaign.deadlines, ids=ids)
-
-
 def _at(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, SHANGHAI)
 
@@ -344,16 +341,26 @@ _REPLY_FORMS = {channel: _Mix(mix) for channel, mix in REPLY_FORMS.items()}
 _METHODS = _Mix(RESEARCH_METHODS)
 _ADOPTIONS = _Mix(ADOPTION_FORMS)
 
+FlowFactory = Callable[[Campaign, Store, FakeClock, Callable[[], str], Callable[[], str]], Flow]
+"""``(campaign, store, clock, ids, salts) -> Flow``: builds a simulation's flow (:class:`CampaignSimulator`)."""
+
+
+def _default_flow(campaign: Campaign, store: Store, clock: FakeClock, ids: Callable[[], str],
+                  salts: Callable[[], str]) -> Flow:
+    return make_flow(campaign, store, clock, policy=campaign.deadlines, ids=ids, salts=salts)
+
 
 class CampaignSimulator:
     """Drives a whole campaign through ``Flow`` on ``store``, with a virtual clock.
 
     ``campaign`` gives the phases, units, quota, office unit, office hours, routing and
     deadline policy (a preset or a campaign file, docs/campaign.md).
-    ``flow_factory(campaign, store, clock, ids)`` builds the flow (default:
-    :func:`~jianyi_flow.service.campaign_flow.make_flow` with the campaign's deadline policy
-    and the default permission table); it passes ``ids`` on as the flow's id maker, which
-    gives each arriving suggestion the id the simulator planned for it (``S0000001``...).  ``progress`` is called
+    ``flow_factory(campaign, store, clock, ids, salts)`` builds the flow (default:
+    :func:`~jianyi_flow.service.campaign_flow.make_flow` with the campaign's deadline policy,
+    the default permission table and the personal-data vault); it passes ``ids`` on as the
+    flow's id maker, which gives each arriving suggestion the id the simulator planned for it
+    (``S0000001``...), and ``salts`` as its vault salts, drawn from the seed and that id, so
+    that the same seed writes the same hashes.  ``progress`` is called
     with (arrivals done, total) as the run goes.  ``on_day(day, flow)`` runs after each
     simulated day's tick: the place for what an operator does on a given day (load the next
     year's holiday notice and ``flow.retime(...)``, switch the flow's policy...).  ``batch`` is
@@ -369,7 +376,7 @@ class CampaignSimulator:
         seed: int = 0,
         suggestions: int = 1000,
         config: SimulationConfig | None = None,
-        flow_factory: Callable[[Campaign, Store, FakeClock, Callable[[], str]], Flow] | None = None,
+        flow_factory: FlowFactory | None = None,
         progress: Callable[[int, int], None] | None = None,
         on_day: Callable[[dt.date, Flow], None] | None = None,
         batch: int = 200,
@@ -398,7 +405,8 @@ class CampaignSimulator:
         self.rng = random.Random(seed)
         self.clock = FakeClock(start_of_local_day(campaign.phases[0].start))
         self._arriving = ""
-        self.flow = (flow_factory or _default_flow)(campaign, store, self.clock, self._arriving_id)
+        self.flow = (flow_factory or _default_flow)(campaign, store, self.clock, self._arriving_id,
+                                                    self._arriving_salt)
         self.calendar = self.flow.calendar
         self.office_unit: str = campaign.office_unit
         self.institutions: dict[str, str] = {}
@@ -654,6 +662,10 @@ class CampaignSimulator:
     def _arriving_id(self) -> str:
         """The id of the suggestion being received: planned by arrival order, whoever submits it."""
         return self._arriving
+
+    def _arriving_salt(self) -> str:
+        """The vault salt of the suggestion being received, from the seed and its id, so a run is reproducible."""
+        return hashlib.sha256(f"{self.seed}:{self._arriving}".encode()).hexdigest()[:32]
 
     def _actor(self, unit: str, role: Role) -> Actor:
         actor = self._actors.get((unit, role))

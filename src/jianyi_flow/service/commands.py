@@ -92,6 +92,7 @@ ARGUMENTS: Mapping[str, tuple[Argument, ...]] = MappingProxyType({
     "nominate_reward": (_choice("tier", RewardTier),),
     "record_adoption": (Argument("adopted_into", "text", maximum=_REASON), _choice("form", AdoptionForm, False)),
     "mark_typical": (Argument("note", "text", False, maximum=_REASON),),
+    "erase_personal_data": (Argument("reason", "text", maximum=_REASON),),
 })
 """Command → the arguments a person gives it (``decide``'s outcome picks the trigger)."""
 
@@ -163,6 +164,9 @@ def _mark_typical(s: Suggestion, now: dt.datetime) -> None:
 
 
 def _erase_personal_data(s: Suggestion, now: dt.datetime) -> None:
+    if s.proposer.erased:  # the command itself answers an erased one as done; this is what a portal is told
+        raise InvalidTransition("erase_personal_data", s.state.value, detail="its personal data is already erased",
+                                detail_zh="其个人信息已删除")
     if not s.proposer.vaulted:
         raise InvalidTransition("erase_personal_data", s.state.value,
                                 detail="its personal data is still inside its history: move it to the vault first "

@@ -291,9 +291,11 @@ class Flow:
     ``policy`` and ``calendar`` decide due times.  ``ids`` makes new suggestion ids (uuid4
     hex by default; a simulation passes a seeded one).  ``anchor`` (a key kept outside the
     database, and a checkpoint log) seals every event with a keyed MAC (docs/security.md).
-    ``vault=True`` keeps each new proposer's name, phone, address and account in the store's
-    personal-data vault instead of the history, so that they can be erased
-    (:meth:`erase_personal_data`); ``salts`` makes the random salt of each vault record (hex;
+    Each new proposer's name, phone, address and account go into the store's personal-data
+    vault instead of the history, so that they can be erased (:meth:`erase_personal_data`):
+    on by default, and required of the store (a :class:`ValidationError` ``no_vault``
+    otherwise); only ``vault=False`` keeps them in the hashed history — for a store without
+    a vault whose owner accepts that.  ``salts`` makes the random salt of each vault record (hex;
     16 random bytes by default; a simulation passes a seeded one).  See
     :mod:`jianyi_flow.domain.personal` and docs/security.md, "Personal data".
     """
@@ -316,7 +318,7 @@ class Flow:
         anchor: Anchor | None = None,
         workflow: Workflow = WORKFLOW,
         previous_workflows: Sequence[Workflow] = (),
-        vault: bool = False,
+        vault: bool | None = None,
         salts: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
@@ -347,6 +349,13 @@ class Flow:
         }
         """Every workflow definition this flow knows, by version."""
         self.policy_version = self.policy.version
+        if vault is None:
+            if not isinstance(store, PersonalDataVault):
+                raise ValidationError(
+                    "vault", "this store keeps no personal-data vault (PersonalDataVault), so proposers' personal "
+                    "data would go into the hashed history, where it cannot be erased; use a store with a vault, "
+                    "or pass vault=False to accept that", code="no_vault")
+            vault = True
         if not isinstance(vault, bool):
             raise ValidationError("vault", "must be true or false", code="wrong_type")
         if vault and not isinstance(store, PersonalDataVault):
@@ -674,7 +683,7 @@ class Flow:
         if command == "decide":
             if not any(self.workflow.accepts(t, s.state) for t in DECIDE_TRIGGERS.values()):
                 raise InvalidTransition(command, s.state.value, self.workflow.allowed_triggers(s.state))
-        else:
+        elif command not in PERSONAL_DATA_KINDS:  # those are allowed in every state, not workflow edges
             self.workflow.fire(command, s.state, command)
         precondition(command, s, now)
 
@@ -1535,8 +1544,12 @@ class Flow:
 
     @staticmethod
     def _recorded_actor(actor: Actor, proposer: Proposer) -> Actor:
-        """The actor as an event of a vaulted suggestion records it: the proposer by a pseudonym."""
-        if proposer.vaulted and actor.role is Role.PROPOSER:
+        """The actor as an event of a vaulted suggestion records it: the proposer by a pseudonym.
+
+        Only the proposer themselves (their portal account): any other actor, a proposer-role
+        one under ``ALLOW_ALL`` included, is recorded as it is, for accountability.
+        """
+        if proposer.vaulted and actor.role is Role.PROPOSER and actor.id == proposer.account:
             return Actor(id=PROPOSER_PSEUDONYM, role=Role.PROPOSER)
         return actor
 

@@ -76,7 +76,7 @@ from ..errors import (
     ValidationError,
 )
 from ..service.audit import Anchor
-from ..service.flow import OPEN_STATES, Flow
+from ..service.flow import OPEN_STATES, PROPOSER_PSEUDONYM, Flow
 from ..storage.base import (
     BatchingStore,
     Change,
@@ -195,7 +195,12 @@ class StoreContract(abc.ABC):
         return stored
 
     def flow(self, store: Store, clock: FakeClock | None = None, **kwargs: Any) -> Flow:
-        """A Flow with the default permission table on ``store`` (campaign ``jy2024``, ids ``s0001``...)."""
+        """A Flow with the default permission table on ``store`` (campaign ``jy2024``, ids ``s0001``...).
+
+        The flow keeps personal data in the store's vault when the store has one
+        (:class:`PersonalDataVault`), and in the history otherwise, so the kit runs on either.
+        """
+        kwargs.setdefault("vault", isinstance(store, PersonalDataVault))
         return make_flow(store, clock or FakeClock(T0), **kwargs)
 
     @staticmethod
@@ -385,7 +390,8 @@ class StoreContract(abc.ABC):
     def test_the_vault_migration_rewrites_earlier_events_in_its_commit(self, store: Store) -> None:
         vault = self.needs(store, PersonalDataVault)
         clock = FakeClock(T0)
-        s = self.flow(store, clock).receive(self.draft(), OFFICE_ACTOR)  # before the vault: data in the event
+        before_the_vault = self.flow(store, clock, vault=False)  # the data goes into the receive event
+        s = before_the_vault.receive(self.draft(), OFFICE_ACTOR)
         before = store.history(s.id)
         assert self._holds_pii(before)
         clock.advance(hours=1)
@@ -467,14 +473,17 @@ class StoreContract(abc.ABC):
         for event, row in zip(history, rows, strict=True):
             assert event.hash == row.event_hash
             assert event.workflow == flow.workflow.version
-            assert_same_suggestion(replay(history[: event.version]) or final, row)
+            # a vaulted proposer's data is in the vault, not the history: the replay gives the row without it
+            assert_same_suggestion(replay(history[: event.version]) or final,
+                                   pseudonymous_row(row) if row.proposer.vaulted else row)
         assert history[1].notices == (f"proposer:{sid}",)
         assert history[13].payload == {"days": 5, "approver": env_head.key}
 
         closed = flow.not_accept(flow.receive(self.draft(), OFFICE_ACTOR).id, OFFICE_ACTOR, reason="属个人诉求")
         assert_same_suggestion(store.load(closed.id), closed)
         own = flow.receive(self.draft(topic=None, recommending_unit=None), PROPOSER_ACTOR)
-        assert own.received_by == PROPOSER_ACTOR.ref
+        # a vaulted proposer is recorded by a pseudonym; who they are is in the vault
+        assert own.received_by == (Actor(PROPOSER_PSEUDONYM, Role.PROPOSER).ref if flow.vaulted else PROPOSER_ACTOR.ref)
         withdrawn = flow.withdraw(flow.register(own.id, OFFICE_ACTOR).id, PROPOSER_ACTOR, reason="问题已自行解决")
         assert_same_suggestion(store.load(withdrawn.id), withdrawn)
         assert withdrawn.closed_at is not None and withdrawn.due_at is None
