@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -54,6 +55,10 @@ __all__ = [
 
 SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
 """Every field of :class:`Suggestion`, in declaration order."""
+
+_FIELD_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(SUGGESTION_FIELDS)}
+_ROW_VALUES = operator.attrgetter(*SUGGESTION_FIELDS)
+"""Every field value of a row, in declaration order (what :func:`replace` builds the new row from)."""
 
 DATETIME_FIELDS = frozenset(
     {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "due_from", "objection_due_at",
@@ -192,11 +197,15 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
-    """A copy of ``s`` with ``changes`` applied (``attrs.evolve``, refusing unknown fields by name)."""
-    unknown = changes.keys() - set(SUGGESTION_FIELDS)
+    """A copy of ``s`` with ``changes`` applied (like ``attrs.evolve``, refusing unknown fields by name)."""
+    unknown = changes.keys() - _FIELD_INDEX.keys()
     if unknown:
         raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
-    return attrs.evolve(s, **changes)
+    # built positionally from one read of every field: a third of what attrs.evolve costs on 60 fields
+    values = list(_ROW_VALUES(s))
+    for name, value in changes.items():
+        values[_FIELD_INDEX[name]] = value
+    return Suggestion(*values)
 
 
 def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
@@ -212,7 +221,7 @@ def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
     fields = {**decoded, **own}  # the event's own record of its version and workflow wins over its changes
     if previous is None:
         return Suggestion(id=event.suggestion_id, **fields)
-    return attrs.evolve(previous, **fields)
+    return replace(previous, fields)
 
 
 def replay(events: Iterable[Event]) -> Suggestion | None:

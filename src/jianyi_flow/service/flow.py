@@ -30,7 +30,7 @@ from ..domain.calendar import BusinessCalendar, CalendarHealth, calendar_health,
 from ..domain.clock import Clock, local_date, to_utc
 from ..domain.codec import encode_changes, encode_datetime, replace, replay
 from ..domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Due, Step, extend_detail
-from ..domain.history import HistoryProblem, event_hash, mac_of, seal, verify_events
+from ..domain.history import HistoryProblem, event_hash, sealed_event, verify_events
 from ..domain.model import (
     SCORE_MAX,
     SCORE_MIN,
@@ -324,6 +324,8 @@ class Flow:
         self.campaign = campaign
         self.policy = policy or DEFAULT_POLICY
         self.calendar = calendar or default_calendar()
+        self._dues: dict[tuple[Step, dt.date], Due] = {}
+        self._dues_of: tuple[DeadlinePolicy | None, BusinessCalendar | None] = (None, None)
         if permissions is None:
             permissions = PermissionTable.default()
         if not isinstance(permissions, (PermissionTable, AllowAll)):
@@ -371,9 +373,24 @@ class Flow:
         """When ``step`` started at ``start`` is due, by this flow's policy and calendar."""
         return self.policy.due_for(step, start, self.calendar)
 
+    def _due(self, step: Step, start: dt.datetime) -> Due:
+        """``policy.due_detail(step, start, calendar)``, remembered per step and start day.
+
+        Done for speed: the deadline depends on the start's day alone, which most commands share; the
+        memory is dropped when the flow's policy or calendar is replaced (e.g. by :meth:`retime`).
+        """
+        policy, calendar = self.policy, self.calendar
+        if self._dues_of[0] is not policy or self._dues_of[1] is not calendar:
+            self._dues, self._dues_of = {}, (policy, calendar)
+        key = (step, local_date(start))
+        due = self._dues.get(key)
+        if due is None:
+            due = self._dues[key] = policy.due_detail(step, start, calendar)
+        return due
+
     def _deadline(self, step: Step, start: dt.datetime) -> dict[str, Any]:
         """The fields that set ``step``'s deadline, counted from ``start`` (provisional if any day it spans is)."""
-        due = self.policy.due_detail(step, start, self.calendar)
+        due = self._due(step, start)
         return {"due_step": step, "due_at": due.at, "due_from": start, "due_provisional": due.provisional,
                 "extended": False, "extension_days": None, "extension_request": None, "policy": self.policy_version}
 
@@ -848,7 +865,7 @@ class Flow:
                     field, f"{', '.join(accused)} is accused in this suggestion and may not handle it "
                            "(信访工作条例 Art. 30)", code="accused_unit", details={"value": ", ".join(accused)})
             research = self._deadline(Step.RESEARCH, now)
-            objection = self.policy.due_detail(Step.OBJECT_TRANSFER, now, self.calendar)
+            objection = self._due(Step.OBJECT_TRANSFER, now)
             return {
                 "lead_unit": lead_unit,
                 "co_units": co,
@@ -1545,13 +1562,9 @@ class Flow:
         at: dt.datetime, reason: str | None, changes: Mapping[str, Any], payload: Mapping[str, Any], prev_hash: str,
         recipients: Sequence[str],
     ) -> Event:
-        event = seal(Event(suggestion_id=sid, version=version, kind=kind, from_state=from_state, to_state=to_state,
-                           actor=actor, at=at, reason=reason, changes=encode_changes(changes), payload=payload,
-                           prev_hash=prev_hash, notices=tuple(recipients), workflow=self.workflow.version,
-                           policy=self.policy_version))
-        if self.anchor is not None:
-            event = attrs.evolve(event, mac=mac_of(self.anchor.key, event.hash))
-        return event
+        return sealed_event(sid, version, kind, from_state, to_state, actor, at, reason, changes, payload, prev_hash,
+                            tuple(recipients), self.workflow.version, self.policy_version,
+                            key=None if self.anchor is None else self.anchor.key)
 
     def _commit_change(
         self, new: Suggestion, event: Event, expected_version: int, record: IdempotencyRecord | None,
