@@ -114,8 +114,14 @@ def sealed_event(
     (:func:`~jianyi_flow.domain.codec.encode_changes`), the fields set to ``at`` sharing its encoded text.
     """
     at_text = encode_datetime(at)
-    encoded = {name: at_text if value is at and name in DATETIME_FIELDS else encode_value(name, value)
-               for name, value in changes.items()}  # the command's own time is encoded once
+    encoded: dict[str, Any] = {}
+    for name, value in changes.items():
+        if value is None:
+            encoded[name] = None
+        elif value is at and name in DATETIME_FIELDS:
+            encoded[name] = at_text  # the command's own time, encoded once
+        else:
+            encoded[name] = encode_value(name, value)
     digest = _digest(_content(suggestion_id, version, kind, from_state, to_state, actor, at_text, reason, encoded,
                               payload, prev_hash, notices, workflow, policy))
     return Event(suggestion_id, version, kind, from_state, to_state, actor, at, reason, encoded, payload, prev_hash,

@@ -93,7 +93,7 @@ from .audit import Anchor, Checkpoint, verify_store
 from .commands import ARGUMENTS, Argument, precondition, recipients
 from .guards import CommandContext, Guard
 from .permissions import AllowAll, PermissionGuard, PermissionTable
-from .visibility import MASKED_ACTOR_ID, history_for, view_for
+from .visibility import MASKED_ACTOR_ID, history_for
 
 __all__ = [
     "LEADERSHIP",
@@ -484,7 +484,7 @@ class Flow:
     def _view(self, actor: Actor, s: Suggestion) -> Suggestion:
         if self._permission_guard is None:
             return s
-        return view_for(actor, s, submitter=self._permission_guard.submitter_of(s))
+        return self._permission_guard.view_for(actor, s)
 
     def get(self, suggestion_id: str, actor: Actor) -> Suggestion:
         """The suggestion as ``actor`` may see it; :class:`NotFound` if unknown or not visible to them."""

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 import attrs
 
 from ..domain.clock import require_aware
+from ..domain.codec import with_seq
 from ..domain.model import Event, Suggestion
 from ..domain.personal import PersonalRecord, pseudonymous_row
 from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
@@ -74,11 +75,11 @@ class MemoryStore:
             if record is not None and (record.scope, record.key) in self._keys:
                 raise IdempotencyKeyReused(record.key, "another command")
             history = self._events.get(s.id, [])
-            redacted = {e.version: e for e in change.redacted}
+            redacted = {e.version: e for e in change.redacted} if change.redacted else {}
             if any(v < 1 or v > len(history) or history[v - 1].hash != e.hash for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
-            stored = attrs.evolve(event, seq=self._seq)
+            stored = with_seq(event, self._seq)
             self._rows[s.id] = pseudonymous_row(s)
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
@@ -89,9 +90,9 @@ class MemoryStore:
             if change.forget_keys:
                 for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
                     del self._keys[k]
-            for message in change.messages:
-                self._outbox[self._next_message] = attrs.evolve(message, id=self._next_message, attempts=0,
-                                                                sent_at=None)
+            for m in change.messages:
+                self._outbox[self._next_message] = OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient,
+                                                                 m.created_at, m.payload, id=self._next_message)
                 self._next_message += 1
             if record is not None:
                 self._keys[(record.scope, record.key)] = record
