@@ -210,12 +210,15 @@ def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
 
 
 _EVENT_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Event))
-_EVENT_VALUES = operator.attrgetter(*_EVENT_FIELDS[:-2])  # all but seq and mac, which come last
+_EVENT_VALUES = operator.attrgetter(*_EVENT_FIELDS)
+_SEQ = _EVENT_FIELDS.index("seq")
 
 
 def with_seq(event: Event, seq: int) -> Event:
     """``event`` as its store numbers it (``attrs.evolve(event, seq=seq)``, built positionally for speed)."""
-    return Event(*_EVENT_VALUES(event), seq, event.mac)
+    values = list(_EVENT_VALUES(event))
+    values[_SEQ] = seq
+    return Event(*values)
 
 
 def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:

@@ -27,7 +27,7 @@ import attrs
 
 from ..domain import validation as v
 from ..domain.calendar import BusinessCalendar, CalendarHealth, calendar_health, default_calendar
-from ..domain.clock import Clock, local_date, to_utc
+from ..domain.clock import Clock, local_date, require_aware, to_utc
 from ..domain.codec import encode_changes, encode_datetime, replace, replay
 from ..domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Due, Step, extend_detail
 from ..domain.history import HistoryProblem, event_hash, sealed_event, verify_events
@@ -241,6 +241,8 @@ def _error_code(error: JianyiFlowError) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Arguments as JSON-ready data for a request fingerprint (before they are validated: never raises)."""
+    if value is None or type(value) in (str, int, float, bool):  # the common case first, for speed
+        return value
     if isinstance(value, enum.Enum):
         return _jsonable(value.value)
     if isinstance(value, dt.datetime):
@@ -371,7 +373,7 @@ class Flow:
     # --- deadlines -----------------------------------------------------------------------
     def due_for(self, step: Step, start: dt.datetime) -> dt.datetime:
         """When ``step`` started at ``start`` is due, by this flow's policy and calendar."""
-        return self.policy.due_for(step, start, self.calendar)
+        return self._due(step, start).at if isinstance(step, Step) else self.policy.due_for(step, start, self.calendar)
 
     def _due(self, step: Step, start: dt.datetime) -> Due:
         """``policy.due_detail(step, start, calendar)``, remembered per step and start day.
@@ -382,7 +384,7 @@ class Flow:
         policy, calendar = self.policy, self.calendar
         if self._dues_of[0] is not policy or self._dues_of[1] is not calendar:
             self._dues, self._dues_of = {}, (policy, calendar)
-        key = (step, local_date(start))
+        key = (step, local_date(require_aware(start, "start")))
         due = self._dues.get(key)
         if due is None:
             due = self._dues[key] = policy.due_detail(step, start, calendar)

@@ -2,7 +2,7 @@
 
 Plain dicts behind one lock: the current row of each suggestion, its list of events, the
 outbox, the idempotency records and a few named values.  Queries filter every row in
-Python (:func:`~jianyi_flow.storage.base.matches`) and sort the matches; that is fast
+Python (:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is fast
 enough for tests, tools and simulations of a campaign, and it is the behaviour every other
 store is held to by :class:`jianyi_flow.testing.StoreContract`.
 
@@ -33,7 +33,7 @@ from .base import (
     Query,
     StoredHistory,
     check_limit,
-    matches,
+    matcher,
     message_ids,
     order,
 )
@@ -125,17 +125,19 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get(suggestion_id, ()))
 
+    def _matching(self, query: Query) -> list[Suggestion]:
+        keep = matcher(query)
+        with self._lock:
+            if query.proposer_account is None:  # no other filter reads vaulted data: resolve the matches only
+                return [self._resolved(s) for s in self._rows.values() if keep(s)]
+            return [s for s in map(self._resolved, self._rows.values()) if keep(s)]
+
     def query(self, query: Query) -> list[Suggestion]:
         check_limit(query.limit)
-        with self._lock:
-            rows = [self._resolved(s) for s in self._rows.values()]
-        return order(query, (s for s in rows if matches(query, s)))
+        return order(query, self._matching(query))
 
     def count(self, query: Query) -> int:
-        unpaged = query.unpaged()
-        with self._lock:
-            rows = [self._resolved(s) for s in self._rows.values()]
-        return sum(1 for s in rows if matches(unpaged, s))
+        return len(self._matching(query.unpaged()))
 
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         return self._keys.get((scope, key))
