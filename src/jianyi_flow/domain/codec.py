@@ -40,6 +40,7 @@ from .model import (
 __all__ = [
     "DATETIME_FIELDS",
     "ENUM_FIELDS",
+    "FIELD_ENCODERS",
     "SUGGESTION_FIELDS",
     "apply_event",
     "decode_datetime",
@@ -154,7 +155,7 @@ def _enum_value(member: enum.Enum) -> Any:
     return member.value
 
 
-_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
+FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
     **dict.fromkeys(DATETIME_FIELDS, encode_datetime),
     **dict.fromkeys(ENUM_FIELDS, _enum_value),
     **dict.fromkeys(_TUPLE_FIELDS, list),
@@ -180,7 +181,7 @@ def encode_value(name: str, value: Any) -> Any:
     """One :class:`Suggestion` field value as JSON-ready data."""
     if value is None:
         return None
-    convert = _ENCODERS.get(name)
+    convert = FIELD_ENCODERS.get(name)
     return value if convert is None else convert(value)
 
 
@@ -199,13 +200,14 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
     """A copy of ``s`` with ``changes`` applied (like ``attrs.evolve``, refusing unknown fields by name)."""
-    unknown = changes.keys() - _FIELD_INDEX.keys()
-    if unknown:
-        raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
     # built positionally from one read of every field: a third of what attrs.evolve costs on 60 fields
     values = list(_ROW_VALUES(s))
-    for name, value in changes.items():
-        values[_FIELD_INDEX[name]] = value
+    index = _FIELD_INDEX
+    try:
+        for name, value in changes.items():
+            values[index[name]] = value
+    except KeyError:
+        raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - index.keys())}") from None
     return Suggestion(*values)
 
 

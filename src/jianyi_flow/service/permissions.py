@@ -501,12 +501,15 @@ class PermissionGuard:
             return
         s = ctx.suggestion
         submitter: Actor | None = None
-        if actor.role is Role.INFORMATION_OFFICER or any(r.scope is Scope.SUBMITTED for r in mine):
+        if actor.role is Role.INFORMATION_OFFICER or Scope.SUBMITTED in [r.scope for r in mine]:
             submitter = self.submitter_of(s)
         if not can_see(actor, s, submitter=submitter):
             self._deny(ctx, f"suggestion {s.id!r} is not visible to {actor.role.value}"
                             + (f" {actor.unit}" if actor.unit else ""))
-        if not any(self._matches(rule, actor, s, submitter) for rule in mine):
+        for rule in mine:  # a loop, not any() over a generator: this runs on every command
+            if self._matches(rule, actor, s, submitter):
+                break
+        else:
             self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}"
                             + self._who(s, mine))
         if ctx.command == "transfer":
