@@ -1536,7 +1536,8 @@ class Flow:
         new = replace(current, {**changed, "state": to_state, "version": version, "updated_at": now,
                                 "event_hash": event.hash, "workflow": self.workflow.version})
         if record is not None:
-            record = attrs.evolve(record, version=version)
+            record = IdempotencyRecord(record.scope, record.key, record.suggestion_id, version, record.command,
+                                       record.fingerprint)
         personal = None if personal_of is None else personal_of(current, now, version)
         stored = self._commit_change(new, event, current.version, record, notices, personal, redacted,
                                      forget_keys=trigger == ERASE)
