@@ -326,8 +326,8 @@ class Flow:
         self.campaign = campaign
         self.policy = policy or DEFAULT_POLICY
         self.calendar = calendar or default_calendar()
-        self._dues: dict[tuple[Step, dt.date], Due] = {}
-        self._dues_of: tuple[DeadlinePolicy | None, BusinessCalendar | None] = (None, None)
+        self._dues: tuple[DeadlinePolicy | None, BusinessCalendar | None, dict[tuple[Step, dt.date], Due]] = (
+            None, None, {})
         if permissions is None:
             permissions = PermissionTable.default()
         if not isinstance(permissions, (PermissionTable, AllowAll)):
@@ -382,12 +382,14 @@ class Flow:
         memory is dropped when the flow's policy or calendar is replaced (e.g. by :meth:`retime`).
         """
         policy, calendar = self.policy, self.calendar
-        if self._dues_of[0] is not policy or self._dues_of[1] is not calendar:
-            self._dues, self._dues_of = {}, (policy, calendar)
+        counted_by, counted_on, dues = self._dues  # one read: the memory and what it was counted by go together
+        if counted_by is not policy or counted_on is not calendar:
+            dues = {}
+            self._dues = (policy, calendar, dues)
         key = (step, local_date(require_aware(start, "start")))
-        due = self._dues.get(key)
+        due = dues.get(key)
         if due is None:
-            due = self._dues[key] = policy.due_detail(step, start, calendar)
+            due = dues[key] = policy.due_detail(step, start, calendar)
         return due
 
     def _deadline(self, step: Step, start: dt.datetime) -> dict[str, Any]:
