@@ -151,8 +151,13 @@ def _decode_extension_request(data: Mapping[str, Any]) -> ExtensionRequest:
     return ExtensionRequest(data["days"], data["reason"], data["requested_by"], decode_datetime(data["requested_at"]))
 
 
+_ENUM_VALUES: Mapping[enum.Enum, Any] = {member: member.value for kind in ENUM_FIELDS.values() for member in kind}
+"""Each member's value, read once at import (``.value`` is a slow property on every enum member)."""
+
+
 def _enum_value(member: enum.Enum) -> Any:
-    return member.value
+    value = _ENUM_VALUES.get(member)
+    return member.value if value is None else value
 
 
 FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {

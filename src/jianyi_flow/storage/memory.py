@@ -75,8 +75,9 @@ class MemoryStore:
             if record is not None and (record.scope, record.key) in self._keys:
                 raise IdempotencyKeyReused(record.key, "another command")
             history = self._events.get(s.id, [])
-            redacted = {e.version: e for e in change.redacted} if change.redacted else {}
-            if any(v < 1 or v > len(history) or history[v - 1].hash != e.hash for v, e in redacted.items()):
+            redacted = {e.version: e for e in change.redacted}
+            if redacted and any(v < 1 or v > len(history) or history[v - 1].hash != e.hash
+                                for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
             stored = with_seq(event, self._seq)
