@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 
 from helpers import OFFICE, START, make_flow, receive
 from jianyi_flow import CalendarDays, MemoryStore, Query, State, Step
 from jianyi_flow.domain.calendar import CalendarMode, ChinaCalendar
-from jianyi_flow.domain.codec import replace
+from jianyi_flow.domain.codec import replace, with_seq
+from jianyi_flow.domain.model import Event, Suggestion
 from jianyi_flow.errors import CalendarNotCovered, ValidationError
 from jianyi_flow.storage.base import Order, matcher, matches
 
@@ -81,3 +83,17 @@ def test_matcher_refuses_a_naive_bound_where_matches_does() -> None:
     with pytest.raises(ValidationError):
         matches(naive, row)
     assert flow.store.query(Query(states=[State.WITHDRAWN], due_before=dt.datetime(2024, 9, 1))) == []
+
+
+def test_rows_and_events_can_be_built_positionally() -> None:
+    """``codec.replace`` and ``codec.with_seq`` pass every field by position, in declaration order."""
+    for cls in (Suggestion, Event):
+        assert all(a.init and not a.kw_only and a.alias == a.name for a in attrs.fields(cls)), cls
+    flow = make_flow(MemoryStore())
+    row = receive(flow)
+    assert replace(row, {}) == row
+    assert replace(row, {"title": "新标题"}) == attrs.evolve(row, title="新标题")
+    with pytest.raises(TypeError, match="no_such_field"):
+        replace(row, {"no_such_field": 1})
+    event = flow.store.history(row.id)[0]
+    assert with_seq(event, 99) == attrs.evolve(event, seq=99)

@@ -80,7 +80,7 @@ class MemoryStore:
                                 for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
-            stored = with_seq(event, self._seq)
+            stored = with_seq(event, self._seq)  # attrs.evolve(event, seq=...), built positionally for speed
             self._rows[s.id] = pseudonymous_row(s)
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
@@ -91,7 +91,7 @@ class MemoryStore:
             if change.forget_keys:
                 for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
                     del self._keys[k]
-            for m in change.messages:
+            for m in change.messages:  # numbered, never attempted nor sent; built directly rather than evolved
                 self._outbox[self._next_message] = OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient,
                                                                  m.created_at, m.payload, id=self._next_message)
                 self._next_message += 1
