@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ from .model import (
 __all__ = [
     "DATETIME_FIELDS",
     "ENUM_FIELDS",
+    "FIELD_ENCODERS",
     "SUGGESTION_FIELDS",
     "apply_event",
     "decode_datetime",
@@ -50,10 +52,15 @@ __all__ = [
     "encode_value",
     "replace",
     "replay",
+    "with_seq",
 ]
 
 SUGGESTION_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Suggestion))
 """Every field of :class:`Suggestion`, in declaration order."""
+
+_FIELD_INDEX: Mapping[str, int] = {name: i for i, name in enumerate(SUGGESTION_FIELDS)}
+_ROW_VALUES = operator.attrgetter(*SUGGESTION_FIELDS)
+"""Every field value of a row, in declaration order (what :func:`replace` builds the new row from)."""
 
 DATETIME_FIELDS = frozenset(
     {"received_at", "updated_at", "transferred_at", "replied_at", "due_at", "due_from", "objection_due_at",
@@ -144,11 +151,16 @@ def _decode_extension_request(data: Mapping[str, Any]) -> ExtensionRequest:
     return ExtensionRequest(data["days"], data["reason"], data["requested_by"], decode_datetime(data["requested_at"]))
 
 
+_ENUM_VALUES: Mapping[enum.Enum, Any] = {member: member.value for kind in ENUM_FIELDS.values() for member in kind}
+"""Each member's value, read once at import (``.value`` is a slow property on every enum member)."""
+
+
 def _enum_value(member: enum.Enum) -> Any:
-    return member.value
+    value = _ENUM_VALUES.get(member)
+    return member.value if value is None else value
 
 
-_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
+FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
     **dict.fromkeys(DATETIME_FIELDS, encode_datetime),
     **dict.fromkeys(ENUM_FIELDS, _enum_value),
     **dict.fromkeys(_TUPLE_FIELDS, list),
@@ -174,7 +186,7 @@ def encode_value(name: str, value: Any) -> Any:
     """One :class:`Suggestion` field value as JSON-ready data."""
     if value is None:
         return None
-    convert = _ENCODERS.get(name)
+    convert = FIELD_ENCODERS.get(name)
     return value if convert is None else convert(value)
 
 
@@ -192,11 +204,28 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
-    """A copy of ``s`` with ``changes`` applied (``attrs.evolve``, refusing unknown fields by name)."""
-    unknown = changes.keys() - set(SUGGESTION_FIELDS)
-    if unknown:
-        raise TypeError(f"Suggestion has no fields {sorted(unknown)}")
-    return attrs.evolve(s, **changes)
+    """A copy of ``s`` with ``changes`` applied (like ``attrs.evolve``, refusing unknown fields by name)."""
+    # built positionally from one read of every field: a third of what attrs.evolve costs on 60 fields
+    values = list(_ROW_VALUES(s))
+    index = _FIELD_INDEX
+    try:
+        for name, value in changes.items():
+            values[index[name]] = value
+    except KeyError:
+        raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - index.keys())}") from None
+    return Suggestion(*values)
+
+
+_EVENT_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Event))
+_EVENT_VALUES = operator.attrgetter(*_EVENT_FIELDS)
+_SEQ = _EVENT_FIELDS.index("seq")
+
+
+def with_seq(event: Event, seq: int) -> Event:
+    """``event`` as its store numbers it (``attrs.evolve(event, seq=seq)``, built positionally for speed)."""
+    values = list(_EVENT_VALUES(event))
+    values[_SEQ] = seq
+    return Event(*values)
 
 
 def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
@@ -212,7 +241,7 @@ def apply_event(previous: Suggestion | None, event: Event) -> Suggestion:
     fields = {**decoded, **own}  # the event's own record of its version and workflow wins over its changes
     if previous is None:
         return Suggestion(id=event.suggestion_id, **fields)
-    return attrs.evolve(previous, **fields)
+    return replace(previous, fields)
 
 
 def replay(events: Iterable[Event]) -> Suggestion | None:

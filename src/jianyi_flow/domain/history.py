@@ -24,6 +24,8 @@ every chain head written to an append-only file (see docs/security.md).
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import hashlib
 import hmac
 import json
@@ -32,46 +34,68 @@ from typing import Any
 
 import attrs
 
-from .codec import encode_datetime, replay
-from .model import Event, Suggestion
+from .codec import DATETIME_FIELDS, FIELD_ENCODERS, encode_datetime, replay
+from .model import Actor, Event, Role, State, Suggestion
 from .personal import VAULT, PersonalRecord, pseudonymous_row, verify_personal_data
 from .workflow import Workflow
 
-__all__ = ["HistoryProblem", "canonical", "canonical_bytes", "event_hash", "seal", "verify_events"]
+__all__ = ["HistoryProblem", "canonical", "canonical_bytes", "event_hash", "seal", "sealed_event", "verify_events"]
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 """The one writer of the canonical text (built once: stored hashes depend on its settings)."""
 
 
+_VALUES: dict[enum.Enum, str] = {member: member.value for kind in (State, Role) for member in kind}
+"""Each state's and role's value, looked up once at import (``.value`` on an enum member is a slow property)."""
+
+
+def _value(member: enum.Enum) -> Any:
+    text = _VALUES.get(member)
+    return member.value if text is None else text
+
+
 def canonical(event: Event) -> list[Any]:
     """The JSON-ready content of an event that its hash covers, as a fixed-order list."""
-    actor = event.actor
+    return _content(event.suggestion_id, event.version, event.kind, event.from_state, event.to_state, event.actor,
+                    encode_datetime(event.at), event.reason, event.changes, event.payload, event.prev_hash,
+                    event.notices, event.workflow, event.policy)
+
+
+def _content(
+    suggestion_id: str, version: int, kind: str, from_state: State | None, to_state: State, actor: Actor, at: str,
+    reason: str | None, changes: Mapping[str, Any], payload: Mapping[str, Any], prev_hash: str,
+    notices: Sequence[str], workflow: str | None, policy: str | None,
+) -> list[Any]:
     content: list[Any] = [
-        event.suggestion_id,
-        event.version,
-        event.kind,
-        None if event.from_state is None else event.from_state.value,
-        event.to_state.value,
+        suggestion_id,
+        version,
+        kind,
+        None if from_state is None else _value(from_state),
+        _value(to_state),
         actor.id,
-        actor.role.value,
+        _value(actor.role),
         actor.unit,
         actor.name,
-        encode_datetime(event.at),
-        event.reason,
-        event.changes,
-        event.payload,
-        event.prev_hash,
+        at,
+        reason,
+        changes,
+        payload,
+        prev_hash,
     ]
     extra: dict[str, Any] = {}
-    if event.notices:
-        extra["notices"] = list(event.notices)
-    if event.workflow is not None:
-        extra["workflow"] = event.workflow
-    if event.policy is not None:
-        extra["policy"] = event.policy
+    if notices:
+        extra["notices"] = list(notices)
+    if workflow is not None:
+        extra["workflow"] = workflow
+    if policy is not None:
+        extra["policy"] = policy
     if extra:
         content.append(extra)
     return content
+
+
+def _digest(content: list[Any]) -> str:
+    return hashlib.sha256(_ENCODER.encode(content).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def canonical_bytes(event: Event) -> bytes:
@@ -87,6 +111,32 @@ def event_hash(event: Event) -> str:
 def seal(event: Event) -> Event:
     """The event with its ``hash`` filled in."""
     return attrs.evolve(event, hash=event_hash(event))
+
+
+def sealed_event(
+    suggestion_id: str, version: int, kind: str, from_state: State | None, to_state: State, actor: Actor,
+    at: dt.datetime, reason: str | None, changes: Mapping[str, Any], payload: Mapping[str, Any], prev_hash: str,
+    notices: tuple[str, ...], workflow: str | None, policy: str | None, *, key: bytes | None = None,
+) -> Event:
+    """A new event with its ``hash`` (and, with ``key``, its ``mac``): what :func:`seal` gives, built once.
+
+    ``changes`` are raw :class:`Suggestion` field values: they are encoded here
+    (:func:`~jianyi_flow.domain.codec.encode_changes`), the fields set to ``at`` sharing its encoded text.
+    """
+    at_text = encode_datetime(at)
+    encoded: dict[str, Any] = {}
+    for name, value in changes.items():  # encode_value, inlined for speed
+        if value is None:
+            encoded[name] = None
+        elif value is at and name in DATETIME_FIELDS:
+            encoded[name] = at_text  # the command's own time, encoded once
+        else:
+            convert = FIELD_ENCODERS.get(name)
+            encoded[name] = value if convert is None else convert(value)
+    digest = _digest(_content(suggestion_id, version, kind, from_state, to_state, actor, at_text, reason, encoded,
+                              payload, prev_hash, notices, workflow, policy))
+    return Event(suggestion_id, version, kind, from_state, to_state, actor, at, reason, encoded, payload, prev_hash,
+                 digest, notices, workflow, policy, None, None if key is None else mac_of(key, digest))
 
 
 def mac_of(key: bytes, event_hash_hex: str) -> str:

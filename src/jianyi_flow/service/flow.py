@@ -27,10 +27,10 @@ import attrs
 
 from ..domain import validation as v
 from ..domain.calendar import BusinessCalendar, CalendarHealth, calendar_health, default_calendar
-from ..domain.clock import Clock, local_date, to_utc
+from ..domain.clock import Clock, local_date, require_aware, to_utc
 from ..domain.codec import encode_changes, encode_datetime, replace, replay
 from ..domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Due, Step, extend_detail
-from ..domain.history import HistoryProblem, event_hash, mac_of, seal, verify_events
+from ..domain.history import HistoryProblem, event_hash, sealed_event, verify_events
 from ..domain.model import (
     SCORE_MAX,
     SCORE_MIN,
@@ -93,7 +93,7 @@ from .audit import Anchor, Checkpoint, verify_store
 from .commands import ARGUMENTS, Argument, precondition, recipients
 from .guards import CommandContext, Guard
 from .permissions import AllowAll, PermissionGuard, PermissionTable
-from .visibility import MASKED_ACTOR_ID, history_for, view_for
+from .visibility import MASKED_ACTOR_ID, history_for
 
 __all__ = [
     "LEADERSHIP",
@@ -241,10 +241,14 @@ def _error_code(error: JianyiFlowError) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Arguments as JSON-ready data for a request fingerprint (before they are validated: never raises)."""
+    if value is None or type(value) in (str, int, float, bool):  # the common case first, for speed
+        return value
     if isinstance(value, enum.Enum):
         return _jsonable(value.value)
     if isinstance(value, dt.datetime):
         return value.isoformat()  # as given: converting could overflow before validation refuses it
+    if type(value) is dict:  # the arguments themselves: before the slower checks below, for speed
+        return {str(k): _jsonable(x) for k, x in value.items()}
     if attrs.has(type(value)):
         # a field added later counts only when set: a request sent before it existed keeps its fingerprint
         return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))
@@ -260,10 +264,13 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+_FINGERPRINT_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+"""What ``json.dumps`` with these settings builds on every call, built once."""
+
+
 def fingerprint(command: str, suggestion_id: str | None, args: Mapping[str, Any]) -> str:
     """A digest of a request: the same key with a different request is refused."""
-    text = json.dumps([command, suggestion_id, _jsonable(args)], ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":"))
+    text = _FINGERPRINT_JSON.encode([command, suggestion_id, _jsonable(args)])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -326,6 +333,8 @@ class Flow:
         self.campaign = campaign
         self.policy = policy or DEFAULT_POLICY
         self.calendar = calendar or default_calendar()
+        self._dues: tuple[DeadlinePolicy | None, BusinessCalendar | None, dict[tuple[Step, dt.date], Due]] = (
+            None, None, {})
         if permissions is None:
             permissions = PermissionTable.default()
         if not isinstance(permissions, (PermissionTable, AllowAll)):
@@ -378,11 +387,28 @@ class Flow:
     # --- deadlines -----------------------------------------------------------------------
     def due_for(self, step: Step, start: dt.datetime) -> dt.datetime:
         """When ``step`` started at ``start`` is due, by this flow's policy and calendar."""
-        return self.policy.due_for(step, start, self.calendar)
+        return self._due(step, start).at if isinstance(step, Step) else self.policy.due_for(step, start, self.calendar)
+
+    def _due(self, step: Step, start: dt.datetime) -> Due:
+        """``policy.due_detail(step, start, calendar)``, remembered per step and start day.
+
+        Done for speed: the deadline depends on the start's day alone, which most commands share; the
+        memory is dropped when the flow's policy or calendar is replaced (e.g. by :meth:`retime`).
+        """
+        policy, calendar = self.policy, self.calendar
+        counted_by, counted_on, dues = self._dues  # one read: the memory and what it was counted by go together
+        if counted_by is not policy or counted_on is not calendar:
+            dues = {}
+            self._dues = (policy, calendar, dues)
+        key = (step, local_date(require_aware(start, "start")))
+        due = dues.get(key)
+        if due is None:
+            due = dues[key] = policy.due_detail(step, start, calendar)
+        return due
 
     def _deadline(self, step: Step, start: dt.datetime) -> dict[str, Any]:
         """The fields that set ``step``'s deadline, counted from ``start`` (provisional if any day it spans is)."""
-        due = self.policy.due_detail(step, start, self.calendar)
+        due = self._due(step, start)
         return {"due_step": step, "due_at": due.at, "due_from": start, "due_provisional": due.provisional,
                 "extended": False, "extension_days": None, "extension_request": None, "policy": self.policy_version}
 
@@ -476,7 +502,7 @@ class Flow:
     def _view(self, actor: Actor, s: Suggestion) -> Suggestion:
         if self._permission_guard is None:
             return s
-        return view_for(actor, s, submitter=self._permission_guard.submitter_of(s))
+        return self._permission_guard.view_for(actor, s)
 
     def get(self, suggestion_id: str, actor: Actor) -> Suggestion:
         """The suggestion as ``actor`` may see it; :class:`NotFound` if unknown or not visible to them."""
@@ -857,7 +883,7 @@ class Flow:
                     field, f"{', '.join(accused)} is accused in this suggestion and may not handle it "
                            "(信访工作条例 Art. 30)", code="accused_unit", details={"value": ", ".join(accused)})
             research = self._deadline(Step.RESEARCH, now)
-            objection = self.policy.due_detail(Step.OBJECT_TRANSFER, now, self.calendar)
+            objection = self._due(Step.OBJECT_TRANSFER, now)
             return {
                 "lead_unit": lead_unit,
                 "co_units": co,
@@ -1526,7 +1552,8 @@ class Flow:
         new = replace(current, {**changed, "state": to_state, "version": version, "updated_at": now,
                                 "event_hash": event.hash, "workflow": self.workflow.version})
         if record is not None:
-            record = attrs.evolve(record, version=version)
+            record = IdempotencyRecord(record.scope, record.key, record.suggestion_id, version, record.command,
+                                       record.fingerprint)
         personal = None if personal_of is None else personal_of(current, now, version)
         stored = self._commit_change(new, event, current.version, record, notices, personal, redacted,
                                      forget_keys=trigger == ERASE)
@@ -1558,13 +1585,9 @@ class Flow:
         at: dt.datetime, reason: str | None, changes: Mapping[str, Any], payload: Mapping[str, Any], prev_hash: str,
         recipients: Sequence[str],
     ) -> Event:
-        event = seal(Event(suggestion_id=sid, version=version, kind=kind, from_state=from_state, to_state=to_state,
-                           actor=actor, at=at, reason=reason, changes=encode_changes(changes), payload=payload,
-                           prev_hash=prev_hash, notices=tuple(recipients), workflow=self.workflow.version,
-                           policy=self.policy_version))
-        if self.anchor is not None:
-            event = attrs.evolve(event, mac=mac_of(self.anchor.key, event.hash))
-        return event
+        return sealed_event(sid, version, kind, from_state, to_state, actor, at, reason, changes, payload, prev_hash,
+                            tuple(recipients), self.workflow.version, self.policy_version,
+                            key=None if self.anchor is None else self.anchor.key)
 
     def _commit_change(
         self, new: Suggestion, event: Event, expected_version: int, record: IdempotencyRecord | None,

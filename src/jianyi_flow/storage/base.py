@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import functools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -49,6 +51,7 @@ __all__ = [
     "flagged_for_due",
     "iter_events",
     "iter_suggestions",
+    "matcher",
     "matches",
     "message_ids",
     "order",
@@ -439,6 +442,75 @@ def matches(query: Query, s: Suggestion) -> bool:
         if not (mine < theirs if query.descending else mine > theirs):
             return False
     return True
+
+
+def matcher(query: Query) -> Callable[[Suggestion], bool]:
+    """:func:`matches` for one query, with its bounds and cursor worked out once (to filter many rows)."""
+    try:
+        received_after = _utc(query.received_after, "query.received_after")
+        received_before = _utc(query.received_before, "query.received_before")
+        due_after = _utc(query.due_after, "query.due_after")
+        due_before = _utc(query.due_before, "query.due_before")
+        cursor = query.cursor()
+        theirs = None if cursor is None else (_cursor_value(query.order, cursor[0]), cursor[1])
+    except ValidationError:
+        return functools.partial(matches, query)  # a bad bound is refused row by row, where matches reaches it
+    states = query.states
+    equal = tuple((value, operator.attrgetter(name)) for value, name in (
+        (query.campaign, "campaign"),
+        (query.area, "area"),
+        (query.topic, "topic"),
+        (query.lead_unit, "lead_unit"),
+        (query.recommending_unit, "recommending_unit"),
+        (query.proposer_account, "proposer.account"),
+        (query.received_by, "received_by"),
+    ) if value is not None)
+    unit, co_unit, provisional = query.unit, query.co_unit, query.provisional
+    reported, forwarded = query.reported_upward, query.forwarded_to_city
+    by_received = received_after is not None or received_before is not None
+    by_due, by_due_bounds = query.by_due, due_after is not None or due_before is not None
+    registered_only = query.order is Order.REGISTRATION
+    unflagged, sort, descending = query.overdue_unflagged, query.order, query.descending
+
+    def keep(s: Suggestion) -> bool:
+        if states is not None and s.state not in states:
+            return False
+        for value, actual in equal:
+            if value != actual(s):
+                return False
+        if unit is not None and unit not in s.units():
+            return False
+        if co_unit is not None and co_unit not in s.co_units:
+            return False
+        if provisional is not None and s.due_provisional != provisional:
+            return False
+        if reported is not None and bool(s.upward_reports) != reported:
+            return False
+        if forwarded is not None and (s.forwarded_to_city_at is not None) != forwarded:
+            return False
+        if by_received:
+            received = s.received_at.astimezone(dt.UTC)
+            if (received_after is not None and received < received_after) or (
+                    received_before is not None and not received < received_before):
+                return False
+        if by_due:
+            if s.due_at is None:
+                return False
+            if by_due_bounds:
+                due = s.due_at.astimezone(dt.UTC)
+                if (due_after is not None and due < due_after) or (due_before is not None and not due < due_before):
+                    return False
+        if registered_only and s.registration_number is None:
+            return False
+        if unflagged and flagged_for_due(s):
+            return False
+        if theirs is not None:
+            mine = (sort_key(sort, s), s.id)
+            if not (mine < theirs if descending else mine > theirs):
+                return False
+        return True
+
+    return keep
 
 
 def _cursor_value(order: Order, value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Plain dicts behind one lock: the current row of each suggestion, its list of events, the
 outbox, the idempotency records and a few named values.  Queries filter every row in
-Python (:func:`~jianyi_flow.storage.base.matches`) and sort the matches; that is fast
+Python (:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is fast
 enough for tests, tools and simulations of a campaign, and it is the behaviour every other
 store is held to by :class:`jianyi_flow.testing.StoreContract`.
 
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 import attrs
 
 from ..domain.clock import require_aware
+from ..domain.codec import with_seq
 from ..domain.model import Event, Suggestion
 from ..domain.personal import PersonalRecord, pseudonymous_row
 from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
@@ -32,7 +33,7 @@ from .base import (
     Query,
     StoredHistory,
     check_limit,
-    matches,
+    matcher,
     message_ids,
     order,
 )
@@ -75,10 +76,11 @@ class MemoryStore:
                 raise IdempotencyKeyReused(record.key, "another command")
             history = self._events.get(s.id, [])
             redacted = {e.version: e for e in change.redacted}
-            if any(v < 1 or v > len(history) or history[v - 1].hash != e.hash for v, e in redacted.items()):
+            if redacted and any(v < 1 or v > len(history) or history[v - 1].hash != e.hash
+                                for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
-            stored = attrs.evolve(event, seq=self._seq)
+            stored = with_seq(event, self._seq)  # attrs.evolve(event, seq=...), built positionally for speed
             self._rows[s.id] = pseudonymous_row(s)
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
@@ -89,9 +91,9 @@ class MemoryStore:
             if change.forget_keys:
                 for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
                     del self._keys[k]
-            for message in change.messages:
-                self._outbox[self._next_message] = attrs.evolve(message, id=self._next_message, attempts=0,
-                                                                sent_at=None)
+            for m in change.messages:  # numbered, never attempted nor sent; built directly rather than evolved
+                self._outbox[self._next_message] = OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient,
+                                                                 m.created_at, m.payload, id=self._next_message)
                 self._next_message += 1
             if record is not None:
                 self._keys[(record.scope, record.key)] = record
@@ -124,17 +126,19 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get(suggestion_id, ()))
 
+    def _matching(self, query: Query) -> list[Suggestion]:
+        keep = matcher(query)
+        with self._lock:
+            if query.proposer_account is None:  # no other filter reads vaulted data: resolve the matches only
+                return [self._resolved(s) for s in self._rows.values() if keep(s)]
+            return [s for s in map(self._resolved, self._rows.values()) if keep(s)]
+
     def query(self, query: Query) -> list[Suggestion]:
         check_limit(query.limit)
-        with self._lock:
-            rows = [self._resolved(s) for s in self._rows.values()]
-        return order(query, (s for s in rows if matches(query, s)))
+        return order(query, self._matching(query))
 
     def count(self, query: Query) -> int:
-        unpaged = query.unpaged()
-        with self._lock:
-            rows = [self._resolved(s) for s in self._rows.values()]
-        return sum(1 for s in rows if matches(unpaged, s))
+        return len(self._matching(query.unpaged()))
 
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         return self._keys.get((scope, key))

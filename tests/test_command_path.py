@@ -1,0 +1,99 @@
+"""What the command path computes once must still follow what it depends on.
+
+A ``Flow`` remembers its deadlines per step and start day: replacing its policy or its
+calendar must give the new deadlines at once.  ``storage.base.matcher`` (a query's bounds
+worked out once) must agree with ``matches`` row by row, and keep refusing a naive bound
+only where ``matches`` would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+import pytest
+
+from helpers import OFFICE, START, make_flow, receive
+from jianyi_flow import CalendarDays, MemoryStore, Query, State, Step
+from jianyi_flow.domain.calendar import CalendarMode, ChinaCalendar
+from jianyi_flow.domain.codec import replace, with_seq
+from jianyi_flow.domain.model import Event, Suggestion
+from jianyi_flow.errors import CalendarNotCovered, ValidationError
+from jianyi_flow.storage.base import Order, matcher, matches
+
+
+def test_deadlines_follow_a_replaced_policy() -> None:
+    flow = make_flow()
+    first = receive(flow)
+    assert first.due_at == flow.policy.due_for(Step.REGISTER, START, flow.calendar)
+    flow.policy = flow.policy.with_step(Step.REGISTER, CalendarDays(3), "test")
+    second = receive(flow)
+    assert second.due_at == flow.policy.due_for(Step.REGISTER, START, flow.calendar)
+    assert second.due_at < first.due_at
+    assert flow.due_for(Step.REGISTER, START) == second.due_at
+
+
+def test_deadlines_follow_a_replaced_calendar() -> None:
+    flow = make_flow()
+    later = START.replace(year=2030)  # provisional in the default calendar, not covered in strict mode
+    assert flow.due_for(Step.REGISTER, later) == flow.policy.due_for(Step.REGISTER, later, flow.calendar)
+    flow.calendar = ChinaCalendar(mode=CalendarMode.STRICT)
+    with pytest.raises(CalendarNotCovered):
+        flow.due_for(Step.REGISTER, later)
+    assert flow.due_for(Step.REGISTER, START) == flow.policy.due_for(Step.REGISTER, START, flow.calendar)
+
+
+def test_due_for_refuses_a_naive_start_by_name() -> None:
+    flow = make_flow()
+    with pytest.raises(ValidationError) as raised:
+        flow.due_for(Step.REGISTER, dt.datetime(2024, 8, 21, 9))
+    assert raised.value.field == "start"
+
+
+def test_matcher_agrees_with_matches() -> None:
+    flow = make_flow(MemoryStore())
+    rows = [receive(flow) for _ in range(3)]
+    rows.append(flow.register(rows[0].id, OFFICE))
+    rows.append(replace(rows[1], {"state": State.NOT_ACCEPTED, "due_at": None}))
+    later = START + dt.timedelta(days=20)
+    queries = [
+        Query(),
+        Query(states=[State.RECEIVED]),
+        Query(due_before=later),
+        Query(due_after=START, due_before=later, order=Order.DUE),
+        Query(received_after=START, received_before=later),
+        Query(order=Order.REGISTRATION),
+        Query(overdue_unflagged=True, due_before=later),
+        Query(after_id=rows[1].id),
+        Query(order=Order.DUE, after=(rows[2].due_at, rows[2].id), descending=True),
+        Query(proposer_account="nobody", area="A1"),
+    ]
+    for query in queries:
+        keep = matcher(query)
+        assert [keep(s) for s in rows] == [matches(query, s) for s in rows], query
+
+
+def test_matcher_refuses_a_naive_bound_where_matches_does() -> None:
+    flow = make_flow(MemoryStore())
+    row = receive(flow)
+    naive = Query(due_before=dt.datetime(2024, 9, 1))
+    keep = matcher(naive)  # building it refuses nothing
+    with pytest.raises(ValidationError):
+        keep(row)
+    with pytest.raises(ValidationError):
+        matches(naive, row)
+    assert flow.store.query(Query(states=[State.WITHDRAWN], due_before=dt.datetime(2024, 9, 1))) == []
+
+
+def test_rows_and_events_can_be_built_positionally() -> None:
+    """``codec.replace`` and ``codec.with_seq`` pass every field by position, in declaration order."""
+    for cls in (Suggestion, Event):
+        assert all(a.init and not a.kw_only and a.alias == a.name for a in attrs.fields(cls)), cls
+    flow = make_flow(MemoryStore())
+    row = receive(flow)
+    assert replace(row, {}) == row
+    assert replace(row, {"title": "新标题"}) == attrs.evolve(row, title="新标题")
+    with pytest.raises(TypeError, match="no_such_field"):
+        replace(row, {"no_such_field": 1})
+    event = flow.store.history(row.id)[0]
+    assert with_seq(event, 99) == attrs.evolve(event, seq=99)
