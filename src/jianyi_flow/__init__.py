@@ -90,6 +90,7 @@ from .storage.base import (
     PersonalDataVault,
     Query,
     Store,
+    TransactingStore,
 )
 from .storage.memory import MemoryStore
 
@@ -168,6 +169,7 @@ __all__ = [
     "Suggestion",
     "SuggestionDraft",
     "SystemClock",
+    "TransactingStore",
     "UnavailableCommand",
     "ValidationError",
     "WindowClosed",

@@ -86,6 +86,7 @@ from ..storage.base import (
     PersonalDataVault,
     Query,
     Store,
+    TransactingStore,
     flagged_for_due,
     iter_suggestions,
 )
@@ -1463,7 +1464,13 @@ class Flow:
             raise
         return self._view(actor, new)
 
-    def _execute(
+    def _execute(self, *args: Any, **kwargs: Any) -> tuple[Suggestion, Event]:
+        """:meth:`_execute_now`, its read and its commit in one store transaction where the store can."""
+        if isinstance(self.store, TransactingStore):  # one transaction per command instead of two, for speed
+            return self.store.transaction(lambda: self._execute_now(*args, **kwargs))
+        return self._execute_now(*args, **kwargs)
+
+    def _execute_now(
         self,
         command: str,
         trigger: str,

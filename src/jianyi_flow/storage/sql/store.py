@@ -6,10 +6,14 @@ One commit is one transaction, written in this order:
    primary key: the second finds the first's record once it commits);
 2. the row: ``INSERT``, or ``UPDATE … WHERE id = :id AND version = :expected`` — no row
    updated means someone else committed first (:class:`~jianyi_flow.errors.ConcurrencyConflict`)
-   or there is no such suggestion (:class:`~jianyi_flow.errors.NotFound`).  The ``UPDATE``
-   also requires the unit links to be the ones stored (``units``); when they are not, a
-   second ``UPDATE`` writes the row and the unit rows are written again;
-3. the unit rows' copies of the sort keys (only rows whose copies differ are touched);
+   or there is no such suggestion (:class:`~jianyi_flow.errors.NotFound`);
+3. the unit rows (one per unit and relation, with copies of the row's sort keys).  When the
+   row was read in the same transaction (:meth:`SqlStore.transaction`, :meth:`SqlStore.batch`),
+   the old and new links are compared in Python: unchanged links and sort keys write
+   nothing, new links are inserted, and only a removed link rewrites them all.  Otherwise
+   the ``UPDATE`` also requires the unit links to be the ones stored (``units``); when they
+   are not, a second ``UPDATE`` writes the row and the unit rows are written again, and the
+   copies are refreshed where they differ;
 4. the event's place in the log: the one-row counter is incremented and read in the same
    transaction, so ``seq`` runs 1, 2, 3... without a gap and a failed commit uses none;
 5. the event and the outbox messages.
@@ -124,6 +128,8 @@ _CHUNK = 500
 _SAVEPOINT = "jianyi_commit"
 
 _DATA_SET = frozenset(DATA_FIELDS)
+_DATA = len(COLUMN_FIELDS)
+"""The position of ``data`` in a row read back (after the column fields)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
 
@@ -187,6 +193,18 @@ class _Plan:
     @property
     def create(self) -> bool:
         return self.change.expected_version == 0
+
+
+@attrs.frozen
+class _Loaded:
+    """What a commit needs to know of a row read in its transaction: its version, unit links and sort keys."""
+
+    version: int
+    units: Any
+    links: frozenset[tuple[str, str]] | None
+    """The unit rows the stored ``units`` stand for (``None`` if they do not agree with the row)."""
+    keys: tuple[Any, Any, Any]
+    """``due_at``, ``received_at`` and ``registration_number``, as the unit rows copy them."""
 
 
 class SqlStore:
@@ -385,7 +403,7 @@ class SqlStore:
         self._ins_outbox = ob.insert().values(_binds(ob, outbox_names))
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
-        self._sel_row = sa.select(*self._row_columns).where(s.c.id == w_id)
+        self._sel_row = sa.select(*self._row_columns, _raw(s.c.units)).where(s.c.id == w_id)
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
         self._sel_key = sa.select(*[_raw(c) for c in idempotency.columns]).where(
@@ -464,6 +482,13 @@ class SqlStore:
         batch: Connection | None = getattr(self._local, "batch", None)
         if batch is not None:
             return self._in_savepoint(batch, work)
+        scope: Connection | None = getattr(self._local, "scope", None)
+        if scope is not None:
+            try:
+                return work(scope)
+            except BaseException as exc:
+                self._local.failed = exc  # the transaction fails with it, whatever the caller does
+                raise
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._connect(write=True) as conn:
@@ -514,7 +539,7 @@ class SqlStore:
 
     def _read(self, work: Callable[[Connection], T], *, snapshot: bool = False) -> T:
         self._check_open()
-        batch: Connection | None = getattr(self._local, "batch", None)
+        batch: Connection | None = getattr(self._local, "batch", None) or getattr(self._local, "scope", None)
         try:
             if batch is not None:
                 return work(batch)
@@ -524,6 +549,31 @@ class SqlStore:
             raise self._error(exc, "read") from None
         except UnicodeError as exc:
             raise ValidationError("text", f"cannot be compared: {exc}") from None
+
+    def transaction(self, work: Callable[[], T]) -> T:
+        """Call ``work`` with this thread's reads and commits in one write transaction (see
+        :class:`~jianyi_flow.storage.base.TransactingStore`).
+
+        A row :meth:`load` reads in it tells its commit which unit links are stored, so the
+        commit writes only the links that changed.  Inside :meth:`batch` it joins the batch.
+        """
+        local = self._local
+        if getattr(local, "batch", None) is not None or getattr(local, "scope", None) is not None:
+            self._check_open()
+            return work()
+
+        def scoped(conn: Connection) -> T:
+            local.scope, local.loaded, local.failed = conn, {}, None
+            try:
+                result = work()
+            finally:
+                local.scope = local.loaded = None
+            failed, local.failed = local.failed, None
+            if failed is not None:
+                raise failed
+            return result
+
+        return self._write(scoped)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -537,9 +587,10 @@ class SqlStore:
         the batch (a deadlock, a lost connection) fails the whole batch: later commits and
         the end of the block raise :class:`~jianyi_flow.errors.StoreError`.  On SQLite the
         batch holds the database's write lock from start to end: keep batches to a few
-        hundred commands.  Nested ``batch()`` blocks join the outer one.
+        hundred commands.  Nested ``batch()`` blocks join the outer one, and a batch inside
+        :meth:`transaction` joins that.
         """
-        if getattr(self._local, "batch", None) is not None:
+        if getattr(self._local, "batch", None) is not None or getattr(self._local, "scope", None) is not None:
             yield
             return
         self._check_open()
@@ -547,10 +598,11 @@ class SqlStore:
             with self._connect(write=True) as conn:
                 self._local.batch = conn
                 self._local.broken = None
+                self._local.loaded = {}
                 try:
                     yield
                 finally:
-                    self._local.batch = None
+                    self._local.batch = self._local.loaded = None
                 broken, self._local.broken = self._local.broken, None
                 if broken:
                     raise StoreError(f"the batch was rolled back: {broken}")
@@ -599,6 +651,13 @@ class SqlStore:
         else:
             where = {"w_id": sid, "w_version": change.expected_version}
             values = {name: value for name, value in plan.row.items() if name not in ("id", "units")}
+            loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+            prior = None if loaded is None else loaded.pop(sid, None)
+            if prior is not None and prior.version == change.expected_version:
+                if not conn.execute(self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
+                    raise self._missed(conn, sid, change.expected_version)
+                self._relink(conn, plan, prior)
+                return self._append(conn, plan)
             if conn.execute(self._upd_row_same_units, {**values, **where, "w_units": plan.row["units"]}).rowcount:
                 conn.execute(self._upd_unit_copies, plan.copies)
             else:
@@ -607,6 +666,31 @@ class SqlStore:
                 conn.execute(self._del_units, {"w_id": sid})
                 if plan.units:
                     conn.execute(self._ins_units, plan.units)
+        return self._append(conn, plan)
+
+    def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
+        """The unit rows of an updated row read in this transaction: only what changed is written."""
+        keys_same = prior.keys == (plan.row["due_at"], plan.row["received_at"], plan.row["registration_number"])
+        if prior.units == plan.row["units"] and prior.links is not None:
+            if not keys_same and prior.links:
+                conn.execute(self._upd_unit_copies, plan.copies)
+            return
+        links = {(u["relation"], u["unit"]) for u in plan.units}
+        if prior.links is None or not prior.links <= links:
+            conn.execute(self._del_units, {"w_id": plan.row["id"]})
+            if plan.units:
+                conn.execute(self._ins_units, plan.units)
+            return
+        if not keys_same and prior.links:
+            conn.execute(self._upd_unit_copies, plan.copies)
+        added = [u for u in plan.units if (u["relation"], u["unit"]) not in prior.links]
+        if added:
+            conn.execute(self._ins_units, added)
+
+    def _append(self, conn: Connection, plan: _Plan) -> Event:
+        """The rest of a commit after its row and unit rows: the event, messages, vault record and keys."""
+        change = plan.change
+        sid = plan.row["id"]
         seq = self._next_seq(conn)
         try:
             conn.execute(self._ins_event, {**plan.event, "seq": seq})
@@ -680,7 +764,7 @@ class SqlStore:
             raise NotFound("suggestion", suggestion_id)
         def work(conn: Connection) -> tuple[Any, Any]:
             row = conn.execute(self._sel_row, {"w_id": suggestion_id}).first()
-            if row is None or '"vaulted":true' not in str(row[-1]):
+            if row is None or '"vaulted":true' not in str(row[_DATA]):
                 return row, None
             return row, conn.execute(self._sel_personal, {"w_id": suggestion_id}).first()
 
@@ -688,6 +772,9 @@ class SqlStore:
         if row is None:
             raise NotFound("suggestion", suggestion_id)
         s = _decoded(_suggestion, row, suggestion_id, "row")
+        loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+        if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
+            loaded[suggestion_id] = _loaded(s, row[-1])
         return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"))
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
@@ -1029,6 +1116,17 @@ def _enum_value(kind: type[enum.Enum], value: object, field: str) -> Any:
         raise ValidationError(field, f"is not a {kind.__name__}: {value!r}") from None
 
 
+def _units(s: Suggestion) -> str:
+    """The ``units`` column of ``s``: its lead, recommending and co-handling units as JSON."""
+    return dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
+
+
+def _loaded(s: Suggestion, units: Any) -> _Loaded:
+    links = frozenset(_unit_links(s)) if units == _units(s) else None
+    keys = (s.due_at, s.received_at, s.registration_number)
+    return _Loaded(s.version, units, links, keys)
+
+
 def _unit_links(s: Suggestion) -> list[tuple[str, str]]:
     """``(relation, unit)`` of every unit row of ``s``, as :func:`~jianyi_flow.storage.base.matches` relates them."""
     links: list[tuple[str, str]] = []
@@ -1066,7 +1164,7 @@ def _row_params(s: Suggestion) -> dict[str, Any]:
     for unit in s.co_units:
         if len(unit) > CODE_LENGTH:
             raise ValidationError("suggestion.co_units", f"codes are at most {CODE_LENGTH} characters")
-    row["units"] = dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
+    row["units"] = _units(s)
     row["data"] = dumps({name: encode_value(name, getattr(s, name)) for name in DATA_FIELDS})
     return row
 
