@@ -1246,11 +1246,11 @@ class StoreContract(abc.ABC):
             transacting.transaction(swallows)
         assert store.load("tx-a") == a.suggestion, "a transaction whose commit failed kept another"
 
-        def works() -> int:
+        def works() -> Event:
             assert store.load("tx-a") == a.suggestion
-            return self.commit(store, moved).seq
+            return self.commit(store, moved)
 
-        assert transacting.transaction(works) == 2
+        assert transacting.transaction(works).seq == 2
         assert store.load("tx-a") == moved.suggestion
         assert [r.id for r in store.query(Query(unit="u1"))] == []
         assert [r.id for r in store.query(Query(co_unit="u3"))] == ["tx-a"]
