@@ -128,6 +128,14 @@ _CHUNK = 500
 _SAVEPOINT = "jianyi_commit"
 
 _DATA_SET = frozenset(DATA_FIELDS)
+_DERIVED = ("units", "proposer_account", "reported_upward", "forwarded_to_city")
+"""The row's columns that are not a field of the suggestion (its vault may hold the account)."""
+_SET_NAMES = tuple(c.name for c in suggestions.columns if c.name != "id")
+"""The columns a row ``UPDATE`` may set."""
+_UNIT_KEYS = ("due_at", "received_at", "registration_number")
+"""The row's sort keys that its unit rows copy."""
+_UPDATES_MAX = 256
+"""How many row ``UPDATE`` statements (one per set of changed columns) a store builds at most."""
 _DATA = len(COLUMN_FIELDS)
 """The position of ``data`` in a row read back (after the column fields)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
@@ -197,14 +205,13 @@ class _Plan:
 
 @attrs.frozen
 class _Loaded:
-    """What a commit needs to know of a row read in its transaction: its version, unit links and sort keys."""
+    """What a commit needs to know of a row read in its transaction: its columns and unit links."""
 
     version: int
-    units: Any
+    values: dict[str, Any]
+    """The row's column values (``data`` aside), comparable with a :class:`_Plan`'s ``row``."""
     links: frozenset[tuple[str, str]] | None
     """The unit rows the stored ``units`` stand for (``None`` if they do not agree with the row)."""
-    keys: tuple[Any, Any, Any]
-    """``due_at``, ``received_at`` and ``registration_number``, as the unit rows copy them."""
 
 
 class SqlStore:
@@ -252,6 +259,7 @@ class SqlStore:
             # engines the store creates connect at READ COMMITTED already (see .engine)
             self._runner = engine.execution_options(isolation_level="READ COMMITTED")
         self._local = threading.local()
+        self._updates: dict[tuple[str, ...], sa.Update] = {}
         self._skip_locked: bool | None = None
         self._build_statements()
         try:
@@ -403,7 +411,8 @@ class SqlStore:
         self._ins_outbox = ob.insert().values(_binds(ob, outbox_names))
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
-        self._sel_row = sa.select(*self._row_columns, _raw(s.c.units)).where(s.c.id == w_id)
+        # and the columns derived from the row, for a commit in the same transaction to compare with
+        self._sel_row = sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id)
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
         self._sel_key = sa.select(*[_raw(c) for c in idempotency.columns]).where(
@@ -654,7 +663,13 @@ class SqlStore:
             loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
             prior = None if loaded is None else loaded.pop(sid, None)
             if prior is not None and prior.version == change.expected_version:
-                if not conn.execute(self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
+                row = plan.row
+                # only the columns that changed: SQLite rewrites every index on a column set, even to its value
+                names = tuple(name for name in _SET_NAMES if name == "data" or row[name] != prior.values[name])
+                stmt = self._updates.get(names)
+                if stmt is None:
+                    stmt = self._upd_row if len(self._updates) >= _UPDATES_MAX else self._update_of(names)
+                if not conn.execute(stmt, {**{name: row[name] for name in names}, **where}).rowcount:
                     raise self._missed(conn, sid, change.expected_version)
                 self._relink(conn, plan, prior)
                 return self._append(conn, plan)
@@ -668,10 +683,22 @@ class SqlStore:
                     conn.execute(self._ins_units, plan.units)
         return self._append(conn, plan)
 
+    def _update_of(self, names: tuple[str, ...]) -> sa.Update:
+        """The row ``UPDATE`` setting ``names`` (with the version check), built once per set of columns."""
+        s = suggestions
+        stmt = (
+            s.update()
+            .where(s.c.id == sa.bindparam("w_id", type_=Key()),
+                   s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
+            .values(_binds(s, names))
+        )
+        self._updates[names] = stmt
+        return stmt
+
     def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
         """The unit rows of an updated row read in this transaction: only what changed is written."""
-        keys_same = prior.keys == (plan.row["due_at"], plan.row["received_at"], plan.row["registration_number"])
-        if prior.units == plan.row["units"] and prior.links is not None:
+        keys_same = all(plan.row[name] == prior.values[name] for name in _UNIT_KEYS)
+        if prior.values["units"] == plan.row["units"] and prior.links is not None:
             if not keys_same and prior.links:
                 conn.execute(self._upd_unit_copies, plan.copies)
             return
@@ -774,7 +801,7 @@ class SqlStore:
         s = _decoded(_suggestion, row, suggestion_id, "row")
         loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
         if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
-            loaded[suggestion_id] = _loaded(s, row[-1])
+            loaded[suggestion_id] = _loaded(s, row)
         return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"))
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
@@ -1121,10 +1148,13 @@ def _units(s: Suggestion) -> str:
     return dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
 
 
-def _loaded(s: Suggestion, units: Any) -> _Loaded:
+def _loaded(s: Suggestion, row: Sequence[Any]) -> _Loaded:
+    """What a commit needs of row ``s`` as read by :meth:`SqlStore.load` (its derived columns last)."""
+    values = {name: getattr(s, name) for name in COLUMN_FIELDS}
+    units, account, upward, city = row[_DATA + 1:]
+    values.update(units=units, proposer_account=account, reported_upward=bool(upward), forwarded_to_city=bool(city))
     links = frozenset(_unit_links(s)) if units == _units(s) else None
-    keys = (s.due_at, s.received_at, s.registration_number)
-    return _Loaded(s.version, units, links, keys)
+    return _Loaded(s.version, values, links)
 
 
 def _unit_links(s: Suggestion) -> list[tuple[str, str]]:
