@@ -24,7 +24,8 @@ database.  A database error becomes one of the library's errors, never a SQLAlch
 driver exception; deadlocks and serialization failures are retried a few times first.
 
 Statements are SQLAlchemy Core, built once in the constructor (queries, whose filters
-vary, are built per call from the same tables).  Rows are read back with their stored
+vary, are built per call from the same tables); on SQLite the commit path's statements are
+rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  Rows are read back with their stored
 values as the driver returns them and decoded here, so a value edited into something
 unreadable is reported for its row (:meth:`SqlStore.scan_histories`) or as a
 :class:`~jianyi_flow.errors.StoreError` (:meth:`SqlStore.load`), never as a bare exception.
@@ -94,6 +95,7 @@ from .types import CODE_LENGTH, KEY_LENGTH, Key, LongText, dumps, loads
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "LIMIT_MAX", "SqlStore"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=sa.ClauseElement)
 
 COLUMN_FIELDS: tuple[str, ...] = (
     "id",
@@ -214,6 +216,44 @@ class _Loaded:
     """The unit rows the stored ``units`` stand for (``None`` if they do not agree with the row)."""
 
 
+_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+"""The SQLite dialect rendering ``:name`` parameters, which the sqlite3 driver takes from a dict."""
+
+
+class _Direct:
+    """A statement of the commit path rendered once as SQLite text, sent with ``exec_driver_sql``.
+
+    On SQLite, SQLAlchemy's per-execution work for a compiled statement (cache lookup,
+    parameter processing, result set-up) costs more than SQLite's own execution of it, so
+    the store sends these statements as text with the parameters already converted: the
+    column types' own bind processors, applied here (for speed).
+    """
+
+    __slots__ = ("processors", "sql")
+
+    def __init__(self, stmt: sa.ClauseElement, binds: Mapping[str, sa.BindParameter[Any]], dialect: sa.Dialect,
+                 literal: bool) -> None:
+        compiled = stmt.compile(dialect=_NAMED_SQLITE, compile_kwargs={"literal_binds": True} if literal else {})
+        self.sql = str(compiled)
+        processors = ((name, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds.items())
+        self.processors = tuple((name, proc) for name, proc in processors if proc is not None)
+
+    def bind(self, params: Any) -> Any:
+        """``params`` (a dict, a list of dicts or ``None``) as the driver takes them."""
+        if not self.processors or params is None:
+            return params
+        if isinstance(params, list):
+            return [self._one(p) for p in params]
+        return self._one(params)
+
+    def _one(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(params)
+        for name, proc in self.processors:
+            if name in out:
+                out[name] = proc(out[name])
+        return out
+
+
 class SqlStore:
     """A thread-safe :class:`~jianyi_flow.storage.base.Store` over SQLAlchemy Core.
 
@@ -260,6 +300,7 @@ class SqlStore:
             self._runner = engine.execution_options(isolation_level="READ COMMITTED")
         self._local = threading.local()
         self._updates: dict[tuple[str, ...], sa.Update] = {}
+        self._direct: dict[object, _Direct] = {}
         self._skip_locked: bool | None = None
         self._build_statements()
         try:
@@ -342,34 +383,54 @@ class SqlStore:
         raise error
 
     # --- statements, built once ------------------------------------------------------------------
+    def _directly(self, stmt: E, binds: Mapping[str, sa.BindParameter[Any]] | None = None, *,
+                  literal: bool = False) -> E:
+        """``stmt``, sent as SQL text rendered once on SQLite (see :class:`_Direct`); ``binds`` name the
+        parameters whose types convert their values (``literal`` renders the statement's own values inline)."""
+        if self._sqlite:
+            self._direct[stmt] = _Direct(stmt, binds or {}, self._engine.dialect, literal)
+        return stmt
+
+    def _exec(self, conn: Connection, stmt: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        """Run one of the store's statements: as text if it has a :class:`_Direct` form, else through Core."""
+        direct = self._direct.get(stmt)
+        if direct is None:
+            return conn.execute(stmt, params)
+        return conn.exec_driver_sql(direct.sql, direct.bind(params))
+
     def _build_statements(self) -> None:
         s, u, ev, ob = suggestions, suggestion_units, events, outbox
         w_id: sa.BindParameter[str] = sa.bindparam("w_id", type_=Key())
         row_names = [c.name for c in s.columns]
         set_names = [name for name in row_names if name not in ("id", "units")]
-        self._ins_key = idempotency.insert().values(_binds(idempotency, [c.name for c in idempotency.columns]))
-        self._ins_row = s.insert().values(_binds(s, row_names))
+        key_binds = _binds(idempotency, [c.name for c in idempotency.columns])
+        self._ins_key = self._directly(idempotency.insert().values(key_binds), key_binds)
+        row_binds = _binds(s, row_names)
+        self._ins_row = self._directly(s.insert().values(row_binds), row_binds)
         same_units = s.c.units == sa.bindparam("w_units", type_=LongText())
-        self._upd_row_same_units = (
+        self._upd_row_same_units = self._directly(
             s.update()
             .where(s.c.id == w_id, s.c.version == sa.bindparam("w_version", type_=sa.Integer()), same_units)
-            .values(_binds(s, set_names))
+            .values(_binds(s, set_names)),
+            row_binds,
         )
-        self._upd_row = (
+        self._upd_row = self._directly(
             s.update()
             .where(s.c.id == w_id, s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
-            .values(_binds(s, [*set_names, "units"]))
+            .values(_binds(s, [*set_names, "units"])),
+            row_binds,
         )
-        self._sel_version = sa.select(s.c.version).where(s.c.id == w_id)
+        self._sel_version = self._directly(sa.select(s.c.version).where(s.c.id == w_id))
         self._sel_has_events = sa.select(ev.c.version).where(ev.c.suggestion_id == w_id).limit(1)
         self._sel_event_at = sa.select(ev.c.version).where(
             ev.c.suggestion_id == w_id, ev.c.version == sa.bindparam("w_version", type_=sa.Integer()))
-        self._del_units = u.delete().where(u.c.suggestion_id == w_id)
-        self._ins_units = u.insert().values(_binds(u, [c.name for c in u.columns]))
+        self._del_units = self._directly(u.delete().where(u.c.suggestion_id == w_id))
+        unit_binds = _binds(u, [c.name for c in u.columns])
+        self._ins_units = self._directly(u.insert().values(unit_binds), unit_binds)
         due = sa.bindparam("n_due_at", type_=u.c.due_at.type)
         received = sa.bindparam("n_received_at", type_=u.c.received_at.type)
         registration = sa.bindparam("n_registration_number", type_=u.c.registration_number.type)
-        self._upd_unit_copies = (
+        self._upd_unit_copies = self._directly(
             u.update()
             .where(
                 u.c.suggestion_id == w_id,
@@ -379,18 +440,21 @@ class SqlStore:
                     u.c.registration_number.is_distinct_from(registration),
                 ),
             )
-            .values(due_at=due, received_at=received, registration_number=registration)
+            .values(due_at=due, received_at=received, registration_number=registration),
+            {"n_due_at": due, "n_received_at": received},
         )
         counter = counters.c.name == EVENT_SEQ
         if self._mysql:  # MariaDB has no UPDATE … RETURNING: LAST_INSERT_ID(expr) keeps the value per connection
             self._bump_seq = counters.update().where(counter).values(value=sa.func.last_insert_id(counters.c.value + 1))
             self._read_bumped: sa.Select[Any] | None = sa.select(sa.func.last_insert_id())
         else:
-            self._bump_seq = counters.update().where(counter).values(value=counters.c.value + 1).returning(
-                counters.c.value)
+            self._bump_seq = self._directly(
+                counters.update().where(counter).values(value=counters.c.value + 1).returning(counters.c.value),
+                literal=True)
             self._read_bumped = None
         self._sel_last_seq = sa.select(counters.c.value).where(counter)
-        self._ins_event = ev.insert().values(_binds(ev, [c.name for c in ev.columns]))
+        event_binds = _binds(ev, [c.name for c in ev.columns])
+        self._ins_event = self._directly(ev.insert().values(event_binds), event_binds)
         pd = personal_data
         self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
         self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
@@ -408,11 +472,13 @@ class SqlStore:
                     actor_name=sa.bindparam("n_actor_name", type_=ev.c.actor_name.type))
         )
         outbox_names = ["topic", "suggestion_id", "version", "recipient", "payload", "created_at"]
-        self._ins_outbox = ob.insert().values(_binds(ob, outbox_names))
+        outbox_binds = _binds(ob, outbox_names)
+        self._ins_outbox = self._directly(ob.insert().values(outbox_binds), outbox_binds)
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
         # and the columns derived from the row, for a commit in the same transaction to compare with
-        self._sel_row = sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id)
+        self._sel_row = self._directly(
+            sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id))
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
         self._sel_key = sa.select(*[_raw(c) for c in idempotency.columns]).where(
@@ -647,16 +713,16 @@ class SqlStore:
         sid = plan.row["id"]
         if plan.record is not None:
             try:
-                conn.execute(self._ins_key, plan.record)
+                self._exec(conn, self._ins_key, plan.record)
             except sa.exc.IntegrityError:
                 raise _Taken(plan, "key") from None
         if plan.create:
             try:
-                conn.execute(self._ins_row, plan.row)
+                self._exec(conn, self._ins_row, plan.row)
             except sa.exc.IntegrityError:
                 raise DuplicateSuggestion(sid) from None
             if plan.units:
-                conn.execute(self._ins_units, plan.units)
+                self._exec(conn, self._ins_units, plan.units)
         else:
             where = {"w_id": sid, "w_version": change.expected_version}
             values = {name: value for name, value in plan.row.items() if name not in ("id", "units")}
@@ -669,18 +735,18 @@ class SqlStore:
                 stmt = self._updates.get(names)
                 if stmt is None:
                     stmt = self._upd_row if len(self._updates) >= _UPDATES_MAX else self._update_of(names)
-                if not conn.execute(stmt, {**{name: row[name] for name in names}, **where}).rowcount:
+                if not self._exec(conn, stmt, {**{name: row[name] for name in names}, **where}).rowcount:
                     raise self._missed(conn, sid, change.expected_version)
                 self._relink(conn, plan, prior)
                 return self._append(conn, plan)
-            if conn.execute(self._upd_row_same_units, {**values, **where, "w_units": plan.row["units"]}).rowcount:
-                conn.execute(self._upd_unit_copies, plan.copies)
+            if self._exec(conn, self._upd_row_same_units, {**values, **where, "w_units": plan.row["units"]}).rowcount:
+                self._exec(conn, self._upd_unit_copies, plan.copies)
             else:
-                if not conn.execute(self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
+                if not self._exec(conn, self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
                     raise self._missed(conn, sid, change.expected_version)
-                conn.execute(self._del_units, {"w_id": sid})
+                self._exec(conn, self._del_units, {"w_id": sid})
                 if plan.units:
-                    conn.execute(self._ins_units, plan.units)
+                    self._exec(conn, self._ins_units, plan.units)
         return self._append(conn, plan)
 
     def _update_of(self, names: tuple[str, ...]) -> sa.Update:
@@ -692,7 +758,7 @@ class SqlStore:
                    s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
             .values(_binds(s, names))
         )
-        self._updates[names] = stmt
+        self._updates[names] = self._directly(stmt, _binds(s, names))
         return stmt
 
     def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
@@ -700,19 +766,19 @@ class SqlStore:
         keys_same = all(plan.row[name] == prior.values[name] for name in _UNIT_KEYS)
         if prior.values["units"] == plan.row["units"] and prior.links is not None:
             if not keys_same and prior.links:
-                conn.execute(self._upd_unit_copies, plan.copies)
+                self._exec(conn, self._upd_unit_copies, plan.copies)
             return
         links = {(u["relation"], u["unit"]) for u in plan.units}
         if prior.links is None or not prior.links <= links:
-            conn.execute(self._del_units, {"w_id": plan.row["id"]})
+            self._exec(conn, self._del_units, {"w_id": plan.row["id"]})
             if plan.units:
-                conn.execute(self._ins_units, plan.units)
+                self._exec(conn, self._ins_units, plan.units)
             return
         if not keys_same and prior.links:
-            conn.execute(self._upd_unit_copies, plan.copies)
+            self._exec(conn, self._upd_unit_copies, plan.copies)
         added = [u for u in plan.units if (u["relation"], u["unit"]) not in prior.links]
         if added:
-            conn.execute(self._ins_units, added)
+            self._exec(conn, self._ins_units, added)
 
     def _append(self, conn: Connection, plan: _Plan) -> Event:
         """The rest of a commit after its row and unit rows: the event, messages, vault record and keys."""
@@ -720,26 +786,26 @@ class SqlStore:
         sid = plan.row["id"]
         seq = self._next_seq(conn)
         try:
-            conn.execute(self._ins_event, {**plan.event, "seq": seq})
+            self._exec(conn, self._ins_event, {**plan.event, "seq": seq})
         except sa.exc.IntegrityError:
             raise _Taken(plan, "event", seq) from None
         if plan.messages:
-            conn.execute(self._ins_outbox, plan.messages)
+            self._exec(conn, self._ins_outbox, plan.messages)
         for redaction in plan.redacted:
-            if conn.execute(self._redact_event, {"w_id": sid, **redaction}).rowcount != 1:
+            if self._exec(conn, self._redact_event, {"w_id": sid, **redaction}).rowcount != 1:
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
         if plan.personal is not None:
-            conn.execute(self._del_personal, {"w_id": sid})
-            conn.execute(self._ins_personal, plan.personal)
+            self._exec(conn, self._del_personal, {"w_id": sid})
+            self._exec(conn, self._ins_personal, plan.personal)
         if change.forget_keys:
-            conn.execute(self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
+            self._exec(conn, self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
         return attrs.evolve(change.event, seq=seq)
 
     def _next_seq(self, conn: Connection) -> int:
         if self._read_bumped is None:
-            value = conn.execute(self._bump_seq).scalar_one_or_none()
-        elif conn.execute(self._bump_seq).rowcount:
-            value = conn.execute(self._read_bumped).scalar_one()
+            value = self._exec(conn, self._bump_seq).scalar_one_or_none()
+        elif self._exec(conn, self._bump_seq).rowcount:
+            value = self._exec(conn, self._read_bumped).scalar_one()
         else:
             value = None
         if value is None:
@@ -749,7 +815,7 @@ class SqlStore:
 
     def _missed(self, conn: Connection, sid: str, expected: int) -> JianyiFlowError:
         """Why an update matched no row: the suggestion does not exist, or it is at another version."""
-        actual = conn.execute(self._sel_version, {"w_id": sid}).scalar_one_or_none()
+        actual = self._exec(conn, self._sel_version, {"w_id": sid}).scalar_one_or_none()
         if actual is None:
             return NotFound("suggestion", sid)
         return ConcurrencyConflict(sid, expected, int(actual))
@@ -790,7 +856,7 @@ class SqlStore:
         if not isinstance(suggestion_id, str):
             raise NotFound("suggestion", suggestion_id)
         def work(conn: Connection) -> tuple[Any, Any]:
-            row = conn.execute(self._sel_row, {"w_id": suggestion_id}).first()
+            row = self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first()
             if row is None or '"vaulted":true' not in str(row[_DATA]):
                 return row, None
             return row, conn.execute(self._sel_personal, {"w_id": suggestion_id}).first()
