@@ -481,10 +481,10 @@ class SqlStore:
             sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id))
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
-        self._sel_key = sa.select(*[_raw(c) for c in idempotency.columns]).where(
+        self._sel_key = self._directly(sa.select(*[_raw(c) for c in idempotency.columns]).where(
             idempotency.c.scope == sa.bindparam("w_scope", type_=Key()),
             idempotency.c.key == sa.bindparam("w_key", type_=Key()),
-        )
+        ))
         self._message_columns = [_raw(c) for c in (ob.c.id, ob.c.topic, ob.c.suggestion_id, ob.c.version,
                                                     ob.c.recipient, ob.c.payload, ob.c.created_at, ob.c.attempts,
                                                     ob.c.sent_at)]
@@ -992,7 +992,7 @@ class SqlStore:
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         if not isinstance(scope, str) or not isinstance(key, str):
             return None
-        row = self._read(lambda conn: conn.execute(self._sel_key, {"w_scope": scope, "w_key": key}).first())
+        row = self._read(lambda conn: self._exec(conn, self._sel_key, {"w_scope": scope, "w_key": key}).first())
         if row is None:
             return None
         return IdempotencyRecord(row.scope, row.key, row.suggestion_id, int(row.version), row.command, row.fingerprint)
