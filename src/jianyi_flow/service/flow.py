@@ -16,12 +16,13 @@ import base64
 import binascii
 import datetime as dt
 import enum
+import functools
 import hashlib
 import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -1466,8 +1467,9 @@ class Flow:
 
     def _execute(self, *args: Any, **kwargs: Any) -> tuple[Suggestion, Event]:
         """:meth:`_execute_now`, its read and its commit in one store transaction where the store can."""
-        if isinstance(self.store, TransactingStore):  # one transaction per command instead of two, for speed
-            return self.store.transaction(lambda: self._execute_now(*args, **kwargs))
+        store = self.store
+        if _transacting(type(store)):  # one transaction per command instead of two, for speed
+            return cast(TransactingStore, store).transaction(lambda: self._execute_now(*args, **kwargs))
         return self._execute_now(*args, **kwargs)
 
     def _execute_now(
@@ -1588,6 +1590,12 @@ class Flow:
                     return done
             raise
         return self._view(actor, new)
+
+
+@functools.cache
+def _transacting(kind: type) -> bool:
+    """Whether stores of type ``kind`` are TransactingStores (cached for speed: a protocol check takes microseconds)."""
+    return issubclass(kind, TransactingStore)
 
 
 def _erasing(kind: str) -> Changes:

@@ -24,9 +24,10 @@ database.  A database error becomes one of the library's errors, never a SQLAlch
 driver exception; deadlocks and serialization failures are retried a few times first.
 
 Statements are SQLAlchemy Core, built once in the constructor (queries, whose filters
-vary, are built per call from the same tables); on SQLite the commit path's statements are
-rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  Rows are read back with their stored
-values as the driver returns them and decoded here, so a value edited into something
+vary, are built per call from the same tables); on SQLite the commit path's statements
+are rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  Rows
+are read back with their stored values as the driver returns them and decoded here, so a
+value edited into something
 unreadable is reported for its row (:meth:`SqlStore.scan_histories`) or as a
 :class:`~jianyi_flow.errors.StoreError` (:meth:`SqlStore.load`), never as a bare exception.
 
@@ -629,8 +630,8 @@ class SqlStore:
         """Call ``work`` with this thread's reads and commits in one write transaction (see
         :class:`~jianyi_flow.storage.base.TransactingStore`).
 
-        A row :meth:`load` reads in it tells its commit which unit links are stored, so the
-        commit writes only the links that changed.  Inside :meth:`batch` it joins the batch.
+        A row :meth:`load` reads in it tells its commit what is stored, so the commit sets
+        only the columns and unit links that changed.  Inside :meth:`batch` it joins the batch.
         """
         local = self._local
         if getattr(local, "batch", None) is not None or getattr(local, "scope", None) is not None:
@@ -752,13 +753,14 @@ class SqlStore:
     def _update_of(self, names: tuple[str, ...]) -> sa.Update:
         """The row ``UPDATE`` setting ``names`` (with the version check), built once per set of columns."""
         s = suggestions
+        binds = _binds(s, names)
         stmt = (
             s.update()
             .where(s.c.id == sa.bindparam("w_id", type_=Key()),
                    s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
-            .values(_binds(s, names))
+            .values(binds)
         )
-        self._updates[names] = self._directly(stmt, _binds(s, names))
+        self._updates[names] = self._directly(stmt, binds)
         return stmt
 
     def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
