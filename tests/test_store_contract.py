@@ -16,10 +16,12 @@ from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqli
 from jianyi_flow import MemoryStore
 from jianyi_flow.errors import ValidationError
 from jianyi_flow.sql import SqlStore
-from jianyi_flow.storage.base import Order, Query, matches
+from jianyi_flow.storage.base import Order, Query, TransactingStore, matches
 from jianyi_flow.testing import StoreContract, make_suggestion
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures
+
+SQL_CAPABILITIES = (*StoreContract.capabilities, TransactingStore)
 
 
 class TestMemoryStore(StoreContract):
@@ -28,6 +30,7 @@ class TestMemoryStore(StoreContract):
 
 
 class TestSqliteFileStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
     url: str
 
     @pytest.fixture(autouse=True)
@@ -39,12 +42,15 @@ class TestSqliteFileStore(StoreContract):
 
 
 class TestSqliteMemoryStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
+
     def make_store(self) -> SqlStore:
         return SqlStore.open("sqlite://")
 
 
 @pytest.mark.postgres
 class TestPostgresStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
     url: str
 
     @pytest.fixture(autouse=True)
@@ -59,6 +65,7 @@ class TestPostgresStore(StoreContract):
 
 @pytest.mark.mysql
 class TestMariaDbStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
     url: str
 
     @pytest.fixture(autouse=True)

@@ -91,6 +91,7 @@ from .storage.base import (
     PersonalDataVault,
     Query,
     Store,
+    TransactingStore,
 )
 from .storage.memory import MemoryStore
 
@@ -170,6 +171,7 @@ __all__ = [
     "Suggestion",
     "SuggestionDraft",
     "SystemClock",
+    "TransactingStore",
     "UnavailableCommand",
     "ValidationError",
     "WindowClosed",

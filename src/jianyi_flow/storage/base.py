@@ -8,9 +8,10 @@ event its place in the store's log (``seq``: 1, 2, 3... without gaps).  Everythi
 reads.
 
 Optional capabilities are declared as protocols beside :class:`Store`
-(:class:`BatchingStore`, :class:`HistoryScanner`, :class:`MetadataStore`); code that can use
+(:class:`BatchingStore`, :class:`HistoryScanner`, :class:`MetadataStore`...); code that can use
 one checks ``isinstance(store, HistoryScanner)`` and falls back to the plain interface
-otherwise.  Both shipped stores implement all of them.
+otherwise.  Both shipped stores implement all of them but :class:`TransactingStore`, which
+only :class:`~jianyi_flow.sql.SqlStore` has.
 
 Writing an adapter: implement :class:`Store` (and whichever capabilities you can), then
 subclass :class:`jianyi_flow.testing.StoreContract` in your tests (see docs/storage.md).
@@ -24,7 +25,7 @@ import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -47,6 +48,7 @@ __all__ = [
     "Query",
     "Store",
     "StoredHistory",
+    "TransactingStore",
     "check_limit",
     "flagged_for_due",
     "iter_events",
@@ -57,6 +59,9 @@ __all__ = [
     "order",
     "sort_key",
 ]
+
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -284,6 +289,23 @@ class BatchingStore(Protocol):
     """
 
     def batch(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class TransactingStore(Protocol):
+    """A store that can run one command's reads and its commit in one transaction.
+
+    ``transaction(work)`` calls ``work()`` with this thread's calls on the store joined in
+    one transaction: reads see it, and a :meth:`Store.commit` writes in it.  The transaction
+    commits when ``work`` returns and rolls back if it raises; a commit that fails inside it
+    fails the whole transaction (its error is raised from ``transaction`` even if ``work``
+    caught it).  ``work`` may be called again after the database broke a deadlock, so it
+    must be safe to repeat.  Inside :meth:`BatchingStore.batch` it joins the batch.
+    Flow runs each command on one suggestion this way: its read and its commit cost one
+    transaction instead of two, and the store may use what it read to write less.
+    """
+
+    def transaction(self, work: Callable[[], T]) -> T: ...
 
 
 @attrs.frozen

@@ -89,6 +89,7 @@ from ..storage.base import (
     PersonalDataVault,
     Query,
     Store,
+    TransactingStore,
     matches,
     order,
     sort_key,
@@ -981,8 +982,12 @@ class StoreContract(abc.ABC):
         f"q{n:03d}" for n in range(34)
     ]
 
-    def _query_rows(self, store: Store) -> list[Suggestion]:
-        """Forty-odd suggestions varied in every filtered field, sort values in odd zones, ties; a third moved on."""
+    def _query_rows(self, store: Store, transacting: TransactingStore | None = None) -> list[Suggestion]:
+        """Forty-odd suggestions varied in every filtered field, sort values in odd zones, ties; a third moved on.
+
+        With ``transacting``, each move reads the row and commits in one ``transaction`` (as Flow
+        does), and another third moves on to a new due time with the same units.
+        """
         rng = random.Random(20240821)
         ids = list(self._QUERY_IDS)
         rng.shuffle(ids)
@@ -1053,10 +1058,25 @@ class StoreContract(abc.ABC):
                     upward_reports=(*s.upward_reports, ReportForm.ORIGINAL) if not s.upward_reports else (),
                     area="a1",
                 )
-                self.commit(store, moved)
+                self._move(store, transacting, moved)
+                s = moved.suggestion
+            elif n % 3 == 1 and transacting is not None:
+                moved = advance(s, due_at=None if n % 2 else s.received_at + dt.timedelta(days=n))
+                self._move(store, transacting, moved)
                 s = moved.suggestion
             rows.append(s)
         return rows
+
+    def _move(self, store: Store, transacting: TransactingStore | None, change: Change) -> None:
+        if transacting is None:
+            self.commit(store, change)
+            return
+
+        def work() -> Event:
+            assert store.load(change.suggestion.id).version == change.expected_version
+            return self.commit(store, change)
+
+        transacting.transaction(work)
 
     @staticmethod
     def _cursor(rng: random.Random, q: Query, rows: list[Suggestion]) -> tuple[Any, str] | None:
@@ -1198,6 +1218,58 @@ class StoreContract(abc.ABC):
             if between is not None:
                 between(len(seen))
         raise AssertionError("paging did not end")
+
+    def test_commits_read_in_a_transaction_keep_unit_queries_right(self, store: Store) -> None:
+        """A commit after a read in its transaction may write only the unit links that changed: queries agree."""
+        rows = self._query_rows(store, self.needs(store, TransactingStore))
+        for unit in ("u1", "u2", "u3", "u4", "U1", "r1"):
+            for o in Order:
+                for q in (Query(unit=unit, order=o), Query(lead_unit=unit, order=o), Query(co_unit=unit, order=o),
+                          Query(recommending_unit=unit, order=o)):
+                    expected = [r.id for r in order(q, [r for r in rows if matches(q, r)])]
+                    assert [r.id for r in store.query(q)] == expected, q
+
+    def test_a_transaction_commits_its_reads_and_writes_together(self, store: Store) -> None:
+        transacting = self.needs(store, TransactingStore)
+        a = create(make_suggestion("tx-a", lead_unit="u1"), notify=["office"])
+        self.commit(store, a)
+        moved = advance(a.suggestion, lead_unit="u2", co_units=("u3",), notify=["unit:u2"])
+
+        def fails() -> None:
+            store.load("tx-a")
+            self.commit(store, moved)
+            raise RuntimeError("after the commit")
+
+        with pytest.raises(RuntimeError):
+            transacting.transaction(fails)
+        assert store.load("tx-a") == a.suggestion, "a transaction that raised kept its commit"
+        assert [r.id for r in store.query(Query(unit="u1"))] == ["tx-a"]
+        stale = advance(attrs.evolve(a.suggestion, version=3))
+
+        def swallows() -> None:
+            self.commit(store, moved)
+            with pytest.raises(ConcurrencyConflict):
+                store.commit(stale)
+
+        with pytest.raises(ConcurrencyConflict):
+            transacting.transaction(swallows)
+        assert store.load("tx-a") == a.suggestion, "a transaction whose commit failed kept another"
+
+        def works() -> Event:
+            assert store.load("tx-a") == a.suggestion
+            return self.commit(store, moved)
+
+        assert transacting.transaction(works).seq == 2
+        assert store.load("tx-a") == moved.suggestion
+        assert [r.id for r in store.query(Query(unit="u1"))] == []
+        assert [r.id for r in store.query(Query(co_unit="u3"))] == ["tx-a"]
+        assert [m.recipient for m in self.drain(store)] == ["office", "unit:u2"]
+        if BatchingStore in self.capabilities:  # inside a batch it joins the batch
+            with self.needs(store, BatchingStore).batch():
+                last = advance(moved.suggestion, co_units=())
+                transacting.transaction(lambda: self.commit(store, last))
+                assert store.load("tx-a") == last.suggestion
+            assert [r.id for r in store.query(Query(co_unit="u3"))] == []
 
     def test_cursor_paging_gives_every_row_once_in_order(self, store: Store) -> None:
         rows = self._query_rows(store)

@@ -6,10 +6,14 @@ One commit is one transaction, written in this order:
    primary key: the second finds the first's record once it commits);
 2. the row: ``INSERT``, or ``UPDATE … WHERE id = :id AND version = :expected`` — no row
    updated means someone else committed first (:class:`~jianyi_flow.errors.ConcurrencyConflict`)
-   or there is no such suggestion (:class:`~jianyi_flow.errors.NotFound`).  The ``UPDATE``
-   also requires the unit links to be the ones stored (``units``); when they are not, a
-   second ``UPDATE`` writes the row and the unit rows are written again;
-3. the unit rows' copies of the sort keys (only rows whose copies differ are touched);
+   or there is no such suggestion (:class:`~jianyi_flow.errors.NotFound`);
+3. the unit rows (one per unit and relation, with copies of the row's sort keys).  When the
+   row was read in the same transaction (:meth:`SqlStore.transaction`, :meth:`SqlStore.batch`),
+   the old and new links are compared in Python: unchanged links and sort keys write
+   nothing, new links are inserted, and only a removed link rewrites them all.  Otherwise
+   the ``UPDATE`` also requires the unit links to be the ones stored (``units``); when they
+   are not, a second ``UPDATE`` writes the row and the unit rows are written again, and the
+   copies are refreshed where they differ;
 4. the event's place in the log: the one-row counter is incremented and read in the same
    transaction, so ``seq`` runs 1, 2, 3... without a gap and a failed commit uses none;
 5. the event and the outbox messages.
@@ -20,8 +24,10 @@ database.  A database error becomes one of the library's errors, never a SQLAlch
 driver exception; deadlocks and serialization failures are retried a few times first.
 
 Statements are SQLAlchemy Core, built once in the constructor (queries, whose filters
-vary, are built per call from the same tables).  Rows are read back with their stored
-values as the driver returns them and decoded here, so a value edited into something
+vary, are built per call from the same tables); on SQLite the commit path's statements
+are rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  Rows
+are read back with their stored values as the driver returns them and decoded here, so a
+value edited into something
 unreadable is reported for its row (:meth:`SqlStore.scan_histories`) or as a
 :class:`~jianyi_flow.errors.StoreError` (:meth:`SqlStore.load`), never as a bare exception.
 
@@ -90,6 +96,7 @@ from .types import CODE_LENGTH, KEY_LENGTH, Key, LongText, dumps, loads
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "LIMIT_MAX", "SqlStore"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=sa.ClauseElement)
 
 COLUMN_FIELDS: tuple[str, ...] = (
     "id",
@@ -124,6 +131,16 @@ _CHUNK = 500
 _SAVEPOINT = "jianyi_commit"
 
 _DATA_SET = frozenset(DATA_FIELDS)
+_DERIVED = ("units", "proposer_account", "reported_upward", "forwarded_to_city")
+"""The row's columns that are not a field of the suggestion (its vault may hold the account)."""
+_SET_NAMES = tuple(c.name for c in suggestions.columns if c.name != "id")
+"""The columns a row ``UPDATE`` may set."""
+_UNIT_KEYS = ("due_at", "received_at", "registration_number")
+"""The row's sort keys that its unit rows copy."""
+_UPDATES_MAX = 256
+"""How many row ``UPDATE`` statements (one per set of changed columns) a store builds at most."""
+_DATA = len(COLUMN_FIELDS)
+"""The position of ``data`` in a row read back (after the column fields)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
 
@@ -189,6 +206,55 @@ class _Plan:
         return self.change.expected_version == 0
 
 
+@attrs.frozen
+class _Loaded:
+    """What a commit needs to know of a row read in its transaction: its columns and unit links."""
+
+    version: int
+    values: dict[str, Any]
+    """The row's column values (``data`` aside), comparable with a :class:`_Plan`'s ``row``."""
+    links: frozenset[tuple[str, str]] | None
+    """The unit rows the stored ``units`` stand for (``None`` if they do not agree with the row)."""
+
+
+_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+"""The SQLite dialect rendering ``:name`` parameters, which the sqlite3 driver takes from a dict."""
+
+
+class _Direct:
+    """A statement of the commit path rendered once as SQLite text, sent with ``exec_driver_sql``.
+
+    On SQLite, SQLAlchemy's per-execution work for a compiled statement (cache lookup,
+    parameter processing, result set-up) costs more than SQLite's own execution of it, so
+    the store sends these statements as text with the parameters already converted: the
+    column types' own bind processors, applied here (for speed).
+    """
+
+    __slots__ = ("processors", "sql")
+
+    def __init__(self, stmt: sa.ClauseElement, binds: Mapping[str, sa.BindParameter[Any]], dialect: sa.Dialect,
+                 literal: bool) -> None:
+        compiled = stmt.compile(dialect=_NAMED_SQLITE, compile_kwargs={"literal_binds": True} if literal else {})
+        self.sql = str(compiled)
+        processors = ((name, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds.items())
+        self.processors = tuple((name, proc) for name, proc in processors if proc is not None)
+
+    def bind(self, params: Any) -> Any:
+        """``params`` (a dict, a list of dicts or ``None``) as the driver takes them."""
+        if not self.processors or params is None:
+            return params
+        if isinstance(params, list):
+            return [self._one(p) for p in params]
+        return self._one(params)
+
+    def _one(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(params)
+        for name, proc in self.processors:
+            if name in out:
+                out[name] = proc(out[name])
+        return out
+
+
 class SqlStore:
     """A thread-safe :class:`~jianyi_flow.storage.base.Store` over SQLAlchemy Core.
 
@@ -234,6 +300,8 @@ class SqlStore:
             # engines the store creates connect at READ COMMITTED already (see .engine)
             self._runner = engine.execution_options(isolation_level="READ COMMITTED")
         self._local = threading.local()
+        self._updates: dict[tuple[str, ...], sa.Update] = {}
+        self._direct: dict[object, _Direct] = {}
         self._skip_locked: bool | None = None
         self._build_statements()
         try:
@@ -316,34 +384,54 @@ class SqlStore:
         raise error
 
     # --- statements, built once ------------------------------------------------------------------
+    def _directly(self, stmt: E, binds: Mapping[str, sa.BindParameter[Any]] | None = None, *,
+                  literal: bool = False) -> E:
+        """``stmt``, sent as SQL text rendered once on SQLite (see :class:`_Direct`); ``binds`` name the
+        parameters whose types convert their values (``literal`` renders the statement's own values inline)."""
+        if self._sqlite:
+            self._direct[stmt] = _Direct(stmt, binds or {}, self._engine.dialect, literal)
+        return stmt
+
+    def _exec(self, conn: Connection, stmt: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        """Run one of the store's statements: as text if it has a :class:`_Direct` form, else through Core."""
+        direct = self._direct.get(stmt)
+        if direct is None:
+            return conn.execute(stmt, params)
+        return conn.exec_driver_sql(direct.sql, direct.bind(params))
+
     def _build_statements(self) -> None:
         s, u, ev, ob = suggestions, suggestion_units, events, outbox
         w_id: sa.BindParameter[str] = sa.bindparam("w_id", type_=Key())
         row_names = [c.name for c in s.columns]
         set_names = [name for name in row_names if name not in ("id", "units")]
-        self._ins_key = idempotency.insert().values(_binds(idempotency, [c.name for c in idempotency.columns]))
-        self._ins_row = s.insert().values(_binds(s, row_names))
+        key_binds = _binds(idempotency, [c.name for c in idempotency.columns])
+        self._ins_key = self._directly(idempotency.insert().values(key_binds), key_binds)
+        row_binds = _binds(s, row_names)
+        self._ins_row = self._directly(s.insert().values(row_binds), row_binds)
         same_units = s.c.units == sa.bindparam("w_units", type_=LongText())
-        self._upd_row_same_units = (
+        self._upd_row_same_units = self._directly(
             s.update()
             .where(s.c.id == w_id, s.c.version == sa.bindparam("w_version", type_=sa.Integer()), same_units)
-            .values(_binds(s, set_names))
+            .values(_binds(s, set_names)),
+            row_binds,
         )
-        self._upd_row = (
+        self._upd_row = self._directly(
             s.update()
             .where(s.c.id == w_id, s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
-            .values(_binds(s, [*set_names, "units"]))
+            .values(_binds(s, [*set_names, "units"])),
+            row_binds,
         )
-        self._sel_version = sa.select(s.c.version).where(s.c.id == w_id)
+        self._sel_version = self._directly(sa.select(s.c.version).where(s.c.id == w_id))
         self._sel_has_events = sa.select(ev.c.version).where(ev.c.suggestion_id == w_id).limit(1)
         self._sel_event_at = sa.select(ev.c.version).where(
             ev.c.suggestion_id == w_id, ev.c.version == sa.bindparam("w_version", type_=sa.Integer()))
-        self._del_units = u.delete().where(u.c.suggestion_id == w_id)
-        self._ins_units = u.insert().values(_binds(u, [c.name for c in u.columns]))
+        self._del_units = self._directly(u.delete().where(u.c.suggestion_id == w_id))
+        unit_binds = _binds(u, [c.name for c in u.columns])
+        self._ins_units = self._directly(u.insert().values(unit_binds), unit_binds)
         due = sa.bindparam("n_due_at", type_=u.c.due_at.type)
         received = sa.bindparam("n_received_at", type_=u.c.received_at.type)
         registration = sa.bindparam("n_registration_number", type_=u.c.registration_number.type)
-        self._upd_unit_copies = (
+        self._upd_unit_copies = self._directly(
             u.update()
             .where(
                 u.c.suggestion_id == w_id,
@@ -353,18 +441,21 @@ class SqlStore:
                     u.c.registration_number.is_distinct_from(registration),
                 ),
             )
-            .values(due_at=due, received_at=received, registration_number=registration)
+            .values(due_at=due, received_at=received, registration_number=registration),
+            {"n_due_at": due, "n_received_at": received},
         )
         counter = counters.c.name == EVENT_SEQ
         if self._mysql:  # MariaDB has no UPDATE … RETURNING: LAST_INSERT_ID(expr) keeps the value per connection
             self._bump_seq = counters.update().where(counter).values(value=sa.func.last_insert_id(counters.c.value + 1))
             self._read_bumped: sa.Select[Any] | None = sa.select(sa.func.last_insert_id())
         else:
-            self._bump_seq = counters.update().where(counter).values(value=counters.c.value + 1).returning(
-                counters.c.value)
+            self._bump_seq = self._directly(
+                counters.update().where(counter).values(value=counters.c.value + 1).returning(counters.c.value),
+                literal=True)
             self._read_bumped = None
         self._sel_last_seq = sa.select(counters.c.value).where(counter)
-        self._ins_event = ev.insert().values(_binds(ev, [c.name for c in ev.columns]))
+        event_binds = _binds(ev, [c.name for c in ev.columns])
+        self._ins_event = self._directly(ev.insert().values(event_binds), event_binds)
         pd = personal_data
         self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
         self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
@@ -382,16 +473,19 @@ class SqlStore:
                     actor_name=sa.bindparam("n_actor_name", type_=ev.c.actor_name.type))
         )
         outbox_names = ["topic", "suggestion_id", "version", "recipient", "payload", "created_at"]
-        self._ins_outbox = ob.insert().values(_binds(ob, outbox_names))
+        outbox_binds = _binds(ob, outbox_names)
+        self._ins_outbox = self._directly(ob.insert().values(outbox_binds), outbox_binds)
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
-        self._sel_row = sa.select(*self._row_columns).where(s.c.id == w_id)
+        # and the columns derived from the row, for a commit in the same transaction to compare with
+        self._sel_row = self._directly(
+            sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id))
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
-        self._sel_key = sa.select(*[_raw(c) for c in idempotency.columns]).where(
+        self._sel_key = self._directly(sa.select(*[_raw(c) for c in idempotency.columns]).where(
             idempotency.c.scope == sa.bindparam("w_scope", type_=Key()),
             idempotency.c.key == sa.bindparam("w_key", type_=Key()),
-        )
+        ))
         self._message_columns = [_raw(c) for c in (ob.c.id, ob.c.topic, ob.c.suggestion_id, ob.c.version,
                                                     ob.c.recipient, ob.c.payload, ob.c.created_at, ob.c.attempts,
                                                     ob.c.sent_at)]
@@ -464,6 +558,13 @@ class SqlStore:
         batch: Connection | None = getattr(self._local, "batch", None)
         if batch is not None:
             return self._in_savepoint(batch, work)
+        scope: Connection | None = getattr(self._local, "scope", None)
+        if scope is not None:
+            try:
+                return work(scope)
+            except BaseException as exc:
+                self._local.failed = exc  # the transaction fails with it, whatever the caller does
+                raise
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._connect(write=True) as conn:
@@ -514,7 +615,7 @@ class SqlStore:
 
     def _read(self, work: Callable[[Connection], T], *, snapshot: bool = False) -> T:
         self._check_open()
-        batch: Connection | None = getattr(self._local, "batch", None)
+        batch: Connection | None = getattr(self._local, "batch", None) or getattr(self._local, "scope", None)
         try:
             if batch is not None:
                 return work(batch)
@@ -524,6 +625,31 @@ class SqlStore:
             raise self._error(exc, "read") from None
         except UnicodeError as exc:
             raise ValidationError("text", f"cannot be compared: {exc}") from None
+
+    def transaction(self, work: Callable[[], T]) -> T:
+        """Call ``work`` with this thread's reads and commits in one write transaction (see
+        :class:`~jianyi_flow.storage.base.TransactingStore`).
+
+        A row :meth:`load` reads in it tells its commit what is stored, so the commit sets
+        only the columns and unit links that changed.  Inside :meth:`batch` it joins the batch.
+        """
+        local = self._local
+        if getattr(local, "batch", None) is not None or getattr(local, "scope", None) is not None:
+            self._check_open()
+            return work()
+
+        def scoped(conn: Connection) -> T:
+            local.scope, local.loaded, local.failed = conn, {}, None
+            try:
+                result = work()
+            finally:
+                local.scope = local.loaded = None
+            failed, local.failed = local.failed, None
+            if failed is not None:
+                raise failed
+            return result
+
+        return self._write(scoped)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -537,9 +663,10 @@ class SqlStore:
         the batch (a deadlock, a lost connection) fails the whole batch: later commits and
         the end of the block raise :class:`~jianyi_flow.errors.StoreError`.  On SQLite the
         batch holds the database's write lock from start to end: keep batches to a few
-        hundred commands.  Nested ``batch()`` blocks join the outer one.
+        hundred commands.  Nested ``batch()`` blocks join the outer one, and a batch inside
+        :meth:`transaction` joins that.
         """
-        if getattr(self._local, "batch", None) is not None:
+        if getattr(self._local, "batch", None) is not None or getattr(self._local, "scope", None) is not None:
             yield
             return
         self._check_open()
@@ -547,10 +674,11 @@ class SqlStore:
             with self._connect(write=True) as conn:
                 self._local.batch = conn
                 self._local.broken = None
+                self._local.loaded = {}
                 try:
                     yield
                 finally:
-                    self._local.batch = None
+                    self._local.batch = self._local.loaded = None
                 broken, self._local.broken = self._local.broken, None
                 if broken:
                     raise StoreError(f"the batch was rolled back: {broken}")
@@ -586,49 +714,100 @@ class SqlStore:
         sid = plan.row["id"]
         if plan.record is not None:
             try:
-                conn.execute(self._ins_key, plan.record)
+                self._exec(conn, self._ins_key, plan.record)
             except sa.exc.IntegrityError:
                 raise _Taken(plan, "key") from None
         if plan.create:
             try:
-                conn.execute(self._ins_row, plan.row)
+                self._exec(conn, self._ins_row, plan.row)
             except sa.exc.IntegrityError:
                 raise DuplicateSuggestion(sid) from None
             if plan.units:
-                conn.execute(self._ins_units, plan.units)
+                self._exec(conn, self._ins_units, plan.units)
         else:
             where = {"w_id": sid, "w_version": change.expected_version}
             values = {name: value for name, value in plan.row.items() if name not in ("id", "units")}
-            if conn.execute(self._upd_row_same_units, {**values, **where, "w_units": plan.row["units"]}).rowcount:
-                conn.execute(self._upd_unit_copies, plan.copies)
-            else:
-                if not conn.execute(self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
+            loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+            prior = None if loaded is None else loaded.pop(sid, None)
+            if prior is not None and prior.version == change.expected_version:
+                row = plan.row
+                # only the columns that changed: SQLite rewrites every index on a column set, even to its value
+                names = tuple(name for name in _SET_NAMES if name == "data" or row[name] != prior.values[name])
+                stmt = self._updates.get(names)
+                if stmt is None:
+                    stmt = self._upd_row if len(self._updates) >= _UPDATES_MAX else self._update_of(names)
+                if not self._exec(conn, stmt, {**{name: row[name] for name in names}, **where}).rowcount:
                     raise self._missed(conn, sid, change.expected_version)
-                conn.execute(self._del_units, {"w_id": sid})
+                self._relink(conn, plan, prior)
+                return self._append(conn, plan)
+            if self._exec(conn, self._upd_row_same_units, {**values, **where, "w_units": plan.row["units"]}).rowcount:
+                self._exec(conn, self._upd_unit_copies, plan.copies)
+            else:
+                if not self._exec(conn, self._upd_row, {**values, **where, "units": plan.row["units"]}).rowcount:
+                    raise self._missed(conn, sid, change.expected_version)
+                self._exec(conn, self._del_units, {"w_id": sid})
                 if plan.units:
-                    conn.execute(self._ins_units, plan.units)
+                    self._exec(conn, self._ins_units, plan.units)
+        return self._append(conn, plan)
+
+    def _update_of(self, names: tuple[str, ...]) -> sa.Update:
+        """The row ``UPDATE`` setting ``names`` (with the version check), built once per set of columns."""
+        s = suggestions
+        binds = _binds(s, names)
+        stmt = (
+            s.update()
+            .where(s.c.id == sa.bindparam("w_id", type_=Key()),
+                   s.c.version == sa.bindparam("w_version", type_=sa.Integer()))
+            .values(binds)
+        )
+        self._updates[names] = self._directly(stmt, binds)
+        return stmt
+
+    def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
+        """The unit rows of an updated row read in this transaction: only what changed is written."""
+        keys_same = all(plan.row[name] == prior.values[name] for name in _UNIT_KEYS)
+        if prior.values["units"] == plan.row["units"] and prior.links is not None:
+            if not keys_same and prior.links:
+                self._exec(conn, self._upd_unit_copies, plan.copies)
+            return
+        links = {(u["relation"], u["unit"]) for u in plan.units}
+        if prior.links is None or not prior.links <= links:
+            self._exec(conn, self._del_units, {"w_id": plan.row["id"]})
+            if plan.units:
+                self._exec(conn, self._ins_units, plan.units)
+            return
+        if not keys_same and prior.links:
+            self._exec(conn, self._upd_unit_copies, plan.copies)
+        added = [u for u in plan.units if (u["relation"], u["unit"]) not in prior.links]
+        if added:
+            self._exec(conn, self._ins_units, added)
+
+    def _append(self, conn: Connection, plan: _Plan) -> Event:
+        """The rest of a commit after its row and unit rows: the event, messages, vault record and keys."""
+        change = plan.change
+        sid = plan.row["id"]
         seq = self._next_seq(conn)
         try:
-            conn.execute(self._ins_event, {**plan.event, "seq": seq})
+            self._exec(conn, self._ins_event, {**plan.event, "seq": seq})
         except sa.exc.IntegrityError:
             raise _Taken(plan, "event", seq) from None
         if plan.messages:
-            conn.execute(self._ins_outbox, plan.messages)
+            self._exec(conn, self._ins_outbox, plan.messages)
         for redaction in plan.redacted:
-            if conn.execute(self._redact_event, {"w_id": sid, **redaction}).rowcount != 1:
+            if self._exec(conn, self._redact_event, {"w_id": sid, **redaction}).rowcount != 1:
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
         if plan.personal is not None:
-            conn.execute(self._del_personal, {"w_id": sid})
-            conn.execute(self._ins_personal, plan.personal)
+            self._exec(conn, self._del_personal, {"w_id": sid})
+            self._exec(conn, self._ins_personal, plan.personal)
         if change.forget_keys:
-            conn.execute(self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
+            self._exec(conn, self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
         return attrs.evolve(change.event, seq=seq)
 
     def _next_seq(self, conn: Connection) -> int:
         if self._read_bumped is None:
-            value = conn.execute(self._bump_seq).scalar_one_or_none()
-        elif conn.execute(self._bump_seq).rowcount:
-            value = conn.execute(self._read_bumped).scalar_one()
+            value = self._exec(conn, self._bump_seq).scalar_one_or_none()
+        elif self._exec(conn, self._bump_seq).rowcount:
+            value = self._exec(conn, self._read_bumped).scalar_one()
         else:
             value = None
         if value is None:
@@ -638,7 +817,7 @@ class SqlStore:
 
     def _missed(self, conn: Connection, sid: str, expected: int) -> JianyiFlowError:
         """Why an update matched no row: the suggestion does not exist, or it is at another version."""
-        actual = conn.execute(self._sel_version, {"w_id": sid}).scalar_one_or_none()
+        actual = self._exec(conn, self._sel_version, {"w_id": sid}).scalar_one_or_none()
         if actual is None:
             return NotFound("suggestion", sid)
         return ConcurrencyConflict(sid, expected, int(actual))
@@ -679,8 +858,8 @@ class SqlStore:
         if not isinstance(suggestion_id, str):
             raise NotFound("suggestion", suggestion_id)
         def work(conn: Connection) -> tuple[Any, Any]:
-            row = conn.execute(self._sel_row, {"w_id": suggestion_id}).first()
-            if row is None or '"vaulted":true' not in str(row[-1]):
+            row = self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first()
+            if row is None or '"vaulted":true' not in str(row[_DATA]):
                 return row, None
             return row, conn.execute(self._sel_personal, {"w_id": suggestion_id}).first()
 
@@ -688,6 +867,9 @@ class SqlStore:
         if row is None:
             raise NotFound("suggestion", suggestion_id)
         s = _decoded(_suggestion, row, suggestion_id, "row")
+        loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+        if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
+            loaded[suggestion_id] = _loaded(s, row)
         return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"))
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
@@ -812,7 +994,7 @@ class SqlStore:
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         if not isinstance(scope, str) or not isinstance(key, str):
             return None
-        row = self._read(lambda conn: conn.execute(self._sel_key, {"w_scope": scope, "w_key": key}).first())
+        row = self._read(lambda conn: self._exec(conn, self._sel_key, {"w_scope": scope, "w_key": key}).first())
         if row is None:
             return None
         return IdempotencyRecord(row.scope, row.key, row.suggestion_id, int(row.version), row.command, row.fingerprint)
@@ -1029,6 +1211,20 @@ def _enum_value(kind: type[enum.Enum], value: object, field: str) -> Any:
         raise ValidationError(field, f"is not a {kind.__name__}: {value!r}") from None
 
 
+def _units(s: Suggestion) -> str:
+    """The ``units`` column of ``s``: its lead, recommending and co-handling units as JSON."""
+    return dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
+
+
+def _loaded(s: Suggestion, row: Sequence[Any]) -> _Loaded:
+    """What a commit needs of row ``s`` as read by :meth:`SqlStore.load` (its derived columns last)."""
+    values = {name: getattr(s, name) for name in COLUMN_FIELDS}
+    units, account, upward, city = row[_DATA + 1:]
+    values.update(units=units, proposer_account=account, reported_upward=bool(upward), forwarded_to_city=bool(city))
+    links = frozenset(_unit_links(s)) if units == _units(s) else None
+    return _Loaded(s.version, values, links)
+
+
 def _unit_links(s: Suggestion) -> list[tuple[str, str]]:
     """``(relation, unit)`` of every unit row of ``s``, as :func:`~jianyi_flow.storage.base.matches` relates them."""
     links: list[tuple[str, str]] = []
@@ -1066,7 +1262,7 @@ def _row_params(s: Suggestion) -> dict[str, Any]:
     for unit in s.co_units:
         if len(unit) > CODE_LENGTH:
             raise ValidationError("suggestion.co_units", f"codes are at most {CODE_LENGTH} characters")
-    row["units"] = dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
+    row["units"] = _units(s)
     row["data"] = dumps({name: encode_value(name, getattr(s, name)) for name in DATA_FIELDS})
     return row
 
