@@ -273,7 +273,7 @@ class Proposer:
         """This proposer without the data the vault holds (what the history records of them)."""
         if self.erased:
             return self
-        return attrs.evolve(self, name="", phone=None, address=None, account=None)
+        return Proposer("", self.kind, None, None, self.confidential, None, self.vaulted, self.erased)
 
     def masked(self) -> Proposer:
         """The view for someone who may not see personal data.

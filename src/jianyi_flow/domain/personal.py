@@ -36,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from .codec import replace
 from .model import Event, Proposer, Suggestion
 
 __all__ = [
@@ -106,8 +107,8 @@ class PersonalRecord:
         """``proposer`` (as the history has it, without its data) with this record's data filled in."""
         if self.erased or proposer.erased:
             return proposer
-        return attrs.evolve(proposer, name=self.name or "", phone=self.phone, address=self.address,
-                            account=self.account)
+        return Proposer(self.name or "", proposer.kind, self.phone, self.address, proposer.confidential, self.account,
+                        proposer.vaulted, proposer.erased)
 
     def fields(self) -> dict[str, Any]:
         """The record as JSON-ready data (the SQL store's column values)."""
@@ -127,7 +128,7 @@ def pseudonymous_row(s: Suggestion) -> Suggestion:
     p = s.proposer
     if not p.vaulted:
         return s
-    return attrs.evolve(s, proposer=p.pseudonymous())
+    return replace(s, {"proposer": p.pseudonymous()})
 
 
 def recorded_digest(events: Sequence[Event]) -> str | None:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 import attrs
 
 from ..domain.clock import require_aware
-from ..domain.codec import with_seq
+from ..domain.codec import replace, with_seq
 from ..domain.model import Event, Suggestion
 from ..domain.personal import PersonalRecord, pseudonymous_row
 from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
@@ -110,7 +110,7 @@ class MemoryStore:
         if not row.proposer.vaulted or row.proposer.erased:
             return row
         record = self._vault.get(row.id)
-        return row if record is None else attrs.evolve(row, proposer=record.resolve(row.proposer))
+        return row if record is None else replace(row, {"proposer": record.resolve(row.proposer)})
 
     def load(self, suggestion_id: str) -> Suggestion:
         with self._lock:
