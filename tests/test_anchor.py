@@ -96,7 +96,8 @@ def _reseal_from(conn: Connection, events: list[Event], start: int, edited: Even
 
 def _write_row(conn: Connection, row: Any) -> None:
     """The suggestions row set to ``row``, column for column as the store writes it."""
-    values: dict[str, Any] = {k: v for k, v in _row_params(row).items() if k != "id"}
+    # the index column of the proposer's own list stays as it was, as a careful forger would leave it
+    values: dict[str, Any] = {k: v for k, v in _row_params(row).items() if k not in ("id", "proposer_account")}
     values["data"] = sa.literal(values["data"], sa.Text())  # the document as the store encoded it
     conn.execute(suggestions.update().where(suggestions.c.id == row.id).values(values))
 

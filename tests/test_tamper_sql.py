@@ -214,6 +214,11 @@ def edit_row_column(conn: Connection, events: list[Event]) -> None:
     execute(conn, "UPDATE jianyi_suggestions SET lead_unit = 'u_housing' WHERE id = :sid", sid=TARGET)
 
 
+def edit_row_account(conn: Connection, events: list[Event]) -> None:
+    """The index of a proposer's own list: pointed at someone else, the suggestion would show in their list."""
+    execute(conn, "UPDATE jianyi_suggestions SET proposer_account = 'wx_mallory' WHERE id = :sid", sid=TARGET)
+
+
 def change_hash(conn: Connection, events: list[Event]) -> None:
     execute(conn, "UPDATE jianyi_events SET hash = :h WHERE suggestion_id = :sid AND version = 3",
             h="f" * 64, sid=TARGET)
@@ -234,7 +239,8 @@ def drop_last_and_roll_back(conn: Connection, events: list[Event]) -> None:
     delete_last(conn, events)
     rolled = replay(events[:-1])
     assert rolled is not None
-    values: dict[str, Any] = {k: v for k, v in _row_params(rolled).items() if k != "id"}
+    # the index column of the proposer's own list stays as it was, as a careful forger would leave it
+    values: dict[str, Any] = {k: v for k, v in _row_params(rolled).items() if k not in ("id", "proposer_account")}
     values["data"] = sa.literal(values["data"], sa.Text())  # the document as the store encoded it
     conn.execute(suggestions.update().where(suggestions.c.id == TARGET).values(values))
 
@@ -284,6 +290,7 @@ CASES: dict[str, tuple[Edit, Problems, Problems]] = {
     "row version": (edit_row_version, [(8, "row")], []),
     "row data json": (edit_row_data, [(7, "row")], []),
     "row lead_unit column": (edit_row_column, [(7, "row")], []),
+    "row proposer_account column": (edit_row_account, [(7, "vault")], []),
     "event hash": (change_hash, [(3, "hash"), (4, "chain")], []),
     "last event hash": (change_last_hash, [(7, "hash"), (7, "row")], []),
     "event prev_hash": (change_prev_hash, [(5, "chain"), (5, "hash")], []),

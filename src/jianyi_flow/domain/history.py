@@ -210,6 +210,14 @@ def verify_events(
     if vault:
         problems.extend(HistoryProblem(suggestion_id, version, problem)
                         for version, problem in verify_personal_data(suggestion_id, events, personal))
+        if row is not None and row.proposer.vaulted and personal is not None \
+                and personal.erased == bool(row.proposer.erased):  # (an erasure half done is reported above)
+            # the account a store reads with the row (an SQL store: the index of the proposer's own list)
+            account = None if personal.erased else personal.account
+            if row.proposer.account != account:
+                problems.append(HistoryProblem(suggestion_id, row.version,
+                                               "the row's proposer account does not match the personal data "
+                                               "in the vault"))
     if row is not None:
         if not events:
             problems.append(HistoryProblem(suggestion_id, row.version, "row has no history"))

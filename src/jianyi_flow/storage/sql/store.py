@@ -54,7 +54,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ...domain.clock import SHANGHAI, require_aware, to_utc
-from ...domain.codec import DATETIME_FIELDS, SUGGESTION_FIELDS, decode_value, encode_value
+from ...domain.codec import DATETIME_FIELDS, SUGGESTION_FIELDS, decode_value, encode_value, replace
 from ...domain.model import Actor, Event, Role, State, Suggestion
 from ...domain.personal import PersonalRecord
 from ...errors import (
@@ -870,7 +870,8 @@ class SqlStore:
         loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
         if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
             loaded[suggestion_id] = _loaded(s, row)
-        return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"))
+        return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"),
+                        row[_DATA + 2])  # the proposer_account column (_DERIVED)
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         if not isinstance(suggestion_id, str):
@@ -1016,7 +1017,8 @@ class SqlStore:
         def above(column: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
             return [] if after_id is None else [column > after_id]
 
-        rows_stmt = sa.select(*self._row_columns).where(*above(s.c.id)).order_by(s.c.id).limit(limit)
+        rows_stmt = (sa.select(*self._row_columns, _raw(s.c.proposer_account)).where(*above(s.c.id))
+                     .order_by(s.c.id).limit(limit))
         ids_stmt = (sa.select(ev.c.suggestion_id).where(*above(ev.c.suggestion_id)).distinct()
                     .order_by(ev.c.suggestion_id).limit(limit))
 
@@ -1031,7 +1033,7 @@ class SqlStore:
             sent = [*above(ob.c.suggestion_id), ob.c.suggestion_id <= ids[-1]]
             messages = conn.execute(sa.select(*self._message_columns).where(*sent)
                                     .order_by(ob.c.suggestion_id, ob.c.id)).all()
-            vaulted = [sid for sid, r in rows.items() if '"vaulted":true' in str(r[-1])]
+            vaulted = [sid for sid, r in rows.items() if '"vaulted":true' in str(r[_DATA])]
             # a record whose row is gone must still show in an audit: look for those too
             orphans = [sid for sid in ids if sid not in rows]
             wanted = vaulted + orphans
@@ -1177,14 +1179,23 @@ def _personal(row: Any) -> PersonalRecord:
                           _maybe_instant(row.erased_at), version)
 
 
+_FROM_VAULT: Any = object()
+"""``_resolve``'s default: the proposer's account is the vault's."""
+
+
 def _vaulted(s: Suggestion) -> bool:
     return s.proposer.vaulted and not s.proposer.erased
 
 
-def _resolve(s: Suggestion, record: PersonalRecord | None) -> Suggestion:
-    if record is None or not _vaulted(s):
+def _resolve(s: Suggestion, record: PersonalRecord | None, account: Any = _FROM_VAULT) -> Suggestion:
+    """``s`` with its proposer's data from the vault record; ``account``, when given, is the row's
+    ``proposer_account`` column, read as the account so that an audit compares the index with the vault."""
+    if not s.proposer.vaulted:
         return s
-    return attrs.evolve(s, proposer=record.resolve(s.proposer))
+    proposer = s.proposer if record is None or s.proposer.erased else record.resolve(s.proposer)
+    if account is not _FROM_VAULT and account != proposer.account:
+        proposer = attrs.evolve(proposer, account=account)
+    return s if proposer is s.proposer else replace(s, {"proposer": proposer})
 
 
 def _whole(value: object, low: int, high: int) -> bool:
@@ -1462,7 +1473,7 @@ def _history(sid: str, row: Any, found: list[Any], messages: list[Any], record: 
     try:
         personal = None if record is None else _personal(record)
         what = "row"
-        suggestion = None if row is None else _resolve(_suggestion(row), personal)
+        suggestion = None if row is None else _resolve(_suggestion(row), personal, row[_DATA + 1])
         what = "event"
         decoded = tuple(_event(r) for r in found)
         what = "outbox message"
