@@ -16,13 +16,12 @@ import base64
 import binascii
 import datetime as dt
 import enum
-import functools
 import hashlib
 import json
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import attrs
 
@@ -332,6 +331,9 @@ class Flow:
     ) -> None:
         self.store = store
         self.clock = clock
+        # the store's transaction(work), if it has one: decided once, not per command
+        self._transaction: Callable[[Callable[[], tuple[Suggestion, Event]]], tuple[Suggestion, Event]] | None = (
+            store.transaction if isinstance(store, TransactingStore) else None)
         self.campaign = campaign
         self.policy = policy or DEFAULT_POLICY
         self.calendar = calendar or default_calendar()
@@ -1502,9 +1504,8 @@ class Flow:
 
     def _execute(self, *args: Any, **kwargs: Any) -> tuple[Suggestion, Event]:
         """:meth:`_execute_now`, its read and its commit in one store transaction where the store can."""
-        store = self.store
-        if _transacting(type(store)):  # one transaction per command instead of two, for speed
-            return cast(TransactingStore, store).transaction(lambda: self._execute_now(*args, **kwargs))
+        if self._transaction is not None:  # one transaction per command instead of two, for speed
+            return self._transaction(lambda: self._execute_now(*args, **kwargs))
         return self._execute_now(*args, **kwargs)
 
     def _execute_now(
@@ -1626,12 +1627,6 @@ class Flow:
                     return done
             raise
         return self._view(actor, new)
-
-
-@functools.cache
-def _transacting(kind: type) -> bool:
-    """Whether stores of type ``kind`` are TransactingStores (cached for speed: a protocol check takes microseconds)."""
-    return issubclass(kind, TransactingStore)
 
 
 def _erasing(kind: str) -> Changes:
