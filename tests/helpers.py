@@ -264,3 +264,22 @@ def assert_unchanged(flow: Flow, sid: str, before: Snapshot, keys: Iterable[tupl
     assert drain(flow.store) == []
     for actor, key in keys:
         assert flow.store.idempotency(actor.key, key) is None
+
+
+CLI_OFFICE = Actor("office-1", Role.COLLECTION_OFFICE, unit="zjb")
+"""The office the command-line tests' stores were filled by."""
+CLI_START = dt.datetime(2024, 9, 2, 9, tzinfo=SHANGHAI)
+
+
+def fill_transferred(store: Store, n: int = 3) -> Flow:
+    """``n`` suggestions received, registered and transferred to ``u_traffic``, five minutes apart (CLI tests)."""
+    clock = FakeClock(CLI_START)
+    flow = Flow(store, clock)
+    for i in range(n):
+        draft = SuggestionDraft(title=f"建议{i}", subject="事项", problem="问题。", measures="措施。", area="a1",
+                                proposer=Proposer("张三"))
+        s = flow.receive(draft, CLI_OFFICE)
+        flow.register(s.id, CLI_OFFICE)
+        flow.transfer(s.id, CLI_OFFICE, lead_unit="u_traffic")
+        clock.advance(minutes=5)
+    return flow

@@ -17,28 +17,16 @@ import pytest
 import sqlalchemy as sa
 
 from dbs import BACKENDS, backend_store, mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_template
-from jianyi_flow import SHANGHAI, Actor, FakeClock, Flow, Proposer, Role, SuggestionDraft
+from helpers import fill_transferred
+from jianyi_flow import Flow
 from jianyi_flow.cli import main
 from jianyi_flow.sql import SqlStore
 from jianyi_flow.worker import Relay, SpoolSender
 
 __all__ = ["mysql_migrated", "mysql_url", "postgres_migrated", "postgres_url", "sqlite_template"]  # fixtures
 
-OFFICE = Actor("office-1", Role.COLLECTION_OFFICE, unit="zjb")
-START = dt.datetime(2024, 9, 2, 9, tzinfo=SHANGHAI)
 
 
-def _fill(store: SqlStore, n: int = 3) -> Flow:
-    clock = FakeClock(START)
-    flow = Flow(store, clock)
-    for i in range(n):
-        draft = SuggestionDraft(title=f"建议{i}", subject="事项", problem="问题。", measures="措施。", area="a1",
-                                proposer=Proposer("张三"))
-        s = flow.receive(draft, OFFICE)
-        flow.register(s.id, OFFICE)
-        flow.transfer(s.id, OFFICE, lead_unit="u_traffic")
-        clock.advance(minutes=5)
-    return flow
 
 
 @pytest.fixture
@@ -47,7 +35,7 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     target = tmp_path / "ops.db"
     target.write_bytes(sqlite_template.read_bytes())
     with SqlStore(url) as store:
-        _fill(store)
+        fill_transferred(store)
     yield url
 
 
@@ -118,7 +106,7 @@ def shared(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
 
 def test_relays_sharing_one_database_deliver_each_message_once(shared: SqlStore, tmp_path: Path) -> None:
     """Four relays at once, each with its own spool: no message is delivered by two of them."""
-    flow = _fill(shared, n=20)
+    flow = fill_transferred(shared, n=20)
     spools = [SpoolSender(tmp_path / f"relay-{i}.jsonl") for i in range(4)]
     barrier = threading.Barrier(4)
 

@@ -3,7 +3,6 @@ stores, resumed runs, the progress bar, the worker, and the text output of verif
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
@@ -18,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbs import sqlite_template
-from jianyi_flow import SHANGHAI, Actor, FakeClock, Flow, Proposer, Role, SuggestionDraft, cli
+from helpers import fill_transferred
+from jianyi_flow import cli
 from jianyi_flow.cli import _safe_url, main
 from jianyi_flow.cli_ops import versions_of
 from jianyi_flow.sql import SqlStore
@@ -26,23 +26,8 @@ from jianyi_flow.storage.sql.migrate import VERSION_TABLE, head
 
 __all__ = ["sqlite_template"]  # fixture
 
-OFFICE = Actor("office-1", Role.COLLECTION_OFFICE, unit="zjb")
-START = dt.datetime(2024, 9, 2, 9, tzinfo=SHANGHAI)
 
 
-def _fill(store: SqlStore, n: int = 3) -> list[str]:
-    clock = FakeClock(START)
-    flow = Flow(store, clock)
-    ids = []
-    for i in range(n):
-        draft = SuggestionDraft(title=f"建议{i}", subject="事项", problem="问题。", measures="措施。", area="a1",
-                                proposer=Proposer("张三"))
-        s = flow.receive(draft, OFFICE)
-        flow.register(s.id, OFFICE)
-        flow.transfer(s.id, OFFICE, lead_unit="u_traffic")
-        ids.append(s.id)
-        clock.advance(minutes=5)
-    return ids
 
 
 @pytest.fixture
@@ -57,7 +42,7 @@ def empty_url(sqlite_template: Path, tmp_path: Path) -> str:
 def filled_url(empty_url: str) -> Iterator[str]:
     """Three transferred suggestions (nine events, nine notices waiting in the outbox)."""
     with SqlStore(empty_url) as store:
-        _fill(store)
+        fill_transferred(store)
     yield empty_url
 
 
