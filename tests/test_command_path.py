@@ -16,7 +16,7 @@ import pytest
 from helpers import OFFICE, START, make_flow, receive
 from jianyi_flow import CalendarDays, MemoryStore, Query, State, Step
 from jianyi_flow.domain.calendar import CalendarMode, ChinaCalendar
-from jianyi_flow.domain.codec import replace, with_seq
+from jianyi_flow.domain.codec import replace, suggestion_of, with_seq
 from jianyi_flow.domain.model import Event, Suggestion
 from jianyi_flow.errors import CalendarNotCovered, ValidationError
 from jianyi_flow.storage.base import Order, matcher, matches
@@ -97,3 +97,20 @@ def test_rows_and_events_can_be_built_positionally() -> None:
         replace(row, {"no_such_field": 1})
     event = flow.store.history(row.id)[0]
     assert with_seq(event, 99) == attrs.evolve(event, seq=99)
+
+
+def test_suggestion_of_builds_a_row_from_fields_by_name() -> None:
+    """``codec.suggestion_of`` (the SQL store's decoder) fills left-out fields with their defaults."""
+    assert not any(isinstance(a.default, attrs.Factory) for a in attrs.fields(Suggestion))  # type: ignore[arg-type]
+    row = receive(make_flow(MemoryStore()))
+    fields = attrs.asdict(row, recurse=False)
+    assert suggestion_of(fields) == row
+    assert suggestion_of({**fields, "registration_number": None, "title": "新标题"}) == attrs.evolve(
+        row, registration_number=None, title="新标题")
+    defaults = {a.name: a.default for a in attrs.fields(Suggestion) if a.default is not attrs.NOTHING}
+    required = {name: value for name, value in fields.items() if name not in defaults}
+    assert suggestion_of(required) == attrs.evolve(row, **defaults)
+    with pytest.raises(TypeError, match="title"):
+        suggestion_of({name: value for name, value in fields.items() if name != "title"})
+    with pytest.raises(TypeError, match="no_such_field"):
+        suggestion_of({**fields, "no_such_field": 1})

@@ -40,6 +40,7 @@ from .model import (
 __all__ = [
     "DATETIME_FIELDS",
     "ENUM_FIELDS",
+    "FIELD_DECODERS",
     "FIELD_ENCODERS",
     "SUGGESTION_FIELDS",
     "apply_event",
@@ -52,6 +53,7 @@ __all__ = [
     "encode_value",
     "replace",
     "replay",
+    "suggestion_of",
     "with_seq",
 ]
 
@@ -171,7 +173,7 @@ FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
 }
 """How each field that is not stored as it is gets encoded (one lookup per value)."""
 
-_DECODERS: Mapping[str, Callable[[Any], Any]] = {
+FIELD_DECODERS: Mapping[str, Callable[[Any], Any]] = {
     **dict.fromkeys(DATETIME_FIELDS, decode_datetime),
     **{name: kind for name, kind in ENUM_FIELDS.items()},
     **dict.fromkeys(_TUPLE_FIELDS, tuple),
@@ -180,6 +182,7 @@ _DECODERS: Mapping[str, Callable[[Any], Any]] = {
     "extension_request": _decode_extension_request,
     "proposer": decode_proposer,
 }
+"""The inverse of :data:`FIELD_ENCODERS`: how each field that is not stored as it is gets decoded."""
 
 
 def encode_value(name: str, value: Any) -> Any:
@@ -194,13 +197,37 @@ def decode_value(name: str, value: Any) -> Any:
     """Inverse of :func:`encode_value`."""
     if value is None:
         return None
-    convert = _DECODERS.get(name)
+    convert = FIELD_DECODERS.get(name)
     return value if convert is None else convert(value)
 
 
 def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     """``changes`` with every value through :func:`encode_value`."""
     return {name: encode_value(name, value) for name, value in changes.items()}
+
+
+_DEFAULTS: tuple[Any, ...] = tuple(a.default for a in attrs.fields(Suggestion))
+"""Each field's default (``attrs.NOTHING`` if it has none); all are plain immutable values (a test checks it)."""
+_REQUIRED = frozenset(a.name for a in attrs.fields(Suggestion) if a.default is attrs.NOTHING)
+
+
+def suggestion_of(fields: Mapping[str, Any]) -> Suggestion:
+    """The :class:`Suggestion` with these field values by name (a field left out takes its default).
+
+    Raises :class:`TypeError` for a required field left out or a name that is no field.
+    """
+    # built positionally: matching ~60 keyword arguments by name cost more than decoding a stored row
+    missing = _REQUIRED - fields.keys()
+    if missing:
+        raise TypeError(f"Suggestion needs the fields {sorted(missing)}")
+    values = list(_DEFAULTS)
+    index = _FIELD_INDEX
+    try:
+        for name, value in fields.items():
+            values[index[name]] = value
+    except KeyError:
+        raise TypeError(f"Suggestion has no fields {sorted(fields.keys() - index.keys())}") from None
+    return Suggestion(*values)
 
 
 def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -54,7 +55,14 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from ...domain.clock import SHANGHAI, require_aware, to_utc
-from ...domain.codec import DATETIME_FIELDS, SUGGESTION_FIELDS, decode_value, encode_value, replace
+from ...domain.codec import (
+    DATETIME_FIELDS,
+    FIELD_DECODERS,
+    FIELD_ENCODERS,
+    SUGGESTION_FIELDS,
+    replace,
+    suggestion_of,
+)
 from ...domain.model import Actor, Event, Role, State, Suggestion
 from ...domain.personal import PersonalRecord
 from ...errors import (
@@ -143,6 +151,10 @@ _DATA = len(COLUMN_FIELDS)
 """The position of ``data`` in a row read back (after the column fields)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
+_DATA_VALUES = operator.attrgetter(*DATA_FIELDS)
+_DATA_ENCODERS = tuple((name, FIELD_ENCODERS[name]) for name in DATA_FIELDS if name in FIELD_ENCODERS)
+_DATA_DECODERS = tuple((name, FIELD_DECODERS[name]) for name in DATA_FIELDS if name in FIELD_DECODERS)
+"""The ``data`` fields whose values are converted to and from JSON (the others are stored as they are)."""
 
 # --- statements' parameters -----------------------------------------------------------------------------
 _JSON_COLUMNS = {"data", "changes", "payload", "notices"}
@@ -459,7 +471,7 @@ class SqlStore:
         pd = personal_data
         self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
         self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
-        self._sel_personal = sa.select(pd).where(pd.c.suggestion_id == w_id)
+        self._sel_personal = self._directly(sa.select(*[_raw(c) for c in pd.columns]).where(pd.c.suggestion_id == w_id))
         self._forget_keys = idempotency.delete().where(
             idempotency.c.suggestion_id == w_id, idempotency.c.version < sa.bindparam("w_version", type_=sa.Integer()))
         self._sel_personal_many = sa.select(pd).where(pd.c.suggestion_id.in_(sa.bindparam("w_ids", expanding=True)))
@@ -861,7 +873,7 @@ class SqlStore:
             row = self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first()
             if row is None or '"vaulted":true' not in str(row[_DATA]):
                 return row, None
-            return row, conn.execute(self._sel_personal, {"w_id": suggestion_id}).first()
+            return row, self._exec(conn, self._sel_personal, {"w_id": suggestion_id}).first()
 
         row, record = self._read(work)
         if row is None:
@@ -876,7 +888,7 @@ class SqlStore:
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         if not isinstance(suggestion_id, str):
             return None
-        row = self._read(lambda conn: conn.execute(self._sel_personal, {"w_id": suggestion_id}).first())
+        row = self._read(lambda conn: self._exec(conn, self._sel_personal, {"w_id": suggestion_id}).first())
         return None if row is None else _decoded(_personal, row, suggestion_id, "vault record")
 
     def _records(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
@@ -1274,8 +1286,19 @@ def _row_params(s: Suggestion) -> dict[str, Any]:
         if len(unit) > CODE_LENGTH:
             raise ValidationError("suggestion.co_units", f"codes are at most {CODE_LENGTH} characters")
     row["units"] = _units(s)
-    row["data"] = dumps({name: encode_value(name, getattr(s, name)) for name in DATA_FIELDS})
+    row["data"] = _data(s)
     return row
+
+
+def _data(s: Suggestion) -> str:
+    """The ``data`` column of ``s``: its :data:`DATA_FIELDS` as JSON."""
+    # one read of every field, then only the fields that need it are converted
+    data = dict(zip(DATA_FIELDS, _DATA_VALUES(s), strict=True))
+    for name, encode in _DATA_ENCODERS:
+        value = data[name]
+        if value is not None:
+            data[name] = encode(value)
+    return dumps(data)
 
 
 def _event_params(e: Event) -> dict[str, Any]:
@@ -1409,10 +1432,14 @@ def _suggestion(row: Sequence[Any]) -> Suggestion:
     data = loads(row[len(COLUMN_FIELDS)])
     if not isinstance(data, dict):
         raise TypeError("data is not a JSON object")
-    for name, value in data.items():
-        if name in _DATA_SET:
-            fields[name] = decode_value(name, value)
-    return Suggestion(**fields)
+    if not data.keys() <= _DATA_SET:  # names this version does not know (or that are columns) are left out
+        data = {name: value for name, value in data.items() if name in _DATA_SET}
+    for name, decode in _DATA_DECODERS:  # only the fields that need it are converted
+        value = data.get(name)
+        if value is not None:
+            data[name] = decode(value)
+    fields.update(data)
+    return suggestion_of(fields)
 
 
 def _event(row: Any) -> Event:
