@@ -62,6 +62,7 @@ from ...domain.codec import (
     SUGGESTION_FIELDS,
     replace,
     suggestion_of,
+    with_seq,
 )
 from ...domain.model import Actor, Event, Role, State, Suggestion
 from ...domain.personal import PersonalRecord
@@ -149,6 +150,10 @@ _UPDATES_MAX = 256
 """How many row ``UPDATE`` statements (one per set of changed columns) a store builds at most."""
 _DATA = len(COLUMN_FIELDS)
 """The position of ``data`` in a row read back (after the column fields)."""
+_PERSONAL_COLUMNS = ("suggestion_id", "name", "phone", "address", "account", "salt", "erased_at", "erased_version")
+"""The vault table's columns in the order every read of it selects them (see :func:`_personal`)."""
+_VAULT = _DATA + 1 + len(_DERIVED)
+"""The position of the vault record's columns in a row :meth:`SqlStore.load` reads (after the derived ones)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
 _DATA_VALUES = operator.attrgetter(*DATA_FIELDS)
@@ -471,10 +476,12 @@ class SqlStore:
         pd = personal_data
         self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
         self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
-        self._sel_personal = self._directly(sa.select(*[_raw(c) for c in pd.columns]).where(pd.c.suggestion_id == w_id))
+        personal_columns = [_raw(pd.c[name]) for name in _PERSONAL_COLUMNS]
+        self._sel_personal = self._directly(sa.select(*personal_columns).where(pd.c.suggestion_id == w_id))
         self._forget_keys = idempotency.delete().where(
             idempotency.c.suggestion_id == w_id, idempotency.c.version < sa.bindparam("w_version", type_=sa.Integer()))
-        self._sel_personal_many = sa.select(pd).where(pd.c.suggestion_id.in_(sa.bindparam("w_ids", expanding=True)))
+        self._sel_personal_many = sa.select(*personal_columns).where(
+            pd.c.suggestion_id.in_(sa.bindparam("w_ids", expanding=True)))
         self._redact_event = (
             ev.update()
             .where(ev.c.suggestion_id == w_id, ev.c.version == sa.bindparam("w_version", type_=sa.Integer()),
@@ -490,8 +497,13 @@ class SqlStore:
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
         # and the columns derived from the row, for a commit in the same transaction to compare with
-        self._sel_row = self._directly(
-            sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED]).where(s.c.id == w_id))
+        vault = personal_data
+        self._sel_row = self._directly(  # the row and its vault record (if any) in one round trip
+            sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED],
+                      *[sa.type_coerce(vault.c[name], sa.types.NullType()).label(f"vault_{name}")
+                        for name in _PERSONAL_COLUMNS])
+            .select_from(s.outerjoin(vault, vault.c.suggestion_id == s.c.id))
+            .where(s.c.id == w_id))
         self._event_columns = [_raw(c) for c in ev.columns]
         self._sel_history = sa.select(*self._event_columns).where(ev.c.suggestion_id == w_id).order_by(ev.c.version)
         self._sel_key = self._directly(sa.select(*[_raw(c) for c in idempotency.columns]).where(
@@ -813,7 +825,7 @@ class SqlStore:
             self._exec(conn, self._ins_personal, plan.personal)
         if change.forget_keys:
             self._exec(conn, self._forget_keys, {"w_id": sid, "w_version": plan.event["version"]})
-        return attrs.evolve(change.event, seq=seq)
+        return with_seq(change.event, seq)
 
     def _next_seq(self, conn: Connection) -> int:
         if self._read_bumped is None:
@@ -869,15 +881,10 @@ class SqlStore:
     def load(self, suggestion_id: str) -> Suggestion:
         if not isinstance(suggestion_id, str):
             raise NotFound("suggestion", suggestion_id)
-        def work(conn: Connection) -> tuple[Any, Any]:
-            row = self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first()
-            if row is None or '"vaulted":true' not in str(row[_DATA]):
-                return row, None
-            return row, self._exec(conn, self._sel_personal, {"w_id": suggestion_id}).first()
-
-        row, record = self._read(work)
+        row = self._read(lambda conn: self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first())
         if row is None:
             raise NotFound("suggestion", suggestion_id)
+        record = None if row[_VAULT] is None else row[_VAULT:]
         s = _decoded(_suggestion, row, suggestion_id, "row")
         loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
         if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
@@ -1185,10 +1192,11 @@ def _personal_params(record: PersonalRecord, sid: str) -> dict[str, Any]:
             "erased_version": record.erased_version}
 
 
-def _personal(row: Any) -> PersonalRecord:
-    version = None if row.erased_version is None else int(row.erased_version)
-    return PersonalRecord(row.suggestion_id, row.name, row.phone, row.address, row.account, row.salt,
-                          _maybe_instant(row.erased_at), version)
+def _personal(row: Sequence[Any]) -> PersonalRecord:
+    """A vault record from its columns, in the table's order."""
+    suggestion_id, name, phone, address, account, salt, erased_at, erased_version = row
+    version = None if erased_version is None else int(erased_version)
+    return PersonalRecord(suggestion_id, name, phone, address, account, salt, _maybe_instant(erased_at), version)
 
 
 _FROM_VAULT: Any = object()
@@ -1242,7 +1250,7 @@ def _units(s: Suggestion) -> str:
 def _loaded(s: Suggestion, row: Sequence[Any]) -> _Loaded:
     """What a commit needs of row ``s`` as read by :meth:`SqlStore.load` (its derived columns last)."""
     values = {name: getattr(s, name) for name in COLUMN_FIELDS}
-    units, account, upward, city = row[_DATA + 1:]
+    units, account, upward, city = row[_DATA + 1:_VAULT]
     values.update(units=units, proposer_account=account, reported_upward=bool(upward), forwarded_to_city=bool(city))
     links = frozenset(_unit_links(s)) if units == _units(s) else None
     return _Loaded(s.version, values, links)
