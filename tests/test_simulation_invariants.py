@@ -105,7 +105,9 @@ def check_simulation(sim: CampaignSimulator) -> list[str]:
         row = rows[sid]
         replied = False
         evaluated = False
+        fields: dict[str, object] = {}  # the fields as they stand after each event (changes hold what changed)
         for i, e in enumerate(events):
+            fields.update(e.changes)
             by_second[e.at].add(e.actor.key)
             role = e.actor.role
             if role in WORKERS and not in_office_hours(c, sim, e.at):
@@ -113,11 +115,11 @@ def check_simulation(sim: CampaignSimulator) -> list[str]:
                 p.add("office-hours", f"{e.kind} of {sid} by {role.value} at {local:%a %Y-%m-%d %H:%M:%S}")
             if e.kind == "reply":
                 replied = True
-                if not e.changes.get("reply_form"):
+                if not fields.get("reply_form"):
                     p.add("recorded-forms", f"reply of {sid} without a form")
-            if e.kind == "research" and not e.changes.get("research_method"):
+            if e.kind == "research" and not fields.get("research_method"):
                 p.add("recorded-forms", f"research of {sid} without a method")
-            if e.kind == "record_adoption" and not e.changes.get("adoption_form"):
+            if e.kind == "record_adoption" and not fields.get("adoption_form"):
                 p.add("recorded-forms", f"adoption record of {sid} without a form")
             if e.kind in AFTER_REPLY and not replied:
                 p.add("after-reply", f"{e.kind} of {sid} before any reply")

@@ -3,14 +3,16 @@
 An event's ``changes`` hold JSON-ready values, because they are hashed
 (:mod:`jianyi_flow.domain.history`) and stored as JSON: datetimes as ISO text in UTC,
 enums as their values, tuples as lists, the proposer, an evaluation and an extension
-request as objects.  :func:`apply_event` decodes them again and :func:`replay` rebuilds a
-suggestion from its events.  Stores use the same encoding for the fields they keep as JSON.
+request as objects.  They name the fields a command changes (:func:`changed_fields`).
+:func:`apply_event` decodes them again and :func:`replay` rebuilds a suggestion from its
+events.  Stores use the same encoding for the fields they keep as JSON.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,12 +40,14 @@ from .model import (
 )
 
 __all__ = [
+    "ALWAYS_RECORDED",
     "DATETIME_FIELDS",
     "ENUM_FIELDS",
     "FIELD_DECODERS",
     "FIELD_ENCODERS",
     "SUGGESTION_FIELDS",
     "apply_event",
+    "changed_fields",
     "decode_datetime",
     "decode_proposer",
     "decode_value",
@@ -93,6 +97,21 @@ _REPLAYED_FIELDS = frozenset(SUGGESTION_FIELDS) - {"id", "state", "version", "up
 def encode_datetime(value: dt.datetime) -> str:
     """Aware datetime → ISO text in UTC: equal instants encode equally."""
     return value.astimezone(dt.UTC).isoformat()
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _encoded_instant(value: dt.datetime, fold: int) -> str:
+    return encode_datetime(value)
+
+
+def _encode_field_datetime(value: dt.datetime) -> str:
+    """:func:`encode_datetime` through a small cache, so that equal instants set in many rows
+    (the end of a working day many deadlines share) are one string in memory.
+
+    Keyed by the value and its ``fold`` too: datetimes of one zone that differ by ``fold``
+    alone compare equal, yet may be different instants.
+    """
+    return _encoded_instant(value, value.fold)
 
 
 def decode_datetime(text: str) -> dt.datetime:
@@ -163,7 +182,7 @@ def _enum_value(member: enum.Enum) -> Any:
 
 
 FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
-    **dict.fromkeys(DATETIME_FIELDS, encode_datetime),
+    **dict.fromkeys(DATETIME_FIELDS, _encode_field_datetime),
     **dict.fromkeys(ENUM_FIELDS, _enum_value),
     **dict.fromkeys(_TUPLE_FIELDS, list),
     "upward_reports": lambda forms: [form.value for form in forms],
@@ -206,8 +225,48 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {name: encode_value(name, value) for name, value in changes.items()}
 
 
-_DEFAULTS: tuple[Any, ...] = tuple(a.default for a in attrs.fields(Suggestion))
-"""Each field's default (``attrs.NOTHING`` if it has none); all are plain immutable values (a test checks it)."""
+_DEFAULTS: Mapping[str, Any] = {a.name: a.default for a in attrs.fields(Suggestion) if a.default is not attrs.NOTHING}
+"""The default of each :class:`Suggestion` field that has one (every one is a plain immutable value)."""
+
+ALWAYS_RECORDED = frozenset({"due_step"})
+"""Fields an event records whenever its command sets them, even to the value they had:
+a ``due_step`` entry says the command started a step (the campaign report judges the step
+it ended there)."""
+
+
+def _same(new: Any, old: Any) -> bool:
+    """``new`` is ``old`` again: equal, of the same type, and a datetime also at the same UTC offset
+    (equal datetimes of one zone may be different instants that differ by ``fold`` alone)."""
+    if type(new) is not type(old) or new != old:
+        return False
+    return not isinstance(new, dt.datetime) or new.utcoffset() == old.utcoffset()
+
+
+def changed_fields(changes: Mapping[str, Any], before: Suggestion | None) -> dict[str, Any]:
+    """The entries of ``changes`` (raw field values) that an event records: those that change ``before``.
+
+    An entry that sets a field to the value it already holds in ``before`` — for a new
+    suggestion (``before`` ``None``), to the field's default — is left out, except for the
+    fields in :data:`ALWAYS_RECORDED`; fields without a default are always kept, as the first
+    event must give them.  Replay (:func:`apply_event`) starts from the same defaults and
+    keeps what an event does not name, so it rebuilds the same row either way.
+    """
+    kept: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name in ALWAYS_RECORDED:
+            kept[name] = value
+            continue
+        if before is None:
+            old = _DEFAULTS.get(name, attrs.NOTHING)
+            if old is attrs.NOTHING or not _same(value, old):
+                kept[name] = value
+        elif name not in _FIELD_INDEX or not _same(value, getattr(before, name)):
+            kept[name] = value  # (an unknown name is kept, for replace to refuse)
+    return kept
+
+
+_DEFAULT_VALUES: tuple[Any, ...] = tuple(a.default for a in attrs.fields(Suggestion))
+"""Each field's default in declaration order (``attrs.NOTHING`` if it has none)."""
 _REQUIRED = frozenset(a.name for a in attrs.fields(Suggestion) if a.default is attrs.NOTHING)
 
 
@@ -220,7 +279,7 @@ def suggestion_of(fields: Mapping[str, Any]) -> Suggestion:
     missing = _REQUIRED - fields.keys()
     if missing:
         raise TypeError(f"Suggestion needs the fields {sorted(missing)}")
-    values = list(_DEFAULTS)
+    values = list(_DEFAULT_VALUES)
     index = _FIELD_INDEX
     try:
         for name, value in fields.items():

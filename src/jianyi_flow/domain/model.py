@@ -469,8 +469,11 @@ def _masked_changes(changes: Mapping[str, Any]) -> Mapping[str, Any]:
 class Event:
     """One command's record in a suggestion's history.
 
-    ``changes`` maps each field of :class:`Suggestion` the command set to its new value,
-    encoded as JSON-ready data (see :func:`~jianyi_flow.domain.codec.encode_changes`).
+    ``changes`` maps each field of :class:`Suggestion` the command changed to its new value,
+    encoded as JSON-ready data (see :func:`~jianyi_flow.domain.codec.encode_changes`); a
+    field the command set to the value it already had is left out (``due_step`` excepted:
+    :func:`~jianyi_flow.domain.codec.changed_fields`).  Events written before that name
+    such fields too; replay gives the same row either way.
     ``payload`` holds the rest of what was said (notes, approver...).  ``prev_hash``/``hash``
     chain the events of a suggestion so an edited, deleted or reordered event is detected
     (:mod:`jianyi_flow.domain.history`).

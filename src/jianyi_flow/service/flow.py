@@ -28,7 +28,7 @@ import attrs
 from ..domain import validation as v
 from ..domain.calendar import BusinessCalendar, CalendarHealth, calendar_health, default_calendar
 from ..domain.clock import Clock, local_date, require_aware, to_utc
-from ..domain.codec import encode_changes, encode_datetime, replace, replay
+from ..domain.codec import changed_fields, encode_changes, encode_datetime, replace, replay
 from ..domain.deadlines import DEFAULT_POLICY, CalendarDays, DeadlinePolicy, Due, Step, extend_detail
 from ..domain.history import HistoryProblem, event_hash, sealed_event, verify_events
 from ..domain.model import (
@@ -208,6 +208,10 @@ PROPOSER_PSEUDONYM = MASKED_ACTOR_ID
 """The id (``"***"``, the token masked views show) an event records for an actor acting as the
 proposer of a vaulted suggestion: their portal account is personal data and lives in the vault
 (the actor's own identity still scopes their idempotency keys, which are not part of the history)."""
+
+_PSEUDONYMOUS_PROPOSER = Actor(id=PROPOSER_PSEUDONYM, role=Role.PROPOSER)
+"""That actor (immutable, so every event that records it shares this one)."""
+_PSEUDONYMOUS_REF = _PSEUDONYMOUS_PROPOSER.ref
 
 _CLOSED_STATES = frozenset({State.RATED, State.UNRATED, State.NOT_ACCEPTED, State.WITHDRAWN})
 
@@ -823,12 +827,12 @@ class Flow:
             "accused_units": tuple(draft.accused_units),
             "institution": draft.institution,
             "received_at": now,
-            "received_by": actor_recorded.ref,
+            "received_by": _PSEUDONYMOUS_REF if actor_recorded is _PSEUDONYMOUS_PROPOSER else actor_recorded.ref,
             **self._deadline(Step.REGISTER, now),
         }
         notices = [OFFICE]  # commands.NOTICES['receive']
-        event = self._event(sid, 1, "receive", None, State.RECEIVED, actor_recorded, now, None, changes, payload, "",
-                            notices)
+        event = self._event(sid, 1, "receive", None, State.RECEIVED, actor_recorded, now, None,
+                            changed_fields(changes, None), payload, "", notices)
         suggestion = Suggestion(id=sid, state=State.RECEIVED, version=1, updated_at=now, event_hash=event.hash,
                                 workflow=self.workflow.version, **changes)
         record = None if key is None else IdempotencyRecord(actor.key, key, sid, 1, "receive", print_)
@@ -1344,14 +1348,14 @@ class Flow:
                 kept["proposer"] = encode_changes({"proposer": proposer})["proposer"]
             received_by = kept.get("received_by")
             if isinstance(received_by, str) and received_by.startswith(f"{Role.PROPOSER.value}:"):
-                kept["received_by"] = f"{Role.PROPOSER.value}:{PROPOSER_PSEUDONYM}"
+                kept["received_by"] = _PSEUDONYMOUS_REF
             new = attrs.evolve(e, changes=kept, actor=self._recorded_actor(e.actor, proposer))
             if new != e:
                 redacted.append(new)
         listed = [{"version": e.version, "hash": e.hash, "redacted_hash": event_hash(e)} for e in redacted]
         changes: dict[str, Any] = {"proposer": proposer}
         if row.received_by is not None and row.received_by.startswith(f"{Role.PROPOSER.value}:"):
-            changes["received_by"] = f"{Role.PROPOSER.value}:{PROPOSER_PSEUDONYM}"
+            changes["received_by"] = _PSEUDONYMOUS_REF
         return self._execute(VAULT, VAULT, row.id, SYSTEM_ACTOR, lambda s, now: changes, reason=reason,
                              payload={"personal_data": digest_of(personal), "redacted": listed}, at=at, expected=row,
                              personal_of=lambda s, now, version: personal, redacted=redacted)[1]
@@ -1552,7 +1556,7 @@ class Flow:
         if check is not None:
             check()
         precondition(command, current, now)
-        changed = dict(changes(current, now))
+        changed = changed_fields(changes(current, now), current)  # what the event records: what changes
         version = current.version + 1
         notices = recipients(command, current, args)
         event_payload = dict(payload_of(current)) if payload_of is not None else dict(payload or {})
@@ -1587,7 +1591,7 @@ class Flow:
         one under ``ALLOW_ALL`` included, is recorded as it is, for accountability.
         """
         if proposer.vaulted and actor.role is Role.PROPOSER and actor.id == proposer.account:
-            return Actor(id=PROPOSER_PSEUDONYM, role=Role.PROPOSER)
+            return _PSEUDONYMOUS_PROPOSER
         return actor
 
     def _event(
@@ -1604,9 +1608,10 @@ class Flow:
         recipients: Sequence[str], personal: PersonalRecord | None = None, redacted: Sequence[Event] = (),
         forget_keys: bool = False,
     ) -> Event:
+        payload = {"state": new.state.value}  # one for the command's messages: they say the same
         messages = tuple(
             OutboxMessage(topic=event.kind, suggestion_id=new.id, version=new.version, recipient=r,
-                          created_at=event.at, payload={"state": new.state.value})
+                          created_at=event.at, payload=payload)
             for r in recipients
         )
         return self.store.commit(Change(suggestion=new, event=event, expected_version=expected_version,

@@ -1,7 +1,8 @@
 """``MemoryStore``: the in-process store, and the reference implementation of the store contract.
 
-Plain dicts behind one lock: the current row of each suggestion, its list of events, the
-outbox, the idempotency records and a few named values.  Queries filter every row in
+Plain dicts and lists behind one lock: the current row of each suggestion, its list of
+events, the outbox (a list: a message's id is its place in it), the idempotency records
+and a few named values.  Queries filter every row in
 Python (:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is fast
 enough for tests, tools and simulations of a campaign, and it is the behaviour every other
 store is held to by :class:`jianyi_flow.testing.StoreContract`.
@@ -47,12 +48,11 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._rows: dict[str, Suggestion] = {}
         self._events: dict[str, list[Event]] = {}
-        self._outbox: dict[int, OutboxMessage] = {}
+        self._outbox: list[OutboxMessage] = []  # message ``id`` is its place in the list + 1
         self._leases: dict[int, dt.datetime] = {}
         self._keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self._meta: dict[str, str] = {}
         self._vault: dict[str, PersonalRecord] = {}
-        self._next_message = 1
         self._seq = 0
 
     def __repr__(self) -> str:
@@ -92,9 +92,8 @@ class MemoryStore:
                 for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
                     del self._keys[k]
             for m in change.messages:  # numbered, never attempted nor sent; built directly rather than evolved
-                self._outbox[self._next_message] = OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient,
-                                                                 m.created_at, m.payload, id=self._next_message)
-                self._next_message += 1
+                self._outbox.append(OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient, m.created_at,
+                                                  m.payload, id=len(self._outbox) + 1))
             if record is not None:
                 self._keys[(record.scope, record.key)] = record
             return stored
@@ -150,7 +149,7 @@ class MemoryStore:
             ids = ids[:limit]
             by_suggestion: dict[str, list[OutboxMessage]] = {}
             wanted = set(ids)
-            for m in self._outbox.values():
+            for m in self._outbox:
                 if m.suggestion_id in wanted:
                     by_suggestion.setdefault(m.suggestion_id, []).append(m)
             return [StoredHistory(i, None if i not in self._rows else self._resolved(self._rows[i]),
@@ -168,18 +167,18 @@ class MemoryStore:
             raise ValidationError("lease", "must be a positive timedelta")
         out: list[OutboxMessage] = []
         with self._lock:
-            for mid in sorted(self._outbox):
+            for i, m in enumerate(self._outbox):  # oldest first
                 if len(out) >= limit:
                     break
-                m = self._outbox[mid]
                 if m.sent_at is not None:
                     continue
+                mid = i + 1
                 until = self._leases.get(mid)
                 if until is not None and until > now:
                     continue
                 self._leases[mid] = now + lease
                 m = attrs.evolve(m, attempts=m.attempts + 1)
-                self._outbox[mid] = m
+                self._outbox[i] = m
                 out.append(m)
         return out
 
@@ -188,15 +187,17 @@ class MemoryStore:
         wanted = message_ids(ids)
         with self._lock:
             for mid in wanted:
-                m = self._outbox.get(mid)
-                if m is not None and m.sent_at is None:
-                    self._outbox[mid] = attrs.evolve(m, sent_at=at)
+                if not 1 <= mid <= len(self._outbox):
+                    continue  # no such message
+                m = self._outbox[mid - 1]
+                if m.sent_at is None:
+                    self._outbox[mid - 1] = attrs.evolve(m, sent_at=at)
                     self._leases.pop(mid, None)
 
     def outbox_pending(self) -> int:
         """How many messages are not yet marked sent."""
         with self._lock:
-            return sum(1 for m in self._outbox.values() if m.sent_at is None)
+            return sum(1 for m in self._outbox if m.sent_at is None)
 
     # --- named values ------------------------------------------------------------------------
     def get_meta(self, name: str) -> str | None:
