@@ -91,6 +91,7 @@ from .storage.base import (
     PersonalDataVault,
     Query,
     Store,
+    StoredRows,
     TransactingStore,
 )
 from .storage.memory import MemoryStore
@@ -168,6 +169,7 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
+    "StoredRows",
     "Suggestion",
     "SuggestionDraft",
     "SystemClock",
