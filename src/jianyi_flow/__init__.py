@@ -91,7 +91,6 @@ from .storage.base import (
     PersonalDataVault,
     Query,
     Store,
-    StoredRows,
     TransactingStore,
 )
 from .storage.memory import MemoryStore
@@ -169,7 +168,6 @@ __all__ = [
     "Step",
     "Store",
     "StoreError",
-    "StoredRows",
     "Suggestion",
     "SuggestionDraft",
     "SystemClock",

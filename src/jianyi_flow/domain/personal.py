@@ -126,8 +126,8 @@ def digest_of(record: PersonalRecord) -> str:
 def pseudonymous_row(s: Suggestion) -> Suggestion:
     """``s`` with the proposer's vaulted data left out: what the replay of its history gives."""
     p = s.proposer
-    if not p.vaulted or p.erased or (p.name == "" and p.phone is None and p.address is None and p.account is None):
-        return s  # nothing to leave out (already without it, or erased): the row itself, not an equal copy, for speed
+    if not p.vaulted:
+        return s
     return replace(s, {"proposer": p.pseudonymous()})
 
 

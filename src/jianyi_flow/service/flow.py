@@ -86,7 +86,6 @@ from ..storage.base import (
     PersonalDataVault,
     Query,
     Store,
-    StoredRows,
     TransactingStore,
     flagged_for_due,
     iter_suggestions,
@@ -339,9 +338,6 @@ class Flow:
         # the store's transaction(work), if it has one: decided once, not per command
         self._transaction: Callable[[Callable[[], tuple[Suggestion, Event]]], tuple[Suggestion, Event]] | None = (
             store.transaction if isinstance(store, TransactingStore) else None)
-        # the store's load_stored(suggestion_id), if it has one: decided once, not per command
-        self._load_stored: Callable[[str], tuple[Suggestion, PersonalRecord | None]] | None = (
-            store.load_stored if isinstance(store, StoredRows) else None)
         self.campaign = campaign
         self.policy = policy or DEFAULT_POLICY
         self.calendar = calendar or default_calendar()
@@ -1496,12 +1492,11 @@ class Flow:
             if done is not None:
                 return done
         record = None if key is None else IdempotencyRecord(actor.key, key, suggestion_id, 0, command, print_)
-        # straight to _execute_now when the store has no transaction to open: no arguments passed on, for speed
-        execute = self._execute_now if self._transaction is None else self._execute
         try:
-            new, _ = execute(command, trigger, suggestion_id, actor, changes, args=args, reason=reason,
-                             payload=payload, payload_of=payload_of, check=check,
-                             expected_version=expected_version, record=record, personal_of=personal_of)
+            new, _ = self._execute(command, trigger, suggestion_id, actor, changes, args=args, reason=reason,
+                                   payload=payload,
+                                   payload_of=payload_of, check=check,
+                                   expected_version=expected_version, record=record, personal_of=personal_of)
         except (ConcurrencyConflict, InvalidTransition, IdempotencyKeyReused):
             if key is not None:
                 # a concurrent retry of the same request under the same key may have won: give its result
@@ -1542,7 +1537,7 @@ class Flow:
         with it; an erasure also forgets the suggestion's earlier idempotency keys: see ``Change.forget_keys``)."""
         now = at or self._now()
         args = args or {}
-        current, personal_data = self._current(suggestion_id, actor, trigger)
+        current = self.store.load(suggestion_id)
         if not self._visible(actor, current):
             raise NotFound("suggestion", suggestion_id)
         if expected is not None and expected_version is None:
@@ -1576,30 +1571,7 @@ class Flow:
         personal = None if personal_of is None else personal_of(current, now, version)
         stored = self._commit_change(new, event, current.version, record, notices, personal, redacted,
                                      forget_keys=trigger == ERASE)
-        if personal_data is not None:  # worked on without the vaulted data: the result has it, as load would give it
-            new = replace(new, {"proposer": personal_data.resolve(new.proposer)})
         return new, stored
-
-    def _current(self, suggestion_id: str, actor: Actor, trigger: str) -> tuple[Suggestion, PersonalRecord | None]:
-        """The row a command works on and, when that row lacks the proposer's vaulted data, the record to fill
-        into the result (else ``None``): the row as the store keeps it when nothing the command checks reads
-        that data, otherwise as :meth:`Store.load` gives it.
-
-        Done for speed, on a store that keeps rows apart from their data (:class:`StoredRows`): the store then
-        neither fills the data in nor strips it again.  Nothing reads it when the flow has no guards of its
-        own, the command is not about personal data, and the actor is not the proposer's account — every check
-        on the command path compares that account with the actor's id (the permission scope "own suggestion",
-        visibility, the recorded actor), and with another id it fails alike with or without the data.
-        """
-        if self._load_stored is None or self.guards or trigger in PERSONAL_DATA_KINDS:
-            return self.store.load(suggestion_id), None
-        row, record = self._load_stored(suggestion_id)
-        p = row.proposer
-        if record is None or record.erased or not p.vaulted or p.erased:
-            return row, None  # no data to fill in: the row as kept is the row load gives
-        if record.account is not None and record.account == actor.id:
-            return replace(row, {"proposer": record.resolve(p)}), None
-        return row, record
 
     def _salt(self) -> str:
         salt = self._salts()

@@ -11,8 +11,7 @@ Optional capabilities are declared as protocols beside :class:`Store`
 (:class:`BatchingStore`, :class:`HistoryScanner`, :class:`MetadataStore`...); code that can use
 one checks ``isinstance(store, HistoryScanner)`` and falls back to the plain interface
 otherwise.  Both shipped stores implement all of them but :class:`TransactingStore`, which
-only :class:`~jianyi_flow.sql.SqlStore` has, and :class:`StoredRows`, which only
-:class:`~jianyi_flow.storage.memory.MemoryStore` has.
+only :class:`~jianyi_flow.sql.SqlStore` has.
 
 Writing an adapter: implement :class:`Store` (and whichever capabilities you can), then
 subclass :class:`jianyi_flow.testing.StoreContract` in your tests (see docs/storage.md).
@@ -49,7 +48,6 @@ __all__ = [
     "Query",
     "Store",
     "StoredHistory",
-    "StoredRows",
     "TransactingStore",
     "check_limit",
     "flagged_for_due",
@@ -361,21 +359,6 @@ class PersonalDataVault(Protocol):
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         """The suggestion's vault record (a tombstone once erased), or ``None``."""
         ...
-
-
-@runtime_checkable
-class StoredRows(Protocol):
-    """A :class:`PersonalDataVault` that can also give a row as it keeps it, and the record apart.
-
-    ``load_stored(suggestion_id)`` is ``(row, record)``: the row without its proposer's
-    vaulted data (:func:`~jianyi_flow.domain.personal.pseudonymous_row`) and the
-    suggestion's vault record (``None`` if it has none), both as :meth:`Store.load` would
-    join them; :class:`NotFound` like ``load``.  A ``Flow`` runs a command on the row as kept
-    when nothing the command checks reads the vaulted data, and commits a row without it,
-    so the store neither fills the data in nor strips it again.
-    """
-
-    def load_stored(self, suggestion_id: str) -> tuple[Suggestion, PersonalRecord | None]: ...
 
 
 @runtime_checkable

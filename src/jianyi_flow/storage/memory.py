@@ -10,9 +10,7 @@ store is held to by :class:`jianyi_flow.testing.StoreContract`.
 Rows and events are immutable objects, so the store keeps the very objects it is given
 and hands them back: nothing is copied — except that a row whose proposer is vaulted is
 kept without the vaulted data, which lives in the vault dict alone and is filled in on
-every read (the :class:`~jianyi_flow.storage.base.PersonalDataVault` capability), and
-``load_stored`` gives the row as kept and the record apart
-(:class:`~jianyi_flow.storage.base.StoredRows`).
+every read (the :class:`~jianyi_flow.storage.base.PersonalDataVault` capability).
 """
 
 from __future__ import annotations
@@ -119,13 +117,6 @@ class MemoryStore:
             if row is None:
                 raise NotFound("suggestion", suggestion_id)
             return self._resolved(row)
-
-    def load_stored(self, suggestion_id: str) -> tuple[Suggestion, PersonalRecord | None]:
-        with self._lock:
-            row = self._rows.get(suggestion_id)
-            if row is None:
-                raise NotFound("suggestion", suggestion_id)
-            return row, self._vault.get(suggestion_id)
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         return self._vault.get(suggestion_id)
