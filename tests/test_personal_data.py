@@ -84,6 +84,35 @@ def test_a_vaulted_history_holds_no_personal_data_and_still_replays_to_the_row()
     assert flow.verify_all() == []
 
 
+class _Recording(MemoryStore):
+    """A MemoryStore that also keeps every Change it committed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[Any] = []
+
+    def commit(self, change: Any) -> Any:
+        stored = super().commit(change)
+        self.changes.append(change)
+        return stored
+
+
+def test_a_change_carries_the_whole_row_so_it_commits_alike_on_another_store() -> None:
+    """What a store keeps of a vaulted row is its own affair: the Change a command commits holds the
+    proposer's data, so Changes recorded on one store replay into another with an intact index."""
+    recording = _Recording()
+    flow = vault_flow(recording)
+    s = drive_to(flow, State.RATED, draft=draft(), rating=Rating.SATISFIED)
+    assert {c.suggestion.proposer.account for c in recording.changes} == {ACCOUNT}
+    sql = SqlStore.open("sqlite://")
+    for change in recording.changes:
+        sql.commit(change)
+    replayed = vault_flow(sql)
+    assert replayed.verify_all() == []
+    assert [x.id for x in replayed.list_suggestions(PROPOSER).items] == [s.id]
+    sql.close()
+
+
 def test_the_digest_binds_the_vault_data_to_the_history() -> None:
     flow = vault_flow()
     s = flow.receive(draft(), OFFICE)
