@@ -279,26 +279,23 @@ def suggestion_of(fields: Mapping[str, Any]) -> Suggestion:
     missing = _REQUIRED - fields.keys()
     if missing:
         raise TypeError(f"Suggestion needs the fields {sorted(missing)}")
-    values = list(_DEFAULT_VALUES)
+    return _built(list(_DEFAULT_VALUES), fields)
+
+
+def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
+    """A copy of ``s`` with ``changes`` applied (like ``attrs.evolve``, refusing unknown fields by name)."""
+    # built positionally from one read of every field: a third of what attrs.evolve costs on 60 fields
+    return _built(list(_ROW_VALUES(s)), changes)
+
+
+def _built(values: list[Any], fields: Mapping[str, Any]) -> Suggestion:
+    """The :class:`Suggestion` of ``values`` (every field, in declaration order) with ``fields`` set by name."""
     index = _FIELD_INDEX
     try:
         for name, value in fields.items():
             values[index[name]] = value
     except KeyError:
         raise TypeError(f"Suggestion has no fields {sorted(fields.keys() - index.keys())}") from None
-    return Suggestion(*values)
-
-
-def replace(s: Suggestion, changes: Mapping[str, Any]) -> Suggestion:
-    """A copy of ``s`` with ``changes`` applied (like ``attrs.evolve``, refusing unknown fields by name)."""
-    # built positionally from one read of every field: a third of what attrs.evolve costs on 60 fields
-    values = list(_ROW_VALUES(s))
-    index = _FIELD_INDEX
-    try:
-        for name, value in changes.items():
-            values[index[name]] = value
-    except KeyError:
-        raise TypeError(f"Suggestion has no fields {sorted(changes.keys() - index.keys())}") from None
     return Suggestion(*values)
 
 
