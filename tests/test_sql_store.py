@@ -512,6 +512,18 @@ def test_an_undecodable_row_is_reported_in_the_scan_not_raised(any_store: SqlSto
         store.history("d-3")
 
 
+def test_a_data_document_naming_unknown_fields_or_columns_loads_without_them(store: SqlStore) -> None:
+    """A field a newer version added to ``data``, or a column's name there, does not reach the row."""
+    store.commit(create(make_suggestion("f-1", title="原标题")))
+    before = store.load("f-1")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE jianyi_suggestions SET data = json_set(data, '$.field_of_tomorrow', 1, "
+                             "'$.state', 'hacked', '$.title', '新标题') WHERE id = 'f-1'"))
+    loaded = store.load("f-1")
+    assert loaded == attrs.evolve(before, title="新标题")
+    assert [h.row for h in store.scan_histories(None, 10)] == [loaded]
+
+
 def test_query_and_count_agree_on_a_unit_filtered_list(any_store: SqlStore) -> None:
     store = any_store
     due = T0 + dt.timedelta(days=5)
