@@ -185,8 +185,9 @@ def test_a_suggestion_whose_data_is_in_its_history_is_not_erased_but_told_to_mig
     with pytest.raises(InvalidTransition) as caught:
         vault_flow(store).erase_personal_data(s.id, OFFICE, reason="删除")
     assert "vault" in str(caught.value) and "个人信息" in caught.value.message_zh
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         Flow(object(), FakeClock(rf.NOW), vault=True)  # type: ignore[arg-type]
+    assert refused.value.code == "no_vault"
 
 
 def test_the_retention_run_pseudonymises_what_closed_long_enough_ago_once() -> None:

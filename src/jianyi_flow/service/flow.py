@@ -366,19 +366,14 @@ class Flow:
         }
         """Every workflow definition this flow knows, by version."""
         self.policy_version = self.policy.version
-        if vault is None:
-            if not isinstance(store, PersonalDataVault):
-                raise ValidationError(
-                    "vault", "this store keeps no personal-data vault (PersonalDataVault), so proposers' personal "
-                    "data would go into the hashed history, where it cannot be erased; use a store with a vault, "
-                    "or pass vault=False to accept that", code="no_vault")
-            vault = True
-        if not isinstance(vault, bool):
+        if vault is not None and not isinstance(vault, bool):
             raise ValidationError("vault", "must be true or false", code="wrong_type")
-        if vault and not isinstance(store, PersonalDataVault):
-            raise ValidationError("vault", "this store keeps no personal-data vault (PersonalDataVault)",
-                                  code="not_applicable")
-        self.vaulted = vault
+        if vault is not False and not isinstance(store, PersonalDataVault):
+            raise ValidationError(
+                "vault", "this store keeps no personal-data vault (PersonalDataVault), so proposers' personal "
+                "data would go into the hashed history, where it cannot be erased; use a store with a vault, "
+                "or pass vault=False to accept that", code="no_vault")
+        self.vaulted = vault is not False
         """Whether :meth:`receive` keeps proposers' personal data in the store's vault, out of the history."""
         self._salts = salts or (lambda: secrets.token_hex(16))
         self._check_states()
