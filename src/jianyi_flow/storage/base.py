@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -417,66 +416,25 @@ def sort_key(order: Order, s: Suggestion) -> Any:
 
 
 def matches(query: Query, s: Suggestion) -> bool:
-    """Whether ``s`` passes ``query``'s filters (its cursor included; for stores that filter in Python)."""
-    if query.states is not None and s.state not in query.states:
-        return False
-    for value, actual in (
-        (query.campaign, s.campaign),
-        (query.area, s.area),
-        (query.topic, s.topic),
-        (query.lead_unit, s.lead_unit),
-        (query.recommending_unit, s.recommending_unit),
-        (query.proposer_account, s.proposer.account),
-        (query.received_by, s.received_by),
-    ):
-        if value is not None and value != actual:
-            return False
-    if query.unit is not None and query.unit not in s.units():
-        return False
-    if query.co_unit is not None and query.co_unit not in s.co_units:
-        return False
-    if query.provisional is not None and s.due_provisional != query.provisional:
-        return False
-    if query.reported_upward is not None and bool(s.upward_reports) != query.reported_upward:
-        return False
-    if query.forwarded_to_city is not None and (s.forwarded_to_city_at is not None) != query.forwarded_to_city:
-        return False
-    received = s.received_at.astimezone(dt.UTC)
-    after, before = _utc(query.received_after, "query.received_after"), _utc(query.received_before,
-                                                                               "query.received_before")
-    if (after is not None and received < after) or (before is not None and not received < before):
-        return False
-    if query.by_due:
-        if s.due_at is None:
-            return False
-        due = s.due_at.astimezone(dt.UTC)
-        after, before = _utc(query.due_after, "query.due_after"), _utc(query.due_before, "query.due_before")
-        if (after is not None and due < after) or (before is not None and not due < before):
-            return False
-    if query.order is Order.REGISTRATION and s.registration_number is None:
-        return False
-    if query.overdue_unflagged and flagged_for_due(s):
-        return False
-    cursor = query.cursor()
-    if cursor is not None:
-        mine = (sort_key(query.order, s), s.id)
-        theirs = (_cursor_value(query.order, cursor[0]), cursor[1])
-        if not (mine < theirs if query.descending else mine > theirs):
-            return False
-    return True
+    """Whether ``s`` passes ``query``'s filters (its cursor included; for stores that filter in Python).
+
+    To filter many rows, build :func:`matcher` once and call it per row.
+    """
+    return matcher(query)(s)
 
 
 def matcher(query: Query) -> Callable[[Suggestion], bool]:
-    """:func:`matches` for one query, with its bounds and cursor worked out once (to filter many rows)."""
-    try:
-        received_after = _utc(query.received_after, "query.received_after")
-        received_before = _utc(query.received_before, "query.received_before")
-        due_after = _utc(query.due_after, "query.due_after")
-        due_before = _utc(query.due_before, "query.due_before")
-        cursor = query.cursor()
-        theirs = None if cursor is None else (_cursor_value(query.order, cursor[0]), cursor[1])
-    except ValidationError:
-        return functools.partial(matches, query)  # a bad bound is refused row by row, where matches reaches it
+    """The filter of ``query`` (its cursor included), with its bounds and cursor worked out once.
+
+    A bound or cursor that is not a valid instant is a :class:`ValidationError` here, before
+    any row is looked at, as a SQL store refuses it when it builds its statement.
+    """
+    received_after = _utc(query.received_after, "query.received_after")
+    received_before = _utc(query.received_before, "query.received_before")
+    due_after = _utc(query.due_after, "query.due_after")
+    due_before = _utc(query.due_before, "query.due_before")
+    cursor = query.cursor()
+    theirs = None if cursor is None else (_cursor_value(query.order, cursor[0]), cursor[1])
     states = query.states
     equal = tuple((value, operator.attrgetter(name)) for value, name in (
         (query.campaign, "campaign"),
