@@ -272,7 +272,7 @@ CLI_START = dt.datetime(2024, 9, 2, 9, tzinfo=SHANGHAI)
 
 
 def fill_transferred(store: Store, n: int = 3) -> Flow:
-    """``n`` suggestions received, registered and transferred to ``u_traffic``, five minutes apart (CLI tests)."""
+    """``n`` suggestions received, registered and transferred to ``u_traffic``, five minutes apart (CLI, worker)."""
     clock = FakeClock(CLI_START)
     flow = Flow(store, clock)
     for i in range(n):

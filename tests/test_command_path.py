@@ -13,7 +13,7 @@ import datetime as dt
 import attrs
 import pytest
 
-from helpers import OFFICE, START, make_flow, receive
+from helpers import START, make_flow, receive
 from jianyi_flow import CalendarDays, MemoryStore, Query, State, Step
 from jianyi_flow.domain.calendar import CalendarMode, ChinaCalendar
 from jianyi_flow.domain.codec import replace, suggestion_of, with_seq

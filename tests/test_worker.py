@@ -8,25 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from jianyi_flow import SHANGHAI, Actor, FakeClock, Flow, MemoryStore, Proposer, Role, SuggestionDraft, ValidationError
+from helpers import fill_transferred
+from jianyi_flow import FakeClock, Flow, MemoryStore, ValidationError
 from jianyi_flow.storage.base import OutboxMessage
 from jianyi_flow.worker import DeliveryFailed, Relay, SpoolSender, Worker
 
-OFFICE = Actor("office-1", Role.COLLECTION_OFFICE, unit="zjb")
-START = dt.datetime(2024, 8, 21, 9, tzinfo=SHANGHAI)
-
 
 def _flow_with_notices(n: int = 3) -> Flow:
-    clock = FakeClock(START)
-    flow = Flow(MemoryStore(), clock)
-    for i in range(n):
-        draft = SuggestionDraft(title=f"建议{i}", subject="公共服务", problem="问题。", measures="措施。", area="a1",
-                                proposer=Proposer("张三"))
-        s = flow.receive(draft, OFFICE)
-        flow.register(s.id, OFFICE)
-        flow.transfer(s.id, OFFICE, lead_unit="u_traffic")
-        clock.advance(minutes=1)
-    return flow
+    """``n`` suggestions transferred: three notices each (office, proposer, unit), none relayed yet."""
+    return fill_transferred(MemoryStore(), n)
 
 
 def test_every_notice_is_delivered_once_and_marked_sent(tmp_path: Path) -> None:
@@ -34,7 +24,7 @@ def test_every_notice_is_delivered_once_and_marked_sent(tmp_path: Path) -> None:
     spool = SpoolSender(tmp_path / "out.jsonl")
     assert Relay(flow, spool, batch=2).drain() == 9  # receive → office, register → proposer, transfer → unit
     assert sorted(m["id"] for m in spool.delivered()) == list(range(1, 10))
-    assert flow.store.claim(10, START + dt.timedelta(days=1), dt.timedelta(minutes=1)) == []
+    assert flow.store.claim(10, flow.clock.now() + dt.timedelta(days=1), dt.timedelta(minutes=1)) == []
 
 
 def test_a_message_sent_again_after_a_crash_is_written_once(tmp_path: Path) -> None:
