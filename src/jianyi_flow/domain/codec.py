@@ -34,6 +34,7 @@ from .model import (
     ReportForm,
     ResearchMethod,
     RewardTier,
+    Role,
     State,
     Step,
     Suggestion,
@@ -55,6 +56,7 @@ __all__ = [
     "encode_datetime",
     "encode_proposer",
     "encode_value",
+    "enum_value",
     "replace",
     "replay",
     "suggestion_of",
@@ -172,18 +174,20 @@ def _decode_extension_request(data: Mapping[str, Any]) -> ExtensionRequest:
     return ExtensionRequest(data["days"], data["reason"], data["requested_by"], decode_datetime(data["requested_at"]))
 
 
-_ENUM_VALUES: Mapping[enum.Enum, Any] = {member: member.value for kind in ENUM_FIELDS.values() for member in kind}
+_ENUM_KINDS: tuple[type[enum.Enum], ...] = (*ENUM_FIELDS.values(), Role)
+_ENUM_VALUES: Mapping[enum.Enum, Any] = {member: member.value for kind in _ENUM_KINDS for member in kind}
 """Each member's value, read once at import (``.value`` is a slow property on every enum member)."""
 
 
-def _enum_value(member: enum.Enum) -> Any:
+def enum_value(member: enum.Enum) -> Any:
+    """``member.value``, read from a table built at import for the enums of rows and events."""
     value = _ENUM_VALUES.get(member)
     return member.value if value is None else value
 
 
 FIELD_ENCODERS: Mapping[str, Callable[[Any], Any]] = {
     **dict.fromkeys(DATETIME_FIELDS, _encode_field_datetime),
-    **dict.fromkeys(ENUM_FIELDS, _enum_value),
+    **dict.fromkeys(ENUM_FIELDS, enum_value),
     **dict.fromkeys(_TUPLE_FIELDS, list),
     "upward_reports": lambda forms: [form.value for form in forms],
     "evaluation": _encode_evaluation,

@@ -25,7 +25,6 @@ every chain head written to an append-only file (see docs/security.md).
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import hmac
 import json
@@ -34,8 +33,8 @@ from typing import Any
 
 import attrs
 
-from .codec import DATETIME_FIELDS, FIELD_ENCODERS, encode_datetime, replay
-from .model import Actor, Event, Role, State, Suggestion
+from .codec import DATETIME_FIELDS, FIELD_ENCODERS, encode_datetime, enum_value, replay
+from .model import Actor, Event, State, Suggestion
 from .personal import VAULT, PersonalRecord, pseudonymous_row, verify_personal_data
 from .workflow import Workflow
 
@@ -43,15 +42,6 @@ __all__ = ["HistoryProblem", "canonical", "canonical_bytes", "event_hash", "seal
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 """The one writer of the canonical text (built once: stored hashes depend on its settings)."""
-
-
-_VALUES: dict[enum.Enum, str] = {member: member.value for kind in (State, Role) for member in kind}
-"""Each state's and role's value, looked up once at import (``.value`` on an enum member is a slow property)."""
-
-
-def _value(member: enum.Enum) -> Any:
-    text = _VALUES.get(member)
-    return member.value if text is None else text
 
 
 def canonical(event: Event) -> list[Any]:
@@ -70,10 +60,10 @@ def _content(
         suggestion_id,
         version,
         kind,
-        None if from_state is None else _value(from_state),
-        _value(to_state),
+        None if from_state is None else enum_value(from_state),
+        enum_value(to_state),
         actor.id,
-        _value(actor.role),
+        enum_value(actor.role),
         actor.unit,
         actor.name,
         at,
