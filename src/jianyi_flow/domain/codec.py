@@ -229,8 +229,10 @@ def encode_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     return {name: encode_value(name, value) for name, value in changes.items()}
 
 
-_DEFAULTS: Mapping[str, Any] = {a.name: a.default for a in attrs.fields(Suggestion) if a.default is not attrs.NOTHING}
-"""The default of each :class:`Suggestion` field that has one (every one is a plain immutable value)."""
+_DEFAULT_VALUES: tuple[Any, ...] = tuple(a.default for a in attrs.fields(Suggestion))
+"""Each field's default in declaration order (``attrs.NOTHING`` if it has none; every other is a plain
+immutable value, a test checks it)."""
+_REQUIRED = frozenset(name for name, d in zip(SUGGESTION_FIELDS, _DEFAULT_VALUES, strict=True) if d is attrs.NOTHING)
 
 ALWAYS_RECORDED = frozenset({"due_step"})
 """Fields an event records whenever its command sets them, even to the value they had:
@@ -260,18 +262,18 @@ def changed_fields(changes: Mapping[str, Any], before: Suggestion | None) -> dic
         if name in ALWAYS_RECORDED:
             kept[name] = value
             continue
-        if before is None:
-            old = _DEFAULTS.get(name, attrs.NOTHING)
-            if old is attrs.NOTHING or not _same(value, old):
+        i = _FIELD_INDEX.get(name)
+        if i is None:
+            kept[name] = value  # not a field: kept, for replace to refuse
+        elif before is None:
+            default = _DEFAULT_VALUES[i]
+            if default is attrs.NOTHING or not _same(value, default):
                 kept[name] = value
-        elif name not in _FIELD_INDEX or not _same(value, getattr(before, name)):
-            kept[name] = value  # (an unknown name is kept, for replace to refuse)
+        elif not _same(value, getattr(before, name)):
+            kept[name] = value
     return kept
 
 
-_DEFAULT_VALUES: tuple[Any, ...] = tuple(a.default for a in attrs.fields(Suggestion))
-"""Each field's default in declaration order (``attrs.NOTHING`` if it has none)."""
-_REQUIRED = frozenset(a.name for a in attrs.fields(Suggestion) if a.default is attrs.NOTHING)
 
 
 def suggestion_of(fields: Mapping[str, Any]) -> Suggestion:
