@@ -152,6 +152,8 @@ _DATA = len(COLUMN_FIELDS)
 """The position of ``data`` in a row read back (after the column fields)."""
 _PERSONAL_COLUMNS = ("suggestion_id", "name", "phone", "address", "account", "salt", "erased_at", "erased_version")
 """The vault table's columns in the order every read of it selects them (see :func:`_personal`)."""
+_ACCOUNT = _DATA + 1 + _DERIVED.index("proposer_account")
+"""The position of the ``proposer_account`` column in a row read back with its derived columns."""
 _VAULT = _DATA + 1 + len(_DERIVED)
 """The position of the vault record's columns in a row :meth:`SqlStore.load` reads (after the derived ones)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
@@ -496,10 +498,12 @@ class SqlStore:
         self._ins_outbox = self._directly(ob.insert().values(outbox_binds), outbox_binds)
 
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
-        # and the columns derived from the row, for a commit in the same transaction to compare with
+        # the columns derived from the row: a commit in the same transaction compares with them, an audit
+        # compares the proposer_account index with the vault
+        self._derived_columns = [_raw(s.c[name]) for name in _DERIVED]
         vault = personal_data
         self._sel_row = self._directly(  # the row and its vault record (if any) in one round trip
-            sa.select(*self._row_columns, *[_raw(s.c[name]) for name in _DERIVED],
+            sa.select(*self._row_columns, *self._derived_columns,
                       *[sa.type_coerce(vault.c[name], sa.types.NullType()).label(f"vault_{name}")
                         for name in _PERSONAL_COLUMNS])
             .select_from(s.outerjoin(vault, vault.c.suggestion_id == s.c.id))
@@ -890,7 +894,7 @@ class SqlStore:
         if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
             loaded[suggestion_id] = _loaded(s, row)
         return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"),
-                        row[_DATA + 2])  # the proposer_account column (_DERIVED)
+                        row[_ACCOUNT])
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         if not isinstance(suggestion_id, str):
@@ -1036,7 +1040,7 @@ class SqlStore:
         def above(column: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
             return [] if after_id is None else [column > after_id]
 
-        rows_stmt = (sa.select(*self._row_columns, _raw(s.c.proposer_account)).where(*above(s.c.id))
+        rows_stmt = (sa.select(*self._row_columns, *self._derived_columns).where(*above(s.c.id))
                      .order_by(s.c.id).limit(limit))
         ids_stmt = (sa.select(ev.c.suggestion_id).where(*above(ev.c.suggestion_id)).distinct()
                     .order_by(ev.c.suggestion_id).limit(limit))
@@ -1508,7 +1512,7 @@ def _history(sid: str, row: Any, found: list[Any], messages: list[Any], record: 
     try:
         personal = None if record is None else _personal(record)
         what = "row"
-        suggestion = None if row is None else _resolve(_suggestion(row), personal, row[_DATA + 1])
+        suggestion = None if row is None else _resolve(_suggestion(row), personal, row[_ACCOUNT])
         what = "event"
         decoded = tuple(_event(r) for r in found)
         what = "outbox message"
