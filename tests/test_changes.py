@@ -167,3 +167,36 @@ def test_the_memory_store_numbers_outbox_messages_from_one_and_ignores_unknown_i
     assert store.outbox_pending() == pending - 1
     assert [m.id for m in store.claim(100, now + dt.timedelta(minutes=2), dt.timedelta(minutes=1))] == \
            list(range(2, len(claimed) + 1))
+
+
+def test_the_memory_store_keeps_the_committed_row_and_numbers_messages_when_it_hands_them_out() -> None:
+    flow = make_flow(MemoryStore())
+    s = drive_to(flow, State.TRANSFERRED)
+    store = flow.store
+    assert isinstance(store, MemoryStore)
+    row = store.load(s.id)
+    assert row.proposer.vaulted and row.proposer.name  # the committed row, data and all
+    assert store.load(s.id) is row  # kept as committed: nothing rebuilt per read
+    record = store.personal_data(s.id)
+    assert record is not None and record.resolve(row.proposer.pseudonymous()) == row.proposer
+    [history] = store.scan_histories(None, 10)
+    assert history.row is row
+    assert [m.id for m in history.messages] == list(range(1, len(history.messages) + 1))
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    claimed = store.claim(1, now, dt.timedelta(minutes=1))
+    store.mark_sent([claimed[0].id], now)
+    [again] = store.scan_histories(None, 10)
+    assert [(m.id, m.attempts, m.sent_at) for m in again.messages][:2] == [(1, 1, now), (2, 0, None)]
+
+
+def test_the_memory_store_forgets_an_erased_proposer_with_the_row_it_replaces() -> None:
+    flow = make_flow(MemoryStore())
+    s = drive_to(flow, State.TRANSFERRED)
+    name = flow.store.load(s.id).proposer.name
+    erased = flow.erase_personal_data(s.id, actor_for("register", s), reason="建议人申请删除")
+    row = flow.store.load(s.id)
+    assert row.proposer.erased and row.proposer.name != name and row.proposer.phone is None
+    assert erased.proposer.name == row.proposer.name
+    record = flow.store.personal_data(s.id)  # type: ignore[attr-defined]
+    assert record is not None and record.erased
+    assert flow.verify_history(s.id) == []

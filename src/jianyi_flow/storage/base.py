@@ -349,9 +349,11 @@ class PersonalDataVault(Protocol):
       rewrites the ``changes`` and actor of the events in ``Change.redacted`` (same version and
       hash) and, with ``Change.forget_keys``, deletes the suggestion's idempotency records of
       earlier versions, in the change's transaction;
-    * rows are stored without the vaulted fields of their proposer (``Proposer.pseudonymous``)
-      and every read (``load``, ``query``, ``scan_histories``) fills them in from the record,
-      so a row reads back as it was committed, and the vault is the one place the data lives;
+    * a row reads back (``load``, ``query``, ``scan_histories``) as it was committed, and the
+      vault is the one place the data lives: a store that writes rows out (a database) writes
+      them without the vaulted fields of their proposer (``Proposer.pseudonymous``) and fills
+      them in from the record on every read; an in-memory store may keep the committed row,
+      whose data is the record's own text (an erasure replaces both in one commit);
     * ``scan_histories`` gives each suggestion's record in ``StoredHistory.personal``.
     """
 

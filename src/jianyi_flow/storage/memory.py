@@ -7,10 +7,13 @@ Python (:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is
 enough for tests, tools and simulations of a campaign, and it is the behaviour every other
 store is held to by :class:`jianyi_flow.testing.StoreContract`.
 
-Rows and events are immutable objects, so the store keeps the very objects it is given
-and hands them back: nothing is copied — except that a row whose proposer is vaulted is
-kept without the vaulted data, which lives in the vault dict alone and is filled in on
-every read (the :class:`~jianyi_flow.storage.base.PersonalDataVault` capability).
+Rows, events and outbox messages are immutable objects, so the store keeps the very
+objects it is given and hands them back: nothing is copied.  A row whose proposer is
+vaulted is kept as committed, its personal data being the same text objects as its vault
+record's (the :class:`~jianyi_flow.storage.base.PersonalDataVault` capability): the
+process's memory is the one place both live, and an erasure replaces the row and the
+record in one commit.  A message gets its ``id`` (its place in the outbox) when it is
+handed out.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from collections.abc import Iterable, Iterator
 import attrs
 
 from ..domain.clock import require_aware
-from ..domain.codec import replace, with_seq
+from ..domain.codec import with_seq
 from ..domain.model import Event, Suggestion
-from ..domain.personal import PersonalRecord, pseudonymous_row
+from ..domain.personal import PersonalRecord
 from ..errors import ConcurrencyConflict, DuplicateSuggestion, IdempotencyKeyReused, NotFound, ValidationError
 from .base import (
     Change,
@@ -81,7 +84,7 @@ class MemoryStore:
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
             stored = with_seq(event, self._seq)  # attrs.evolve(event, seq=...), built positionally for speed
-            self._rows[s.id] = pseudonymous_row(s)
+            self._rows[s.id] = s
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
                               if e.version in redacted else e for e in history]
@@ -91,9 +94,10 @@ class MemoryStore:
             if change.forget_keys:
                 for k in [k for k, r in self._keys.items() if r.suggestion_id == s.id and r.version < s.version]:
                     del self._keys[k]
-            for m in change.messages:  # numbered, never attempted nor sent; built directly rather than evolved
-                self._outbox.append(OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient, m.created_at,
-                                                  m.payload, id=len(self._outbox) + 1))
+            for m in change.messages:  # kept as given when new (numbered when handed out), else made new
+                self._outbox.append(m if m.id is None and m.attempts == 0 and m.sent_at is None else
+                                    OutboxMessage(m.topic, m.suggestion_id, m.version, m.recipient, m.created_at,
+                                                  m.payload))
             if record is not None:
                 self._keys[(record.scope, record.key)] = record
             return stored
@@ -105,18 +109,12 @@ class MemoryStore:
             yield
 
     # --- reading ---------------------------------------------------------------------------
-    def _resolved(self, row: Suggestion) -> Suggestion:
-        if not row.proposer.vaulted or row.proposer.erased:
-            return row
-        record = self._vault.get(row.id)
-        return row if record is None else replace(row, {"proposer": record.resolve(row.proposer)})
-
     def load(self, suggestion_id: str) -> Suggestion:
         with self._lock:
             row = self._rows.get(suggestion_id)
-            if row is None:
-                raise NotFound("suggestion", suggestion_id)
-            return self._resolved(row)
+        if row is None:
+            raise NotFound("suggestion", suggestion_id)
+        return row
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         return self._vault.get(suggestion_id)
@@ -128,9 +126,7 @@ class MemoryStore:
     def _matching(self, query: Query) -> list[Suggestion]:
         keep = matcher(query)
         with self._lock:
-            if query.proposer_account is None:  # no other filter reads vaulted data: resolve the matches only
-                return [self._resolved(s) for s in self._rows.values() if keep(s)]
-            return [s for s in map(self._resolved, self._rows.values()) if keep(s)]
+            return [s for s in self._rows.values() if keep(s)]
 
     def query(self, query: Query) -> list[Suggestion]:
         check_limit(query.limit)
@@ -149,10 +145,10 @@ class MemoryStore:
             ids = ids[:limit]
             by_suggestion: dict[str, list[OutboxMessage]] = {}
             wanted = set(ids)
-            for m in self._outbox:
+            for place, m in enumerate(self._outbox):
                 if m.suggestion_id in wanted:
-                    by_suggestion.setdefault(m.suggestion_id, []).append(m)
-            return [StoredHistory(i, None if i not in self._rows else self._resolved(self._rows[i]),
+                    by_suggestion.setdefault(m.suggestion_id, []).append(_numbered(m, place))
+            return [StoredHistory(i, self._rows.get(i),
                                   tuple(self._events.get(i, ())), tuple(by_suggestion.get(i, ())),
                                   personal=self._vault.get(i)) for i in ids]
 
@@ -177,7 +173,7 @@ class MemoryStore:
                 if until is not None and until > now:
                     continue
                 self._leases[mid] = now + lease
-                m = attrs.evolve(m, attempts=m.attempts + 1)
+                m = attrs.evolve(m, id=mid, attempts=m.attempts + 1)
                 self._outbox[i] = m
                 out.append(m)
         return out
@@ -191,7 +187,7 @@ class MemoryStore:
                     continue  # no such message
                 m = self._outbox[mid - 1]
                 if m.sent_at is None:
-                    self._outbox[mid - 1] = attrs.evolve(m, sent_at=at)
+                    self._outbox[mid - 1] = attrs.evolve(m, id=mid, sent_at=at)
                     self._leases.pop(mid, None)
 
     def outbox_pending(self) -> int:
@@ -211,6 +207,11 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _numbered(message: OutboxMessage, place: int) -> OutboxMessage:
+    """The message at ``place`` in the outbox with its id (kept messages get it when first handed out)."""
+    return message if message.id is not None else attrs.evolve(message, id=place + 1)
 
 
 def _check_change(change: Change) -> None:
