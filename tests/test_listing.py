@@ -42,6 +42,7 @@ from jianyi_flow import (
     ALLOW_ALL,
     Actor,
     Flow,
+    MemoryStore,
     Order,
     Outcome,
     Query,
@@ -57,7 +58,7 @@ from jianyi_flow.domain.codec import encode_changes, replace
 from jianyi_flow.domain.history import seal
 from jianyi_flow.domain.model import SYSTEM_ACTOR, Event
 from jianyi_flow.domain.workflow import HANDLED_STATES, OPEN_STATES
-from jianyi_flow.storage.base import Change
+from jianyi_flow.storage.base import Change, matcher, order
 
 N = 32
 LEADER = Actor("leader-1", Role.LEADERSHIP)
@@ -506,3 +507,50 @@ def test_a_unit_cannot_recommend_a_suggestion_that_accuses_it() -> None:
     assert caught.value.code == "accused_unit"
     page = flow.list_suggestions(REC_STAFF, with_total=True)
     assert page.total == 1 and len(page.items) == 1
+
+
+def test_memory_store_due_bounds_find_what_a_full_scan_finds(world: Flow) -> None:
+    """MemoryStore reads only the rows due on or before a bound's UTC day: the rows a scan of all finds."""
+    every = rows(world)
+    dues = sorted({s.due_at for s in every if s.due_at is not None})
+    assert len(dues) > 20
+    for i, due in enumerate(dues):
+        for bound in (due, due + dt.timedelta(microseconds=1), due.astimezone(dt.UTC) - dt.timedelta(hours=i % 24)):
+            for query in (Query(due_before=bound), Query(due_before=bound, due_after=dues[i // 2]),
+                          Query(due_before=bound, states=OPEN_STATES, order=Order.DUE, descending=True)):
+                keep = matcher(query)
+                expected = [s.id for s in order(query, [s for s in every if keep(s)])]
+                assert [s.id for s in world.store.query(query)] == expected
+                assert world.store.count(query) == len(expected)
+
+
+def test_memory_store_moves_a_row_whose_due_time_changes() -> None:
+    flow = make_flow(MemoryStore())
+    s = flow.receive(make_draft(), OFFICE)
+    due = s.due_at
+    assert due is not None
+    just_after = Query(due_before=due + dt.timedelta(microseconds=1))
+    assert [r.id for r in flow.store.query(just_after)] == [s.id]
+    flow.clock.advance(days=3)  # type: ignore[attr-defined]
+    moved = flow.register(s.id, OFFICE)
+    flow.transfer(s.id, OFFICE, lead_unit=LEAD_UNIT)
+    later = flow.store.load(s.id).due_at
+    assert later is not None and later.date() > due.date() and moved.id == s.id
+    assert flow.store.query(just_after) == []
+    assert [r.id for r in flow.store.query(Query(due_before=later + dt.timedelta(microseconds=1)))] == [s.id]
+
+
+def test_memory_store_files_a_due_time_by_its_utc_day() -> None:
+    """A due time just after midnight in Shanghai is the evening before in UTC: a UTC bound that evening finds it."""
+    flow = make_flow(MemoryStore())
+    s = flow.receive(make_draft(), OFFICE)
+    due = dt.datetime(2024, 9, 2, 0, 30, tzinfo=s.received_at.tzinfo)  # 2024-09-01 16:30 UTC
+    at = flow.clock.now()
+    event = seal(Event(suggestion_id=s.id, version=s.version + 1, kind="retime", from_state=s.state,
+                       to_state=s.state, actor=SYSTEM_ACTOR, at=at, changes=encode_changes({"due_at": due}),
+                       prev_hash=s.event_hash, workflow=s.workflow))
+    new = replace(s, {"due_at": due, "version": s.version + 1, "updated_at": at, "event_hash": event.hash})
+    flow.store.commit(Change(new, event, expected_version=s.version))
+    bound = dt.datetime(2024, 9, 1, 17, 0, tzinfo=dt.UTC)
+    assert [r.id for r in flow.store.query(Query(due_before=bound))] == [s.id]
+    assert flow.store.query(Query(due_before=bound - dt.timedelta(hours=1))) == []

@@ -2,10 +2,12 @@
 
 Plain dicts and lists behind one lock: the current row of each suggestion, its list of
 events, the outbox (a list: a message's id is its place in it), the idempotency records
-and a few named values.  Queries filter every row in
-Python (:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is fast
-enough for tests, tools and simulations of a campaign, and it is the behaviour every other
-store is held to by :class:`jianyi_flow.testing.StoreContract`.
+and a few named values.  Queries filter the rows in Python
+(:func:`~jianyi_flow.storage.base.matcher`) and sort the matches; that is the behaviour
+every other store is held to by :class:`jianyi_flow.testing.StoreContract`.  One index
+keeps that fast enough for simulations of a whole campaign: the ids of the rows with a
+due time, by its UTC day, so a query bounded by ``due_before`` (every ``Flow.tick`` runs
+one) filters only the rows due on or before that day instead of every row.
 
 Rows, events and outbox messages are immutable objects, so the store keeps the very
 objects it is given and hands them back: nothing is copied.  A row whose proposer is
@@ -56,6 +58,7 @@ class MemoryStore:
         self._keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self._meta: dict[str, str] = {}
         self._vault: dict[str, PersonalRecord] = {}
+        self._due_days: dict[dt.date, set[str]] = {}  # ids by the UTC day of their due time (see _matching)
         self._seq = 0
 
     def __repr__(self) -> str:
@@ -85,6 +88,9 @@ class MemoryStore:
             self._seq += 1
             stored = with_seq(event, self._seq)  # attrs.evolve(event, seq=...), built positionally for speed
             self._rows[s.id] = s
+            before = None if current is None else current.due_at
+            if s.due_at is not before:
+                self._file_due(s.id, before, s.due_at)
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
                               if e.version in redacted else e for e in history]
@@ -123,10 +129,28 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get(suggestion_id, ()))
 
+    def _file_due(self, suggestion_id: str, before: dt.datetime | None, after: dt.datetime | None) -> None:
+        """Move a row between the due-day sets when its due time changes."""
+        if before is not None:
+            day = _utc_day(before)
+            ids = self._due_days.get(day)
+            if ids is not None:
+                ids.discard(suggestion_id)
+                if not ids:
+                    del self._due_days[day]
+        if after is not None:
+            self._due_days.setdefault(_utc_day(after), set()).add(suggestion_id)
+
     def _matching(self, query: Query) -> list[Suggestion]:
-        keep = matcher(query)
+        keep = matcher(query)  # refuses a bad bound before any row is read
         with self._lock:
-            return [s for s in self._rows.values() if keep(s)]
+            if query.due_before is None:
+                return [s for s in self._rows.values() if keep(s)]
+            # a due-time bound (every tick has one) reads only the rows due on or before its day
+            last = _utc_day(query.due_before)
+            rows = self._rows
+            return [s for day, ids in self._due_days.items() if day <= last
+                    for s in map(rows.__getitem__, ids) if keep(s)]
 
     def query(self, query: Query) -> list[Suggestion]:
         check_limit(query.limit)
@@ -207,6 +231,10 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _utc_day(at: dt.datetime) -> dt.date:
+    return at.astimezone(dt.UTC).date()
 
 
 def _numbered(message: OutboxMessage, place: int) -> OutboxMessage:
