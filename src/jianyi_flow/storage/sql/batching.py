@@ -131,11 +131,13 @@ class BatchingSqlStore(SqlStore):
     """
 
     def __init__(self, url_or_engine: str | URL | Engine, **engine_kwargs: Any) -> None:
-        super().__init__(url_or_engine, **engine_kwargs)
-        if not self._sqlite:
-            self._dispose()
-            raise ValidationError("engine", "BatchingSqlStore runs on SQLite only: use SqlStore on "
-                                            f"{self._backend}", code="unsupported")
+        # refused before an engine is made: connecting to another database is not needed to say no
+        backend = url_or_engine.dialect.name if isinstance(url_or_engine, Engine) else _backend_of(url_or_engine)
+        if backend not in (None, "sqlite"):
+            raise ValidationError("engine", f"BatchingSqlStore runs on SQLite only: use SqlStore on {backend}",
+                                  code="unsupported")
+        super().__init__(url_or_engine, **engine_kwargs)  # a URL that does not parse is refused here
+        self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
 
     def __repr__(self) -> str:
         return f"BatchingSqlStore({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -153,6 +155,7 @@ class BatchingSqlStore(SqlStore):
                       newest.label("newest_event"))
             .select_from(s.outerjoin(pd, pd.c.suggestion_id == s.c.id))
             .where(s.c.id == w_id))
+        # the batch's point reads go through _fetch, which needs their SQL text
         self._sel_newest_event = self._directly(
             sa.select(sa.func.max(ev.c.version)).where(ev.c.suggestion_id == w_id))
         self._sel_exists = self._directly(sa.select(
@@ -267,22 +270,45 @@ class BatchingSqlStore(SqlStore):
         pending.seq = None  # SqlStore's commit moves the log counter itself
         return super().commit(change)
 
+    def _fetch(self, stmt: sa.Executable, params: dict[str, Any]) -> Sequence[Any] | None:
+        """The first row of one of the batch's point reads, or ``None``.
+
+        Sent through the driver's cursor of the batch's connection (``Connection.connection``):
+        for a one-row read by key, SQLAlchemy's result set-up costs more than SQLite's
+        lookup (for speed).
+        """
+        direct = self._direct[stmt]
+        conn: Connection = self._local.batch
+        try:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(direct.sql, direct.bind(params))
+                row: Sequence[Any] | None = cursor.fetchone()
+            finally:
+                cursor.close()
+        except self._driver_error as exc:
+            raise StoreError(f"sqlite read failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        except UnicodeError as exc:
+            raise ValidationError("text", f"cannot be compared: {exc}") from None
+        return row
+
     def _probe(self, sid: str, *, create: bool) -> _Entry:
         """What the database holds of ``sid``: its row (read as :meth:`load` reads it) and its newest event."""
         if create:  # a new id: one round trip says whether anything of it exists
-            newest, exists = self._batch_read(
-                lambda conn: tuple(self._exec(conn, self._sel_exists, {"w_id": sid}).one()))
+            found = self._fetch(self._sel_exists, {"w_id": sid})
+            assert found is not None
+            newest, exists = found
             if not exists:
                 return _Entry(None, 0 if newest is None else int(newest), None, None)
         entry = self._row_of(sid)
         if entry is None:
-            newest = self._batch_read(lambda conn: self._exec(conn, self._sel_newest_event, {"w_id": sid})
-                                      .scalar_one_or_none())
+            found = self._fetch(self._sel_newest_event, {"w_id": sid})
+            newest = None if found is None else found[0]
             return _Entry(None, 0 if newest is None else int(newest), None, None)
         return entry
 
     def _row_of(self, sid: str) -> _Entry | None:
-        row = self._batch_read(lambda conn: self._exec(conn, self._sel_probe, {"w_id": sid}).first())
+        row = self._fetch(self._sel_probe, {"w_id": sid})
         if row is None:
             return None
         s = _decoded(_suggestion, row, sid, "row")
@@ -292,10 +318,11 @@ class BatchingSqlStore(SqlStore):
                       row=_resolve(s, record, row[_ACCOUNT]))
 
     def _stored_key(self, scope: str, key: str) -> IdempotencyRecord | None:
-        row = self._batch_read(lambda conn: self._exec(conn, self._sel_key, {"w_scope": scope, "w_key": key}).first())
+        row = self._fetch(self._sel_key, {"w_scope": scope, "w_key": key})
         if row is None:
             return None
-        return IdempotencyRecord(row.scope, row.key, row.suggestion_id, int(row.version), row.command, row.fingerprint)
+        scope, key, sid, version, command, print_ = row
+        return IdempotencyRecord(scope, key, sid, int(version), command, print_)
 
     def _log_end(self, conn: Connection) -> int:
         value = conn.execute(self._sel_last_seq).scalar_one_or_none()
@@ -430,6 +457,14 @@ class BatchingSqlStore(SqlStore):
             held = pending.keys[(scope, key)] = self._stored_key(scope, key)
         result: IdempotencyRecord | None = held
         return result
+
+
+def _backend_of(url: str | URL) -> str | None:
+    """The backend a URL names (``None`` if it does not parse: :class:`SqlStore` says why)."""
+    try:
+        return sa.engine.make_url(url).get_backend_name()
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return None
 
 
 assert _DATA == len(COLUMN_FIELDS)  # the buffered row's layout is the one SqlStore reads back
