@@ -119,6 +119,7 @@ def hand_made(store: SqlStore) -> list[Any]:
         got.append(outcome(lambda: store.commit(create(make_suggestion("hm-c"), key="k-a"))))  # key taken
         got.append(outcome(lambda: store.commit(a2)))  # stale
         got.append(outcome(lambda: store.commit(advance(make_suggestion("hm-none")))))  # not found
+        got.append(outcome(lambda: store.commit(advance(a2.suggestion, reason="lone \ud800"))))  # text SQLite refuses
         b2 = advance(b.suggestion, due_at=T0 + dt.timedelta(days=15), co_units=("u4",))  # keys and a link added
         got.append(outcome(lambda: store.commit(b2).seq))
         got.append([s.id for s in store.query(Query(unit="u4"))])  # a read: the buffer is written first
@@ -150,6 +151,7 @@ def test_hand_made_changes_store_what_sqlstore_stores(stores: tuple[SqlStore, Ba
     assert ("DuplicateSuggestion", str(DuplicateSuggestion("hm-a"))) in ours
     assert any(isinstance(o, tuple) and o[0] == "ConcurrencyConflict" for o in ours)
     assert any(isinstance(o, tuple) and o[0] == "IdempotencyKeyReused" for o in ours)
+    assert any(isinstance(o, tuple) and o[0] == "ValidationError" for o in ours)
     assert_same_database(plain, batching)
 
 

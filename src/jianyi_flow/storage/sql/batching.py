@@ -225,6 +225,7 @@ class BatchingSqlStore(SqlStore):
         self._broken()
         if change.redacted or change.forget_keys:
             return self._commit_now(pending, change)
+        _check_text(plan)
         sid: str = plan.row["id"]
         entry = pending.rows.get(sid)
         if entry is None:
@@ -457,6 +458,18 @@ class BatchingSqlStore(SqlStore):
             held = pending.keys[(scope, key)] = self._stored_key(scope, key)
         result: IdempotencyRecord | None = held
         return result
+
+
+def _check_text(plan: _Plan) -> None:
+    """Every text the plan binds can be sent to SQLite (which refuses lone surrogates), as SqlStore finds out
+    when it sends them: a :class:`ValidationError` from the commit, not a failed batch later."""
+    for params in (plan.row, plan.event, plan.record or {}, plan.personal or {}, *plan.messages, *plan.units):
+        for value in params.values():
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeError as exc:
+                    raise ValidationError("text", f"cannot be stored: {exc}") from None
 
 
 def _backend_of(url: str | URL) -> str | None:
