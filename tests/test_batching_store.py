@@ -31,7 +31,8 @@ from jianyi_flow.errors import (
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.simulation import CampaignSimulator
 from jianyi_flow.sql import BatchingSqlStore, SqlStore, metadata
-from jianyi_flow.storage.base import Query
+from jianyi_flow.domain.model import Event
+from jianyi_flow.storage.base import Change, Query
 from jianyi_flow.testing import (
     CO_UNIT,
     LEAD_UNIT,
@@ -102,6 +103,43 @@ def test_a_simulation_stores_the_same_database_as_sqlstore(stores: tuple[SqlStor
     assert results[0].by_command == results[1].by_command
     assert_same_database(*stores)
     assert make_flow(stores[1]).verify_all() == []
+
+
+class Killed(Exception):
+    """The process died."""
+
+
+class DiesAfter(BatchingSqlStore):
+    """A BatchingSqlStore whose process dies at a chosen commit, inside a batch."""
+
+    deadline: int | None = None
+
+    def commit(self, change: Change) -> Event:
+        if self.deadline is not None:
+            if self.deadline == 0:
+                self.deadline = None
+                raise Killed(change.suggestion.id)
+            self.deadline -= 1
+        return super().commit(change)
+
+
+def test_a_killed_simulation_resumes_to_the_same_database(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    """A kill loses the open batch, buffered and written parts alike; the resumed run stores what SqlStore does."""
+    plain, batching = stores
+    first = CampaignSimulator(yongchuan_2024(), plain, seed=3, suggestions=40).run()
+    batching.close()
+    store = DiesAfter(str(batching.engine.url))
+    try:
+        store.deadline = first.commands // 2
+        with pytest.raises(Killed):
+            CampaignSimulator(yongchuan_2024(), store, seed=3, suggestions=40).run()
+        kept = store.last_seq()
+        assert 0 < kept < plain.last_seq()
+        resumed = CampaignSimulator(yongchuan_2024(), store, seed=3, suggestions=40).run()
+        assert 0 < resumed.replayed < resumed.commands == first.commands
+        assert_same_database(plain, store)
+    finally:
+        store.close()
 
 
 def hand_made(store: SqlStore) -> list[Any]:
