@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from dbs import sqlite_copy, sqlite_template
 from jianyi_flow import FakeClock, ResearchMethod
+from jianyi_flow.domain.model import Event
 from jianyi_flow.errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -31,7 +32,6 @@ from jianyi_flow.errors import (
 from jianyi_flow.presets import yongchuan_2024
 from jianyi_flow.simulation import CampaignSimulator
 from jianyi_flow.sql import BatchingSqlStore, SqlStore, metadata
-from jianyi_flow.domain.model import Event
 from jianyi_flow.storage.base import Change, Query
 from jianyi_flow.testing import (
     CO_UNIT,

@@ -16,10 +16,11 @@ its own buffer, is what the database holds.  This is why the store runs on SQLit
 Inside a batch, on the thread that opened it:
 
 * :meth:`~BatchingSqlStore.commit` raises :class:`~jianyi_flow.errors.DuplicateSuggestion`,
-  :class:`~jianyi_flow.errors.NotFound`, :class:`~jianyi_flow.errors.ConcurrencyConflict` or
-  :class:`~jianyi_flow.errors.IdempotencyKeyReused` from the call itself, in the order
-  :class:`SqlStore` checks them, and nothing of that change is kept; the batch's other
-  commits stay.  ``seq`` numbers run on from the log counter read once per batch.
+  :class:`~jianyi_flow.errors.NotFound`, :class:`~jianyi_flow.errors.ConcurrencyConflict`,
+  :class:`~jianyi_flow.errors.IdempotencyKeyReused` or :class:`~jianyi_flow.errors.ValidationError`
+  (a value, or a text SQLite cannot store) from the call itself, in the order :class:`SqlStore`
+  checks them, and nothing of that change is kept; the batch's other commits stay.  ``seq``
+  numbers run on from the log counter, read once per batch.
 * :meth:`~BatchingSqlStore.load` serves a row the batch read or wrote from the batch;
   :meth:`~BatchingSqlStore.idempotency` serves keys the batch wrote or looked up.  Every
   other read (queries, counts, histories, scans, the vault, the outbox, named values) and
