@@ -135,8 +135,7 @@ class BatchingSqlStore(SqlStore):
         # refused before an engine is made: connecting to another database is not needed to say no
         backend = url_or_engine.dialect.name if isinstance(url_or_engine, Engine) else _backend_of(url_or_engine)
         if backend not in (None, "sqlite"):
-            raise ValidationError("engine", f"BatchingSqlStore runs on SQLite only: use SqlStore on {backend}",
-                                  code="unsupported")
+            raise ValidationError("engine", f"BatchingSqlStore runs on SQLite only: use SqlStore on {backend}")
         super().__init__(url_or_engine, **engine_kwargs)  # a URL that does not parse is refused here
         self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
 
