@@ -16,11 +16,16 @@ queued and, with the suggestion's ``INSERT``, its unit links, 200 events per tra
 with ``executemany``, on a fresh file database with the same schema and engine settings
 (parameters are read from the SQLite run's database before the clock runs).  The floor
 does no reads, no hashing and no validation.  Full runs go in the order memory, SQLite,
-floor, floor, SQLite, so a steady drift of the machine's speed moves both means alike;
-``--quick`` runs each child once.
+batching SQLite, floor, floor, batching SQLite, SQLite, so a steady drift of the machine's
+speed moves the means alike; ``--quick`` runs each child once.
 
 ``simulation.sqlite.vs_floor`` — cost, ours / floor (lower is better), target ≤ 2.0: the
     simulation on ``SqlStore`` (a SQLite file, WAL) against the floor.
+``simulation.sqlite_batching.vs_floor`` — cost, ours / floor, target ≤ 2.0: the same simulation
+    on ``BatchingSqlStore`` (a SQLite file, WAL), whose batches buffer their commits and write
+    them with ``executemany`` at the block's end or before a read that needs them, against the
+    same floor.  Its event log (suggestion, version, seq and hash of every event) must equal the
+    ``SqlStore`` run's, or the group fails.
 ``simulation.memory.vs_floor`` — cost, ours / floor, target ≤ 0.8: the same simulation on
     the plain :class:`MemoryStore` against the same floor.
 ``simulation.sqlite.peak_rss`` — value ≤ 512 MiB: peak RSS of the SQLite child (the larger
@@ -32,13 +37,15 @@ Each simulation child also reports the garbage collector's own time during ``run
 (``gc_s``) and its collections by generation (``gc_collections``).
 
 Run alone: ``python -m benchmarks.simulation [--quick] [--suggestions N]``; one part:
-``python -m benchmarks.simulation --child memory|sqlite N [DB]`` (prints seconds, commands,
-peak RSS as JSON), ``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.
+``python -m benchmarks.simulation --child memory|sqlite|sqlite_batching N [DB]`` (prints
+seconds, commands, peak RSS and, on SQLite, a digest of the event log as JSON),
+``--child floor SOURCE_DB TARGET_DB``, ``--child idle``.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -63,9 +70,15 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
     from jianyi_flow import MemoryStore
     from jianyi_flow.presets import yongchuan_2024
     from jianyi_flow.simulation import CampaignSimulator
-    from jianyi_flow.sql import SqlStore
+    from jianyi_flow.sql import BatchingSqlStore, SqlStore
 
-    store: Any = MemoryStore() if kind == "memory" else SqlStore.open(f"sqlite:///{db}")
+    store: Any
+    if kind == "memory":
+        store = MemoryStore()
+    elif kind == "sqlite_batching":
+        store = BatchingSqlStore.open(f"sqlite:///{db}")
+    else:
+        store = SqlStore.open(f"sqlite:///{db}")
     last = [time.perf_counter()]
 
     def progress(done: int, total: int) -> None:
@@ -83,9 +96,23 @@ def _simulate(kind: str, n: int, db: str | None) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     store.close()
     return {"seconds": seconds, "commands": result.commands, "ticks": result.ticks,
+            "log_digest": None if db is None else _log_digest(db),
             "peak_rss": peak_rss_bytes(), "by_command": dict(result.by_command),
             "batched": callable(getattr(store, "batch", None)),
             "gc_s": round(collector.seconds, 3), "gc_collections": collector.collections}
+
+
+def _log_digest(db: str) -> str:
+    """SHA-256 of every event's suggestion, version, seq and hash in log order (not timed)."""
+    digest = hashlib.sha256()
+    conn = sqlite3.connect(db)
+    try:
+        for sid, version, seq, event_hash in conn.execute(
+                "SELECT suggestion_id, version, seq, hash FROM jianyi_events ORDER BY seq"):
+            digest.update(f"{sid}:{version}:{seq}:{event_hash}\n".encode())
+    finally:
+        conn.close()
+    return digest.hexdigest()
 
 
 class _CollectorTime:
@@ -203,7 +230,7 @@ def _idle() -> dict[str, Any]:
 
 def child(args: list[str]) -> dict[str, Any]:
     kind = args[0]
-    if kind in ("memory", "sqlite"):
+    if kind in ("memory", "sqlite", "sqlite_batching"):
         return _simulate(kind, int(args[1]), args[2] if len(args) > 2 else None)
     if kind == "floor":
         return _floor(args[1], args[2])
@@ -249,7 +276,12 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
         db = directory / "simulation.db"
         synced.append(_settle())
         sqls = [run_child(mod, ["--child", "sqlite", str(n), str(db)], timeout=timeout)]
-        log(f"simulation: sqlite done in {sqls[0]['seconds']:.1f} s; now the Core floor")
+        log(f"simulation: sqlite done in {sqls[0]['seconds']:.1f} s; now BatchingSqlStore")
+        batched = directory / "batching.db"
+        synced.append(_settle())
+        batchings = [run_child(mod, ["--child", "sqlite_batching", str(n), str(batched)], timeout=timeout)]
+        _remove_database(batched)
+        log(f"simulation: sqlite_batching done in {batchings[0]['seconds']:.1f} s; now the Core floor")
         floors = []
         for i in range(1 if quick else 2):
             target = directory / f"floor{i}.db"
@@ -260,6 +292,11 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
         _remove_database(db)
         if not quick:  # sandwiched: simulation, floor, floor, simulation
             synced.append(_settle())
+            again = directory / "batching-again.db"
+            batchings.append(run_child(mod, ["--child", "sqlite_batching", str(n), str(again)], timeout=timeout))
+            _remove_database(again)
+            log(f"simulation: sqlite_batching again done in {batchings[1]['seconds']:.1f} s")
+            synced.append(_settle())
             sqls.append(run_child(mod, ["--child", "sqlite", str(n), str(directory / "again.db")], timeout=timeout))
             log(f"simulation: sqlite again done in {sqls[1]['seconds']:.1f} s")
     finally:
@@ -268,6 +305,8 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
     if mem["commands"] != sql["commands"] or any(r["commands"] != sql["commands"] for r in sqls):
         raise RuntimeError(f"simulation: MemoryStore ran {mem['commands']} commands, SQLite "
                            f"{[r['commands'] for r in sqls]}")
+    if any(r["commands"] != sql["commands"] or r["log_digest"] != sql["log_digest"] for r in batchings):
+        raise RuntimeError("simulation: BatchingSqlStore wrote another event log than SqlStore")
     if len({f["events"] for f in floors}) != 1 or floors[0]["events"] < sql["commands"]:
         raise RuntimeError(f"simulation: {sql['commands']} commands but the floors wrote "
                            f"{[f['events'] for f in floors]} events")
@@ -276,6 +315,7 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
     floor_s = sum(f["seconds"] for f in floors) / len(floors)
     sql_s = sum(r["seconds"] for r in sqls) / len(sqls)
     sql_peak = max(r["peak_rss"] for r in sqls)
+    batching_s = sum(r["seconds"] for r in batchings) / len(batchings)
     runs = {"sqlite_runs_s": [round(r["seconds"], 3) for r in sqls],
             "floor_runs_s": [round(f["seconds"], 3) for f in floors],
             "sync_before_children_s": [round(t, 3) for t in synced],
@@ -292,6 +332,13 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
                     f"WAL), agenda chunks of 200 in SqlStore.batch(); {floor_note}"
                     + ("" if quick else "; means of the order simulation, floor, floor, simulation"),
                **runs, **common),
+        figure("simulation.sqlite_batching.vs_floor", value=batching_s, baseline=floor_s,
+               ratio=batching_s / floor_s, unit="s", ratio_is=cost, target=TARGET_SQLITE_VS_FLOOR, op="<=",
+               note=f"the same simulation on BatchingSqlStore(sqlite file, WAL), agenda chunks of 200 in its "
+                    f"buffered batch(), event log equal to SqlStore's; {floor_note}"
+                    + ("" if quick else "; means of the order batching, floor, floor, batching"),
+               sqlite_batching_runs_s=[round(r["seconds"], 3) for r in batchings],
+               floor_runs_s=runs["floor_runs_s"], gc_s=[r.get("gc_s") for r in batchings], **common),
         figure("simulation.memory.vs_floor", value=mem["seconds"], baseline=floor_s, ratio=mem["seconds"] / floor_s,
                unit="s", ratio_is=cost, target=TARGET_MEMORY_VS_FLOOR, op="<=",
                note=f"the same simulation on MemoryStore; {floor_note}",

@@ -1,7 +1,9 @@
 """Every shipped store runs the same contract kit (jianyi_flow.testing.StoreContract).
 
 MemoryStore is the reference.  SqlStore runs the kit on a SQLite file, in-memory SQLite,
-PostgreSQL and MariaDB (see tests/dbs.py for how the server tests get a private schema).
+PostgreSQL and MariaDB (see tests/dbs.py for how the server tests get a private schema);
+BatchingSqlStore on a SQLite file and in-memory SQLite (tests/test_batching_store.py tests
+its buffer).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 from dbs import mysql_migrated, mysql_url, postgres_migrated, postgres_url, sqlite_copy, sqlite_template, wipe
 from jianyi_flow import MemoryStore
 from jianyi_flow.errors import ValidationError
-from jianyi_flow.sql import SqlStore
+from jianyi_flow.sql import BatchingSqlStore, SqlStore
 from jianyi_flow.storage.base import Order, Query, TransactingStore, matches
 from jianyi_flow.testing import StoreContract, make_suggestion
 
@@ -46,6 +48,25 @@ class TestSqliteMemoryStore(StoreContract):
 
     def make_store(self) -> SqlStore:
         return SqlStore.open("sqlite://")
+
+
+class TestBatchingSqliteFileStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
+    url: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, sqlite_template: Path, tmp_path: Path) -> None:
+        self.url = sqlite_copy(sqlite_template, tmp_path)
+
+    def make_store(self) -> BatchingSqlStore:
+        return BatchingSqlStore(self.url)
+
+
+class TestBatchingSqliteMemoryStore(StoreContract):
+    capabilities = SQL_CAPABILITIES
+
+    def make_store(self) -> BatchingSqlStore:
+        return BatchingSqlStore.open("sqlite://")
 
 
 @pytest.mark.postgres

@@ -44,7 +44,7 @@ import enum
 import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -330,7 +330,7 @@ class SqlStore:
             raise
 
     @classmethod
-    def open(cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, **engine_kwargs: Any) -> SqlStore:
+    def open(cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, **engine_kwargs: Any) -> Self:
         """Open a store, first bringing the schema to the newest revision when ``migrate`` (the default).
 
         For tests, tools and single-process deployments; deployments where the schema is
