@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from jianyi_flow import Flow, MemoryStore, Rating, State, replay
@@ -200,3 +201,39 @@ def test_the_memory_store_forgets_an_erased_proposer_with_the_row_it_replaces() 
     record = flow.store.personal_data(s.id)  # type: ignore[attr-defined]
     assert record is not None and record.erased
     assert flow.verify_history(s.id) == []
+
+
+def test_replay_builds_the_row_apply_event_folds_to_and_refuses_alike() -> None:
+    flow = make_flow(MemoryStore())
+    s = drive_to(flow, State.RATED, rating=Rating.SATISFIED)
+    events = flow.store.history(s.id)
+    for n in range(1, len(events) + 1):
+        folded = None
+        for event in events[:n]:
+            folded = codec.apply_event(folded, event)
+        assert replay(events[:n]) == folded
+    assert replay([]) is None
+    first = events[0]
+    incomplete = attrs.evolve(first, changes={k: v for k, v in first.changes.items() if k != "title"})
+    for rebuild in (lambda es: replay(es), lambda es: codec.apply_event(None, es[0])):
+        with pytest.raises(TypeError):
+            rebuild([incomplete, *events[1:]])
+    unknown = attrs.evolve(events[1], changes={**events[1].changes, "no_such_field": 1})
+    with pytest.raises(ValueError, match="no_such_field"):
+        replay([first, unknown])
+
+
+@pytest.mark.parametrize("value", ["no_such_state", 3, None, ["transferred"]])
+def test_an_enum_field_decodes_known_values_only(value: object) -> None:
+    decode = codec.FIELD_DECODERS["state"]
+    assert decode("transferred") is State.TRANSFERRED
+    with pytest.raises((ValueError, TypeError)):
+        decode(value)
+
+
+def test_equal_datetime_texts_decode_to_one_datetime() -> None:
+    decode = codec.FIELD_DECODERS["due_at"]
+    text = "2024-10-21T15:59:59.999999+00:00"
+    assert decode(text) is decode("".join(text))
+    assert decode(text) == dt.datetime(2024, 10, 21, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert decode(text).tzinfo == ZoneInfo("Asia/Shanghai")

@@ -1418,6 +1418,10 @@ def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
 
 
 # --- decoding what was stored -------------------------------------------------------------------------------
+_STATE_OF = FIELD_DECODERS["state"]
+"""A stored state's member (a table lookup)."""
+
+
 def _instant(value: Any) -> dt.datetime:
     """A stored datetime (text on SQLite, naive UTC on MariaDB, aware on PostgreSQL) as an aware one in Shanghai."""
     if isinstance(value, str):
@@ -1436,7 +1440,7 @@ def _maybe_instant(value: Any) -> dt.datetime | None:
 
 def _suggestion(row: Sequence[Any]) -> Suggestion:
     fields = dict(zip(COLUMN_FIELDS, row, strict=False))
-    fields["state"] = State(fields["state"])
+    fields["state"] = _STATE_OF(fields["state"])
     fields["version"] = int(fields["version"])
     fields["due_provisional"] = bool(fields["due_provisional"])
     for name in _ROW_DATETIMES:
@@ -1463,8 +1467,8 @@ def _event(row: Any) -> Event:
         suggestion_id=row.suggestion_id,
         version=int(row.version),
         kind=row.kind,
-        from_state=None if row.from_state is None else State(row.from_state),
-        to_state=State(row.to_state),
+        from_state=None if row.from_state is None else _STATE_OF(row.from_state),
+        to_state=_STATE_OF(row.to_state),
         actor=Actor(id=row.actor_id, role=Role(row.actor_role), unit=row.actor_unit, name=row.actor_name),
         at=_instant(row.at),
         reason=row.reason,
