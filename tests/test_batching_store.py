@@ -331,3 +331,28 @@ def test_an_engine_of_another_database_is_refused() -> None:
             BatchingSqlStore(engine)
     finally:
         engine.dispose()
+
+
+def key_written_at_once(store: SqlStore) -> list[Any]:
+    """A change with a key that SqlStore writes at once (it rewrites an event): the batch sees the key."""
+    a = create(make_suggestion("ka-a"))
+    store.commit(a)
+    first = store.history("ka-a")[0]
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.idempotency(OFFICE_ACTOR.key, "k1")))  # looked up: not held yet
+        change = attrs.evolve(advance(a.suggestion, key="k1"), redacted=(first,))
+        got.append(outcome(lambda: store.commit(change).seq))
+        got.append(outcome(lambda: store.idempotency(OFFICE_ACTOR.key, "k1")))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ka-b"), key="k1"))))  # key taken
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ka-c"))).seq))
+    got.append([s.id for s in store.query(Query())])
+    return got
+
+
+def test_a_key_written_at_once_is_seen_by_the_batch(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = key_written_at_once(plain), key_written_at_once(batching)
+    assert ours == theirs
+    assert ours[3][0] == "IdempotencyKeyReused"
+    assert_same_database(plain, batching)

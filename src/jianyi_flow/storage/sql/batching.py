@@ -268,6 +268,8 @@ class BatchingSqlStore(SqlStore):
         pending.rows.pop(sid, None)
         if change.forget_keys:
             pending.keys.clear()
+        elif change.idempotency is not None:  # written by SqlStore's commit: read it again when asked
+            pending.keys.pop((change.idempotency.scope, change.idempotency.key), None)
         pending.seq = None  # SqlStore's commit moves the log counter itself
         return super().commit(change)
 
