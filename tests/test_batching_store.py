@@ -356,3 +356,28 @@ def test_a_key_written_at_once_is_seen_by_the_batch(stores: tuple[SqlStore, Batc
     assert ours == theirs
     assert ours[3][0] == "IdempotencyKeyReused"
     assert_same_database(plain, batching)
+
+
+def texts_and_refusals(store: SqlStore) -> list[Any]:
+    """A text SQLite refuses in a commit that is refused anyway: the error SqlStore meets first."""
+    a = create(make_suggestion("tx-a"), key="tk")
+    got: list[Any] = []
+    with store.batch():
+        store.commit(a)
+        store.commit(advance(a.suggestion))
+        got.append(outcome(lambda: store.commit(advance(a.suggestion, reason="lone \ud800"))))  # stale
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-a"), notify=["x\ud800"]))))  # duplicate
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-b", topic="t\ud800"), key="tk"))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-c", topic="t\ud800")))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-d"), key="k\ud800"))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-e"), notify=["x\ud800"]))))
+    return got
+
+
+def test_a_refused_text_is_reported_where_sqlstore_meets_it(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = texts_and_refusals(plain), texts_and_refusals(batching)
+    assert [o[0] for o in ours] == [o[0] for o in theirs] == [
+        "ConcurrencyConflict", "DuplicateSuggestion", "IdempotencyKeyReused", "ValidationError", "ValidationError",
+        "ValidationError"]
+    assert_same_database(plain, batching)

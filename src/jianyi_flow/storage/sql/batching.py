@@ -225,12 +225,23 @@ class BatchingSqlStore(SqlStore):
         self._broken()
         if change.redacted or change.forget_keys:
             return self._commit_now(pending, change)
-        _check_text(plan)
+        # texts are checked where SqlStore sends them: the key, the row, then (once the row is found
+        # in order) the event, then the messages and the vault record
+        _check_text(plan.record)
         sid: str = plan.row["id"]
         entry = pending.rows.get(sid)
         if entry is None:
             entry = self._probe(sid, create=plan.create)
             pending.rows[sid] = entry
+        record = change.idempotency
+        held: IdempotencyRecord | None = None
+        if record is not None:
+            key = (record.scope, record.key)
+            held = pending.keys.get(key, _MISSING)
+            if held is _MISSING:
+                held = pending.keys[key] = self._stored_key(*key)
+        if held is None:  # a taken key is refused before the row is sent
+            _check_text(plan.row, *plan.units)
         expected = change.expected_version
         if plan.create:
             if entry.version is not None or entry.events:
@@ -239,16 +250,13 @@ class BatchingSqlStore(SqlStore):
             raise NotFound("suggestion", sid)
         elif entry.version != expected:
             raise ConcurrencyConflict(sid, expected, entry.version)
-        record = change.idempotency
-        if record is not None:
-            key = (record.scope, record.key)
-            held = pending.keys.get(key, _MISSING)
-            if held is _MISSING:
-                held = pending.keys[key] = self._stored_key(*key)
-            if held is not None:
-                raise IdempotencyKeyReused(record.key, "another command")
+        if held is not None:
+            assert record is not None
+            raise IdempotencyKeyReused(record.key, "another command")
+        _check_text(plan.event)
         if entry.events >= plan.event["version"]:  # an event at this version exists without its row
             raise ConcurrencyConflict(sid, expected)
+        _check_text(*plan.messages, plan.personal)
         if pending.seq is None:
             pending.seq = self._batch_read(self._log_end)
         seq = pending.seq = pending.seq + 1
@@ -462,11 +470,11 @@ class BatchingSqlStore(SqlStore):
         return result
 
 
-def _check_text(plan: _Plan) -> None:
-    """Every text the plan binds can be sent to SQLite (which refuses lone surrogates), as SqlStore finds out
+def _check_text(*params: dict[str, Any] | None) -> None:
+    """Every text ``params`` bind can be sent to SQLite (which refuses lone surrogates), as SqlStore finds out
     when it sends them: a :class:`ValidationError` from the commit, not a failed batch later."""
-    for params in (plan.row, plan.event, plan.record or {}, plan.personal or {}, *plan.messages, *plan.units):
-        for value in params.values():
+    for values in params:
+        for value in () if values is None else values.values():
             if isinstance(value, str) and not value.isascii():
                 try:
                     value.encode()
