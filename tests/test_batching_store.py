@@ -381,3 +381,29 @@ def test_a_refused_text_is_reported_where_sqlstore_meets_it(stores: tuple[SqlSto
         "ConcurrencyConflict", "DuplicateSuggestion", "IdempotencyKeyReused", "ValidationError", "ValidationError",
         "ValidationError"]
     assert_same_database(plain, batching)
+
+
+def required_times(store: SqlStore) -> list[Any]:
+    """A row without a time its NOT NULL column needs: refused by the commit, the batch goes on."""
+    a = create(make_suggestion("rt-a"))
+    b = create(make_suggestion("rt-b"))
+    c = advance(a.suggestion)
+    no_update = attrs.evolve(c, suggestion=attrs.evolve(c.suggestion, updated_at=None))
+    no_receipt = attrs.evolve(b, suggestion=attrs.evolve(b.suggestion, received_at=None))
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.commit(a).seq))
+        got.append(outcome(lambda: store.commit(advance(a.suggestion, received_at=None))))
+        got.append(outcome(lambda: store.commit(no_update)))
+        got.append(outcome(lambda: store.commit(no_receipt)))
+        got.append(outcome(lambda: store.commit(b).seq))
+    got.append(store.last_seq())
+    return got
+
+
+def test_a_row_without_a_required_time_is_refused_by_its_commit(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = required_times(plain), required_times(batching)
+    assert ours == theirs
+    assert [o[0] for o in ours[1:4]] == ["ValidationError"] * 3 and ours[-1] == 2
+    assert_same_database(plain, batching)
