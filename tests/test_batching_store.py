@@ -407,3 +407,32 @@ def test_a_row_without_a_required_time_is_refused_by_its_commit(stores: tuple[Sq
     assert ours == theirs
     assert [o[0] for o in ours[1:4]] == ["ValidationError"] * 3 and ours[-1] == 2
     assert_same_database(plain, batching)
+
+
+def over_an_unreadable_row(store: SqlStore) -> list[Any]:
+    """A commit over a stored row this version cannot decode writes over it, as SqlStore's does."""
+    a = create(make_suggestion("ur-a"))
+    b = create(make_suggestion("ur-b"))
+    store.commit(a)
+    store.commit(b)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE jianyi_suggestions SET data = 'not json' WHERE id IN ('ur-a', 'ur-b')")
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.load("ur-a")))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ur-a")))))
+        a2 = advance(a.suggestion, topic="fixed")
+        got.append(outcome(lambda: store.commit(a2).seq))
+        got.append(outcome(lambda: store.commit(advance(a2.suggestion, topic="again")).seq))
+        got.append(outcome(lambda: store.load("ur-a").topic))
+        got.append(outcome(lambda: store.load("ur-b")))
+    got.append(outcome(lambda: store.load("ur-a").topic))
+    return got
+
+
+def test_a_commit_over_an_unreadable_row(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = over_an_unreadable_row(plain), over_an_unreadable_row(batching)
+    assert ours == theirs
+    assert ours[2:5] == [3, 4, "again"] and ours[-1] == "again"
+    assert_same_database(plain, batching)

@@ -25,8 +25,9 @@ Inside a batch, on the thread that opened it:
   :meth:`~BatchingSqlStore.idempotency` serves keys the batch wrote or looked up.  Every
   other read (queries, counts, histories, scans, the vault, the outbox, named values) and
   every other write first writes the buffer, so it sees the batch's commits.
-* A change that rewrites earlier events or forgets keys (erasure, the vault migration) is
-  written at once, after the buffer, as :class:`SqlStore` writes it.
+* A change that rewrites earlier events or forgets keys (erasure, the vault migration), or
+  that writes over a stored row this version cannot decode, is written at once, after the
+  buffer, as :class:`SqlStore` writes it.
 * A failure while the buffer is written (the database refusing something the checks did not
   foresee, a full disk) fails the whole batch: it raises :class:`~jianyi_flow.errors.StoreError`
   there, later calls in the batch raise it too, and the batch is rolled back.  An exception
@@ -106,6 +107,10 @@ class _Entry:
 
 
 _MISSING: Any = object()
+
+
+class _Undecodable(StoreError):
+    """A stored row or vault record that cannot be decoded (what :meth:`SqlStore.load` raises for it)."""
 
 
 @attrs.define(slots=True)
@@ -231,8 +236,10 @@ class BatchingSqlStore(SqlStore):
         sid: str = plan.row["id"]
         entry = pending.rows.get(sid)
         if entry is None:
-            entry = self._probe(sid, create=plan.create)
-            pending.rows[sid] = entry
+            probed = self._probe(sid, create=plan.create)
+            if probed is None:  # a stored row this version cannot read: SqlStore's commit writes over it
+                return self._commit_now(pending, change)
+            entry = pending.rows[sid] = probed
         record = change.idempotency
         held: IdempotencyRecord | None = None
         if record is not None:
@@ -303,15 +310,19 @@ class BatchingSqlStore(SqlStore):
             raise ValidationError("text", f"cannot be compared: {exc}") from None
         return row
 
-    def _probe(self, sid: str, *, create: bool) -> _Entry:
-        """What the database holds of ``sid``: its row (read as :meth:`load` reads it) and its newest event."""
+    def _probe(self, sid: str, *, create: bool) -> _Entry | None:
+        """What the database holds of ``sid``: its row (read as :meth:`load` reads it) and its newest event
+        (``None``: a row or vault record that cannot be decoded, which :meth:`load` reports)."""
         if create:  # a new id: one round trip says whether anything of it exists
             found = self._fetch(self._sel_exists, {"w_id": sid})
             assert found is not None
             newest, exists = found
             if not exists:
                 return _Entry(None, 0 if newest is None else int(newest), None, None)
-        entry = self._row_of(sid)
+        try:
+            entry = self._row_of(sid)
+        except _Undecodable:
+            return None
         if entry is None:
             found = self._fetch(self._sel_newest_event, {"w_id": sid})
             newest = None if found is None else found[0]
@@ -322,8 +333,11 @@ class BatchingSqlStore(SqlStore):
         row = self._fetch(self._sel_probe, {"w_id": sid})
         if row is None:
             return None
-        s = _decoded(_suggestion, row, sid, "row")
-        record = None if row[_VAULT] is None else _decoded(_personal, row[_VAULT:-1], sid, "vault record")
+        try:
+            s = _decoded(_suggestion, row, sid, "row")
+            record = None if row[_VAULT] is None else _decoded(_personal, row[_VAULT:-1], sid, "vault record")
+        except StoreError as exc:
+            raise _Undecodable(str(exc)) from None
         newest = row[-1]
         return _Entry(s.version, 0 if newest is None else int(newest), _loaded(s, row), record,
                       row=_resolve(s, record, row[_ACCOUNT]))
@@ -436,7 +450,10 @@ class BatchingSqlStore(SqlStore):
         self._broken()
         entry = pending.rows.get(suggestion_id)
         if entry is None:
-            entry = self._row_of(suggestion_id)
+            try:
+                entry = self._row_of(suggestion_id)
+            except _Undecodable as exc:
+                raise StoreError(str(exc)) from None
             if entry is None:
                 raise NotFound("suggestion", suggestion_id)
             pending.rows[suggestion_id] = entry
