@@ -371,15 +371,17 @@ def texts_and_refusals(store: SqlStore) -> list[Any]:
         got.append(outcome(lambda: store.commit(create(make_suggestion("tx-c", topic="t\ud800")))))
         got.append(outcome(lambda: store.commit(create(make_suggestion("tx-d"), key="k\ud800"))))
         got.append(outcome(lambda: store.commit(create(make_suggestion("tx-e"), notify=["x\ud800"]))))
+        got.append(outcome(lambda: store.commit(advance(make_suggestion("tx-\ud800")))))  # an id it cannot look up
     return got
 
 
 def test_a_refused_text_is_reported_where_sqlstore_meets_it(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
     plain, batching = stores
     theirs, ours = texts_and_refusals(plain), texts_and_refusals(batching)
-    assert [o[0] for o in ours] == [o[0] for o in theirs] == [
+    assert ours == theirs
+    assert [o[0] for o in ours] == [
         "ConcurrencyConflict", "DuplicateSuggestion", "IdempotencyKeyReused", "ValidationError", "ValidationError",
-        "ValidationError"]
+        "ValidationError", "ValidationError"]
     assert_same_database(plain, batching)
 
 

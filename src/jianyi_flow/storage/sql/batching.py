@@ -232,8 +232,8 @@ class BatchingSqlStore(SqlStore):
             return self._commit_now(pending, change)
         # texts are checked where SqlStore sends them: the key, the row, then (once the row is found
         # in order) the event, then the messages and the vault record
-        _check_text(plan.record)
         sid: str = plan.row["id"]
+        _check_text(plan.record, {"id": sid})  # the id is sent with every statement, the key's first
         entry = pending.rows.get(sid)
         if entry is None:
             probed = self._probe(sid, create=plan.create)
