@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from dbs import sqlite_copy, sqlite_template
 from jianyi_flow import FakeClock, ResearchMethod
 from jianyi_flow.domain.model import Event
+from jianyi_flow.domain.personal import PersonalRecord
 from jianyi_flow.errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -438,3 +439,41 @@ def test_a_commit_over_an_unreadable_row(stores: tuple[SqlStore, BatchingSqlStor
     assert ours == theirs
     assert ours[2:5] == [3, 4, "again"] and ours[-1] == "again"
     assert_same_database(plain, batching)
+
+
+def unbindable_vault_values(store: SqlStore) -> list[Any]:
+    """A vault record the driver could not bind is refused by its commit, not by the batch's write."""
+    a = create(make_suggestion("ub-a"))
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.commit(a).seq))
+        for record in (PersonalRecord("ub-a", erased_at=T0, erased_version=2**70),
+                       PersonalRecord("ub-a", name=["not", "text"], salt="00" * 16)):  # type: ignore[arg-type]
+            got.append(outcome(lambda r=record: store.commit(attrs.evolve(advance(a.suggestion), personal_data=r))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ub-b"))).seq))
+    got.append(store.last_seq())
+    return got
+
+
+def test_a_vault_record_the_driver_cannot_bind_is_refused_by_its_commit(
+        stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = unbindable_vault_values(plain), unbindable_vault_values(batching)
+    assert ours == theirs
+    assert [o[0] for o in ours[1:3]] == ["ValidationError"] * 2 and ours[-1] == 2
+    assert_same_database(plain, batching)
+
+
+def test_any_failure_while_the_buffer_is_written_is_a_store_error(
+        store: BatchingSqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(self: BatchingSqlStore, conn: Any, pending: Any) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    store.commit(create(make_suggestion("sf-0")))
+    monkeypatch.setattr(BatchingSqlStore, "_write_plans", fails)
+    with pytest.raises(StoreError, match="rolled back"), store.batch():
+        store.commit(create(make_suggestion("sf-a")))
+        with pytest.raises(StoreError, match=r"writing the batch failed.*OverflowError"):
+            store.count(Query())
+    monkeypatch.undo()
+    assert [s.id for s in store.query(Query())] == ["sf-0"]

@@ -374,6 +374,9 @@ class BatchingSqlStore(SqlStore):
         except UnicodeError as exc:
             self._local.broken = f"text cannot be stored: {_first_line(exc)}"
             raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
+        except Exception as exc:  # e.g. a value the driver cannot bind: still the library's error
+            self._local.broken = f"{type(exc).__name__}: {_first_line(exc)}"
+            raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
         except BaseException as exc:
             self._local.broken = f"writing the batch was interrupted: {type(exc).__name__}"
             raise

@@ -1193,6 +1193,12 @@ def _personal_params(record: PersonalRecord, sid: str) -> dict[str, Any]:
         raise ValidationError("change.personal_data", "must be the PersonalRecord of the change's suggestion")
     if record.erased_at is not None:
         require_aware(record.erased_at, "change.personal_data.erased_at")
+    if record.erased_version is not None and not _whole(record.erased_version, 1, _INT_MAX):
+        raise ValidationError("change.personal_data.erased_version", f"must be a whole number from 1 to {_INT_MAX}",
+                              code="out_of_range", details={"min": 1, "max": _INT_MAX})
+    for name, value in (*record.fields().items(), ("salt", record.salt)):
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"change.personal_data.{name}", "must be text", code="not_text")
     return {"suggestion_id": sid, **record.fields(), "salt": record.salt, "erased_at": record.erased_at,
             "erased_version": record.erased_version}
 
