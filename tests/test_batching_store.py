@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from dbs import sqlite_copy, sqlite_template
 from jianyi_flow import FakeClock, ResearchMethod
 from jianyi_flow.domain.model import Event
+from jianyi_flow.domain.personal import PersonalRecord
 from jianyi_flow.errors import (
     ConcurrencyConflict,
     DuplicateSuggestion,
@@ -331,3 +332,148 @@ def test_an_engine_of_another_database_is_refused() -> None:
             BatchingSqlStore(engine)
     finally:
         engine.dispose()
+
+
+def key_written_at_once(store: SqlStore) -> list[Any]:
+    """A change with a key that SqlStore writes at once (it rewrites an event): the batch sees the key."""
+    a = create(make_suggestion("ka-a"))
+    store.commit(a)
+    first = store.history("ka-a")[0]
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.idempotency(OFFICE_ACTOR.key, "k1")))  # looked up: not held yet
+        change = attrs.evolve(advance(a.suggestion, key="k1"), redacted=(first,))
+        got.append(outcome(lambda: store.commit(change).seq))
+        got.append(outcome(lambda: store.idempotency(OFFICE_ACTOR.key, "k1")))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ka-b"), key="k1"))))  # key taken
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ka-c"))).seq))
+    got.append([s.id for s in store.query(Query())])
+    return got
+
+
+def test_a_key_written_at_once_is_seen_by_the_batch(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = key_written_at_once(plain), key_written_at_once(batching)
+    assert ours == theirs
+    assert ours[3][0] == "IdempotencyKeyReused"
+    assert_same_database(plain, batching)
+
+
+def texts_and_refusals(store: SqlStore) -> list[Any]:
+    """A text SQLite refuses in a commit that is refused anyway: the error SqlStore meets first."""
+    a = create(make_suggestion("tx-a"), key="tk")
+    got: list[Any] = []
+    with store.batch():
+        store.commit(a)
+        store.commit(advance(a.suggestion))
+        got.append(outcome(lambda: store.commit(advance(a.suggestion, reason="lone \ud800"))))  # stale
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-a"), notify=["x\ud800"]))))  # duplicate
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-b", topic="t\ud800"), key="tk"))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-c", topic="t\ud800")))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-d"), key="k\ud800"))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("tx-e"), notify=["x\ud800"]))))
+        got.append(outcome(lambda: store.commit(advance(make_suggestion("tx-\ud800")))))  # an id it cannot look up
+    return got
+
+
+def test_a_refused_text_is_reported_where_sqlstore_meets_it(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = texts_and_refusals(plain), texts_and_refusals(batching)
+    assert ours == theirs
+    assert [o[0] for o in ours] == [
+        "ConcurrencyConflict", "DuplicateSuggestion", "IdempotencyKeyReused", "ValidationError", "ValidationError",
+        "ValidationError", "ValidationError"]
+    assert_same_database(plain, batching)
+
+
+def required_times(store: SqlStore) -> list[Any]:
+    """A row without a time its NOT NULL column needs: refused by the commit, the batch goes on."""
+    a = create(make_suggestion("rt-a"))
+    b = create(make_suggestion("rt-b"))
+    c = advance(a.suggestion)
+    no_update = attrs.evolve(c, suggestion=attrs.evolve(c.suggestion, updated_at=None))
+    no_receipt = attrs.evolve(b, suggestion=attrs.evolve(b.suggestion, received_at=None))
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.commit(a).seq))
+        got.append(outcome(lambda: store.commit(advance(a.suggestion, received_at=None))))
+        got.append(outcome(lambda: store.commit(no_update)))
+        got.append(outcome(lambda: store.commit(no_receipt)))
+        got.append(outcome(lambda: store.commit(b).seq))
+    got.append(store.last_seq())
+    return got
+
+
+def test_a_row_without_a_required_time_is_refused_by_its_commit(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = required_times(plain), required_times(batching)
+    assert ours == theirs
+    assert [o[0] for o in ours[1:4]] == ["ValidationError"] * 3 and ours[-1] == 2
+    assert_same_database(plain, batching)
+
+
+def over_an_unreadable_row(store: SqlStore) -> list[Any]:
+    """A commit over a stored row this version cannot decode writes over it, as SqlStore's does."""
+    a = create(make_suggestion("ur-a"))
+    b = create(make_suggestion("ur-b"))
+    store.commit(a)
+    store.commit(b)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE jianyi_suggestions SET data = 'not json' WHERE id IN ('ur-a', 'ur-b')")
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.load("ur-a")))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ur-a")))))
+        a2 = advance(a.suggestion, topic="fixed")
+        got.append(outcome(lambda: store.commit(a2).seq))
+        got.append(outcome(lambda: store.commit(advance(a2.suggestion, topic="again")).seq))
+        got.append(outcome(lambda: store.load("ur-a").topic))
+        got.append(outcome(lambda: store.load("ur-b")))
+    got.append(outcome(lambda: store.load("ur-a").topic))
+    return got
+
+
+def test_a_commit_over_an_unreadable_row(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = over_an_unreadable_row(plain), over_an_unreadable_row(batching)
+    assert ours == theirs
+    assert ours[2:5] == [3, 4, "again"] and ours[-1] == "again"
+    assert_same_database(plain, batching)
+
+
+def unbindable_vault_values(store: SqlStore) -> list[Any]:
+    """A vault record the driver could not bind is refused by its commit, not by the batch's write."""
+    a = create(make_suggestion("ub-a"))
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.commit(a).seq))
+        for record in (PersonalRecord("ub-a", erased_at=T0, erased_version=2**70),
+                       PersonalRecord("ub-a", name=["not", "text"], salt="00" * 16)):  # type: ignore[arg-type]
+            got.append(outcome(lambda r=record: store.commit(attrs.evolve(advance(a.suggestion), personal_data=r))))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("ub-b"))).seq))
+    got.append(store.last_seq())
+    return got
+
+
+def test_a_vault_record_the_driver_cannot_bind_is_refused_by_its_commit(
+        stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = unbindable_vault_values(plain), unbindable_vault_values(batching)
+    assert ours == theirs
+    assert [o[0] for o in ours[1:3]] == ["ValidationError"] * 2 and ours[-1] == 2
+    assert_same_database(plain, batching)
+
+
+def test_any_failure_while_the_buffer_is_written_is_a_store_error(
+        store: BatchingSqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(self: BatchingSqlStore, conn: Any, pending: Any) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    store.commit(create(make_suggestion("sf-0")))
+    monkeypatch.setattr(BatchingSqlStore, "_write_plans", fails)
+    with pytest.raises(StoreError, match="rolled back"), store.batch():
+        store.commit(create(make_suggestion("sf-a")))
+        with pytest.raises(StoreError, match=r"writing the batch failed.*OverflowError"):
+            store.count(Query())
+    monkeypatch.undo()
+    assert [s.id for s in store.query(Query())] == ["sf-0"]

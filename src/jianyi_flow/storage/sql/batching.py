@@ -25,8 +25,9 @@ Inside a batch, on the thread that opened it:
   :meth:`~BatchingSqlStore.idempotency` serves keys the batch wrote or looked up.  Every
   other read (queries, counts, histories, scans, the vault, the outbox, named values) and
   every other write first writes the buffer, so it sees the batch's commits.
-* A change that rewrites earlier events or forgets keys (erasure, the vault migration) is
-  written at once, after the buffer, as :class:`SqlStore` writes it.
+* A change that rewrites earlier events or forgets keys (erasure, the vault migration), or
+  that writes over a stored row this version cannot decode, is written at once, after the
+  buffer, as :class:`SqlStore` writes it.
 * A failure while the buffer is written (the database refusing something the checks did not
   foresee, a full disk) fails the whole batch: it raises :class:`~jianyi_flow.errors.StoreError`
   there, later calls in the batch raise it too, and the batch is rolled back.  An exception
@@ -106,6 +107,10 @@ class _Entry:
 
 
 _MISSING: Any = object()
+
+
+class _Undecodable(StoreError):
+    """A stored row or vault record that cannot be decoded (what :meth:`SqlStore.load` raises for it)."""
 
 
 @attrs.define(slots=True)
@@ -225,12 +230,25 @@ class BatchingSqlStore(SqlStore):
         self._broken()
         if change.redacted or change.forget_keys:
             return self._commit_now(pending, change)
-        _check_text(plan)
+        # texts are checked where SqlStore sends them: the key, the row, then (once the row is found
+        # in order) the event, then the messages and the vault record
         sid: str = plan.row["id"]
+        _check_text(plan.record, {"id": sid})  # the id is sent with every statement, the key's first
         entry = pending.rows.get(sid)
         if entry is None:
-            entry = self._probe(sid, create=plan.create)
-            pending.rows[sid] = entry
+            probed = self._probe(sid, create=plan.create)
+            if probed is None:  # a stored row this version cannot read: SqlStore's commit writes over it
+                return self._commit_now(pending, change)
+            entry = pending.rows[sid] = probed
+        record = change.idempotency
+        held: IdempotencyRecord | None = None
+        if record is not None:
+            key = (record.scope, record.key)
+            held = pending.keys.get(key, _MISSING)
+            if held is _MISSING:
+                held = pending.keys[key] = self._stored_key(*key)
+        if held is None:  # a taken key is refused before the row is sent
+            _check_text(plan.row, *plan.units)
         expected = change.expected_version
         if plan.create:
             if entry.version is not None or entry.events:
@@ -239,16 +257,13 @@ class BatchingSqlStore(SqlStore):
             raise NotFound("suggestion", sid)
         elif entry.version != expected:
             raise ConcurrencyConflict(sid, expected, entry.version)
-        record = change.idempotency
-        if record is not None:
-            key = (record.scope, record.key)
-            held = pending.keys.get(key, _MISSING)
-            if held is _MISSING:
-                held = pending.keys[key] = self._stored_key(*key)
-            if held is not None:
-                raise IdempotencyKeyReused(record.key, "another command")
+        if held is not None:
+            assert record is not None
+            raise IdempotencyKeyReused(record.key, "another command")
+        _check_text(plan.event)
         if entry.events >= plan.event["version"]:  # an event at this version exists without its row
             raise ConcurrencyConflict(sid, expected)
+        _check_text(*plan.messages, plan.personal)
         if pending.seq is None:
             pending.seq = self._batch_read(self._log_end)
         seq = pending.seq = pending.seq + 1
@@ -268,6 +283,8 @@ class BatchingSqlStore(SqlStore):
         pending.rows.pop(sid, None)
         if change.forget_keys:
             pending.keys.clear()
+        elif change.idempotency is not None:  # written by SqlStore's commit: read it again when asked
+            pending.keys.pop((change.idempotency.scope, change.idempotency.key), None)
         pending.seq = None  # SqlStore's commit moves the log counter itself
         return super().commit(change)
 
@@ -293,15 +310,19 @@ class BatchingSqlStore(SqlStore):
             raise ValidationError("text", f"cannot be compared: {exc}") from None
         return row
 
-    def _probe(self, sid: str, *, create: bool) -> _Entry:
-        """What the database holds of ``sid``: its row (read as :meth:`load` reads it) and its newest event."""
+    def _probe(self, sid: str, *, create: bool) -> _Entry | None:
+        """What the database holds of ``sid``: its row (read as :meth:`load` reads it) and its newest event
+        (``None``: a row or vault record that cannot be decoded, which :meth:`load` reports)."""
         if create:  # a new id: one round trip says whether anything of it exists
             found = self._fetch(self._sel_exists, {"w_id": sid})
             assert found is not None
             newest, exists = found
             if not exists:
                 return _Entry(None, 0 if newest is None else int(newest), None, None)
-        entry = self._row_of(sid)
+        try:
+            entry = self._row_of(sid)
+        except _Undecodable:
+            return None
         if entry is None:
             found = self._fetch(self._sel_newest_event, {"w_id": sid})
             newest = None if found is None else found[0]
@@ -312,8 +333,11 @@ class BatchingSqlStore(SqlStore):
         row = self._fetch(self._sel_probe, {"w_id": sid})
         if row is None:
             return None
-        s = _decoded(_suggestion, row, sid, "row")
-        record = None if row[_VAULT] is None else _decoded(_personal, row[_VAULT:-1], sid, "vault record")
+        try:
+            s = _decoded(_suggestion, row, sid, "row")
+            record = None if row[_VAULT] is None else _decoded(_personal, row[_VAULT:-1], sid, "vault record")
+        except StoreError as exc:
+            raise _Undecodable(str(exc)) from None
         newest = row[-1]
         return _Entry(s.version, 0 if newest is None else int(newest), _loaded(s, row), record,
                       row=_resolve(s, record, row[_ACCOUNT]))
@@ -349,6 +373,9 @@ class BatchingSqlStore(SqlStore):
             raise StoreError(f"writing the batch failed, it will be rolled back: {error}") from None
         except UnicodeError as exc:
             self._local.broken = f"text cannot be stored: {_first_line(exc)}"
+            raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
+        except Exception as exc:  # e.g. a value the driver cannot bind: still the library's error
+            self._local.broken = f"{type(exc).__name__}: {_first_line(exc)}"
             raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
         except BaseException as exc:
             self._local.broken = f"writing the batch was interrupted: {type(exc).__name__}"
@@ -426,7 +453,10 @@ class BatchingSqlStore(SqlStore):
         self._broken()
         entry = pending.rows.get(suggestion_id)
         if entry is None:
-            entry = self._row_of(suggestion_id)
+            try:
+                entry = self._row_of(suggestion_id)
+            except _Undecodable as exc:
+                raise StoreError(str(exc)) from None
             if entry is None:
                 raise NotFound("suggestion", suggestion_id)
             pending.rows[suggestion_id] = entry
@@ -460,11 +490,11 @@ class BatchingSqlStore(SqlStore):
         return result
 
 
-def _check_text(plan: _Plan) -> None:
-    """Every text the plan binds can be sent to SQLite (which refuses lone surrogates), as SqlStore finds out
+def _check_text(*params: dict[str, Any] | None) -> None:
+    """Every text ``params`` bind can be sent to SQLite (which refuses lone surrogates), as SqlStore finds out
     when it sends them: a :class:`ValidationError` from the commit, not a failed batch later."""
-    for params in (plan.row, plan.event, plan.record or {}, plan.personal or {}, *plan.messages, *plan.units):
-        for value in params.values():
+    for values in params:
+        for value in () if values is None else values.values():
             if isinstance(value, str) and not value.isascii():
                 try:
                     value.encode()

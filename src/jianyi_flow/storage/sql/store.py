@@ -157,6 +157,7 @@ _ACCOUNT = _DATA + 1 + _DERIVED.index("proposer_account")
 _VAULT = _DATA + 1 + len(_DERIVED)
 """The position of the vault record's columns in a row :meth:`SqlStore.load` reads (after the derived ones)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
+_ROW_REQUIRED = frozenset(name for name in _ROW_DATETIMES if not suggestions.c[name].nullable)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
 _DATA_VALUES = operator.attrgetter(*DATA_FIELDS)
 _DATA_ENCODERS = tuple((name, FIELD_ENCODERS[name]) for name in DATA_FIELDS if name in FIELD_ENCODERS)
@@ -1192,6 +1193,12 @@ def _personal_params(record: PersonalRecord, sid: str) -> dict[str, Any]:
         raise ValidationError("change.personal_data", "must be the PersonalRecord of the change's suggestion")
     if record.erased_at is not None:
         require_aware(record.erased_at, "change.personal_data.erased_at")
+    if record.erased_version is not None and not _whole(record.erased_version, 1, _INT_MAX):
+        raise ValidationError("change.personal_data.erased_version", f"must be a whole number from 1 to {_INT_MAX}",
+                              code="out_of_range", details={"min": 1, "max": _INT_MAX})
+    for name, value in (*record.fields().items(), ("salt", record.salt)):
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(f"change.personal_data.{name}", "must be text", code="not_text")
     return {"suggestion_id": sid, **record.fields(), "salt": record.salt, "erased_at": record.erased_at,
             "erased_version": record.erased_version}
 
@@ -1283,6 +1290,8 @@ def _row_params(s: Suggestion) -> dict[str, Any]:
     for name in _ROW_DATETIMES:
         if row[name] is not None:
             row[name] = to_utc(row[name], f"suggestion.{name}")
+        elif name in _ROW_REQUIRED:  # a NOT NULL column: refused here, not by the database
+            raise ValidationError(f"suggestion.{name}", "is required", code="required")
     for name in _DATA_DATETIMES:
         if getattr(s, name) is not None:
             require_aware(getattr(s, name), f"suggestion.{name}")
