@@ -290,7 +290,7 @@ def run(quick: bool, suggestions: int | None = None) -> list[Figure]:
             _remove_database(target)  # nothing reads it: its pages need not be written back
             log(f"simulation: floor done in {floors[-1]['seconds']:.1f} s")
         _remove_database(db)
-        if not quick:  # sandwiched: simulation, floor, floor, simulation
+        if not quick:  # sandwiched: SQLite, batching, floor, floor, batching, SQLite
             synced.append(_settle())
             again = directory / "batching-again.db"
             batchings.append(run_child(mod, ["--child", "sqlite_batching", str(n), str(again)], timeout=timeout))
