@@ -477,3 +477,102 @@ def test_any_failure_while_the_buffer_is_written_is_a_store_error(
             store.count(Query())
     monkeypatch.undo()
     assert [s.id for s in store.query(Query())] == ["sf-0"]
+
+
+def missing_rows_and_events(store: SqlStore) -> list[Any]:
+    """Loads of ids the batch cannot find, and a commit whose event version a stray event already holds."""
+    a = create(make_suggestion("mr-a"))
+    store.commit(a)
+    stray = advance(a.suggestion)
+    columns = [c.name for c in metadata.tables["jianyi_events"].columns]
+    copied = [{"version": "2", "seq": "seq + 1000"}.get(name, name) for name in columns]
+    with store.engine.begin() as conn:  # an event at version 2 without the row moving to it
+        conn.exec_driver_sql(f"INSERT INTO jianyi_events ({', '.join(columns)}) SELECT {', '.join(copied)} "
+                             "FROM jianyi_events WHERE suggestion_id = 'mr-a'")
+    got: list[Any] = []
+    with store.batch():
+        got.append(outcome(lambda: store.load("mr-none")))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("mr-b"), key="kb")).seq))
+        got.append(outcome(lambda: store.commit(create(make_suggestion("mr-c"), key="kb"))))  # key taken
+        got.append(outcome(lambda: store.load("mr-c")))  # looked up by the refused create: still not there
+        got.append(outcome(lambda: store.commit(stray)))
+    got.append([s.id for s in store.query(Query())])
+    return got
+
+
+def test_loads_of_missing_rows_and_a_stray_event(stores: tuple[SqlStore, BatchingSqlStore]) -> None:
+    plain, batching = stores
+    theirs, ours = missing_rows_and_events(plain), missing_rows_and_events(batching)
+    assert ours == theirs
+    assert [o[0] for o in (ours[0], ours[2], ours[3], ours[4])] == [
+        "NotFound", "IdempotencyKeyReused", "NotFound", "ConcurrencyConflict"]
+    assert tables(batching) == tables(plain)  # (the stray event's seq leaves a gap on purpose)
+
+
+def test_rows_update_every_column_once_the_statements_for_changed_columns_run_out(
+        stores: tuple[SqlStore, BatchingSqlStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    from jianyi_flow.storage.sql import batching as batching_module
+
+    monkeypatch.setattr(batching_module, "_UPDATES_MAX", 0)
+    plain, batching = stores
+    for store in (plain, batching):
+        a = create(make_suggestion("um-a"))
+        with store.batch():
+            store.commit(a)
+        with store.batch():
+            store.commit(advance(a.suggestion, topic="t2"))
+    assert_same_database(plain, batching)
+
+
+def test_a_missing_log_counter_is_a_store_error(store: BatchingSqlStore) -> None:
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM jianyi_counters")
+    with pytest.raises(StoreError, match="event counter"), store.batch():
+        store.commit(create(make_suggestion("lc-a")))
+    assert store.query(Query()) == []
+
+
+def test_an_interrupted_write_of_the_buffer_rolls_the_batch_back(
+        store: BatchingSqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(self: BatchingSqlStore, conn: Any, pending: Any) -> None:
+        raise KeyboardInterrupt
+
+    store.commit(create(make_suggestion("ki-0")))
+    monkeypatch.setattr(BatchingSqlStore, "_write_plans", interrupted)
+    with pytest.raises(KeyboardInterrupt), store.batch():
+        store.commit(create(make_suggestion("ki-a")))
+    monkeypatch.undo()
+    assert [s.id for s in store.query(Query())] == ["ki-0"]
+    with store.batch():  # the next batch starts clean
+        store.commit(create(make_suggestion("ki-b")))
+    assert [s.id for s in store.query(Query())] == ["ki-0", "ki-b"]
+
+
+@pytest.mark.parametrize("url", ["", "not a url at all", "://"])
+def test_a_url_that_does_not_parse_is_refused_as_sqlstore_refuses_it(url: str) -> None:
+    with pytest.raises(JianyiFlowError) as theirs:
+        SqlStore(url)
+    with pytest.raises(JianyiFlowError) as ours:
+        BatchingSqlStore(url)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
+@pytest.mark.parametrize(("failure", "raised"), [
+    (ValidationError("value", "the database refused a value"), ValidationError),
+    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), StoreError),
+])
+def test_an_error_while_the_buffer_is_written_fails_the_batch(
+        store: BatchingSqlStore, monkeypatch: pytest.MonkeyPatch, failure: Exception, raised: type[Exception]) -> None:
+    def fails(self: BatchingSqlStore, conn: Any, pending: Any) -> None:
+        raise failure
+
+    store.commit(create(make_suggestion("ef-0")))
+    monkeypatch.setattr(BatchingSqlStore, "_write_plans", fails)
+    with pytest.raises(StoreError, match="rolled back"), store.batch():
+        store.commit(create(make_suggestion("ef-a")))
+        with pytest.raises(raised):
+            store.history("ef-0")
+        with pytest.raises(StoreError, match="failed earlier"):
+            store.load("ef-0")
+    monkeypatch.undo()
+    assert [s.id for s in store.query(Query())] == ["ef-0"]
