@@ -263,14 +263,19 @@ def test_the_provisional_filter_keeps_rows_with_a_provisional_deadline() -> None
     assert flow.verify_history(target.id) == []
 
 
-def _mark_provisional(flow: Flow, s: Suggestion) -> None:
-    """What a re-timing by the system writes: one sealed event flagging the deadline provisional."""
+def _retimed(flow: Flow, s: Suggestion, fields: dict[str, Any]) -> None:
+    """What a re-timing by the system writes: one sealed event setting ``fields``."""
     at = flow.clock.now()
     event = seal(Event(suggestion_id=s.id, version=s.version + 1, kind="retime", from_state=s.state,
-                       to_state=s.state, actor=SYSTEM_ACTOR, at=at, changes=encode_changes({"due_provisional": True}),
+                       to_state=s.state, actor=SYSTEM_ACTOR, at=at, changes=encode_changes(fields),
                        prev_hash=s.event_hash, workflow=s.workflow))
-    new = replace(s, {"due_provisional": True, "version": s.version + 1, "updated_at": at, "event_hash": event.hash})
+    new = replace(s, {**fields, "version": s.version + 1, "updated_at": at, "event_hash": event.hash})
     flow.store.commit(Change(new, event, expected_version=s.version))
+
+
+def _mark_provisional(flow: Flow, s: Suggestion) -> None:
+    """A re-timing flagging the deadline provisional."""
+    _retimed(flow, s, {"due_provisional": True})
 
 
 def test_a_relation_needs_a_unit_for_the_office(world: Flow) -> None:
@@ -545,12 +550,7 @@ def test_memory_store_files_a_due_time_by_its_utc_day() -> None:
     flow = make_flow(MemoryStore())
     s = flow.receive(make_draft(), OFFICE)
     due = dt.datetime(2024, 9, 2, 0, 30, tzinfo=s.received_at.tzinfo)  # 2024-09-01 16:30 UTC
-    at = flow.clock.now()
-    event = seal(Event(suggestion_id=s.id, version=s.version + 1, kind="retime", from_state=s.state,
-                       to_state=s.state, actor=SYSTEM_ACTOR, at=at, changes=encode_changes({"due_at": due}),
-                       prev_hash=s.event_hash, workflow=s.workflow))
-    new = replace(s, {"due_at": due, "version": s.version + 1, "updated_at": at, "event_hash": event.hash})
-    flow.store.commit(Change(new, event, expected_version=s.version))
+    _retimed(flow, s, {"due_at": due})
     bound = dt.datetime(2024, 9, 1, 17, 0, tzinfo=dt.UTC)
     assert [r.id for r in flow.store.query(Query(due_before=bound))] == [s.id]
     assert flow.store.query(Query(due_before=bound - dt.timedelta(hours=1))) == []
