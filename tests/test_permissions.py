@@ -613,6 +613,7 @@ def assert_refused_as_accused(world: World, sid: str, run: Callable[[], object],
     with pytest.raises(ValidationError) as caught:
         run()
     assert caught.value.field == field
+    assert caught.value.code == "accused_unit" and caught.value.details == {"value": ACCUSED}
     assert ACCUSED in caught.value.rule and "Art. 30" in caught.value.rule
     assert_unchanged(world, sid, before)
 
@@ -640,12 +641,15 @@ def test_the_accused_unit_rule_fails_the_same_way_without_permissions() -> None:
     counter = itertools.count(1)
     bare = Flow(MemoryStore(), FakeClock(START), permissions=ALLOW_ALL, ids=lambda: f"s{next(counter):04d}")
     guarded = make_world()
+    refusals = []
     for flow in (bare, guarded.flow):
         s = flow.register(flow.receive(make_draft(), OFFICE).id, OFFICE)
         with pytest.raises(ValidationError) as caught:
             flow.transfer(s.id, OFFICE, lead_unit=ACCUSED)
+        refusals.append(caught.value.to_dict())
         assert caught.value.field == "lead_unit"
         assert flow.store.load(s.id).state is State.REGISTERED
+    assert refusals[0] == refusals[1] and refusals[0]["code"] == "accused_unit"
 
 
 def test_no_table_override_lifts_the_accused_unit_rule() -> None:

@@ -93,7 +93,7 @@ from ..storage.base import (
 from .audit import Anchor, Checkpoint, verify_store
 from .commands import ARGUMENTS, Argument, precondition, recipients
 from .guards import CommandContext, Guard
-from .permissions import AllowAll, PermissionGuard, PermissionTable
+from .permissions import AllowAll, PermissionGuard, PermissionTable, accused_targets, accused_unit_error
 from .visibility import MASKED_ACTOR_ID, history_for
 
 __all__ = [
@@ -879,12 +879,9 @@ class Flow:
 
         def changes(s: Suggestion, now: dt.datetime) -> dict[str, Any]:
             co = tuple(co_units)
-            accused = sorted({lead_unit, *co} & set(s.accused_units))
+            accused = accused_targets(s, {"lead_unit": lead_unit, "co_units": co})
             if accused:
-                field = "lead_unit" if lead_unit in accused else "co_units"
-                raise ValidationError(
-                    field, f"{', '.join(accused)} is accused in this suggestion and may not handle it "
-                           "(信访工作条例 Art. 30)", code="accused_unit", details={"value": ", ".join(accused)})
+                raise accused_unit_error(accused, lead_unit)
             research = self._deadline(Step.RESEARCH, now)
             objection = self._due(Step.OBJECT_TRANSFER, now)
             return {

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NoReturn
 
@@ -438,6 +438,15 @@ def accused_targets(suggestion: Suggestion, args: Mapping[str, Any]) -> list[str
     return [u for u in targets if isinstance(u, str) and u in suggestion.accused_units]
 
 
+def accused_unit_error(accused: Sequence[str], lead_unit: object) -> ValidationError:
+    """The refusal of a transfer to units the suggestion accuses (信访工作条例 Art. 30), code ``accused_unit``:
+    one error whether the permission guard or the command itself finds them."""
+    field = "lead_unit" if lead_unit in accused else "co_units"
+    units = ", ".join(accused)
+    return ValidationError(field, f"{units} is accused in this suggestion and may not handle it (信访工作条例 Art. 30)",
+                           code="accused_unit", details={"value": units})
+
+
 # --- the guard --------------------------------------------------------------------------------
 
 
@@ -515,9 +524,7 @@ class PermissionGuard:
         if ctx.command == "transfer":
             accused = accused_targets(s, ctx.args)
             if accused:
-                field = "lead_unit" if ctx.args.get("lead_unit") in accused else "co_units"
-                raise ValidationError(field, f"{', '.join(accused)} is accused in this suggestion and may not "
-                                             "handle it (信访工作条例 Art. 30)")
+                raise accused_unit_error(accused, ctx.args.get("lead_unit"))
 
     @staticmethod
     def _matches(rule: Rule, actor: Actor, s: Suggestion, submitter: Actor | None) -> bool:
