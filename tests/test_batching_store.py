@@ -330,6 +330,8 @@ def test_outside_a_batch_it_is_sqlstore(store: BatchingSqlStore) -> None:
 def test_other_databases_are_refused_before_connecting(url: str) -> None:
     with pytest.raises(ValidationError, match="SQLite only"):
         BatchingSqlStore(url)
+    with pytest.raises(ValidationError, match="SQLite only"):  # before the migrations would connect to it
+        BatchingSqlStore.open(url)
 
 
 def test_an_engine_of_another_database_is_refused() -> None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -137,12 +137,15 @@ class BatchingSqlStore(SqlStore):
     """
 
     def __init__(self, url_or_engine: str | URL | Engine, **engine_kwargs: Any) -> None:
-        # refused before an engine is made: connecting to another database is not needed to say no
-        backend = url_or_engine.dialect.name if isinstance(url_or_engine, Engine) else _backend_of(url_or_engine)
-        if backend not in (None, "sqlite"):
-            raise ValidationError("engine", f"BatchingSqlStore runs on SQLite only: use SqlStore on {backend}")
+        _refuse_other_databases(url_or_engine)
         super().__init__(url_or_engine, **engine_kwargs)  # a URL that does not parse is refused here
         self._driver_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+
+    @classmethod
+    def open(cls, url_or_engine: str | URL | Engine, *, migrate: bool = True, **engine_kwargs: Any) -> Self:
+        """:meth:`SqlStore.open`, refusing another database before the migrations touch it."""
+        _refuse_other_databases(url_or_engine)
+        return super().open(url_or_engine, migrate=migrate, **engine_kwargs)
 
     def __repr__(self) -> str:
         return f"BatchingSqlStore({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -500,6 +503,13 @@ def _check_text(*params: dict[str, Any] | None) -> None:
                     value.encode()
                 except UnicodeError as exc:
                     raise ValidationError("text", f"cannot be stored: {exc}") from None
+
+
+def _refuse_other_databases(url_or_engine: str | URL | Engine) -> None:
+    """Refuse a database other than SQLite before an engine is made or a connection opened."""
+    backend = url_or_engine.dialect.name if isinstance(url_or_engine, Engine) else _backend_of(url_or_engine)
+    if backend not in (None, "sqlite"):
+        raise ValidationError("engine", f"BatchingSqlStore runs on SQLite only: use SqlStore on {backend}")
 
 
 def _backend_of(url: str | URL) -> str | None:
