@@ -34,6 +34,10 @@ def test_simulate_json_has_the_report_keys_and_equal_digests_on_memory_and_sqlit
     assert sqlite.returncode == 0, sqlite.stderr
     assert json.loads(sqlite.stdout)["history_digest"] == data["history_digest"]
     assert "[" not in memory.stderr  # no progress bar when stderr is not a terminal
+    batched_url = f"sqlite:///{tmp_path / 'batched.db'}"
+    batched = run_cli("simulate", "--suggestions", "60", "--seed", "4", "--store", batched_url, "--batched", "--json")
+    assert batched.returncode == 0, batched.stderr
+    assert json.loads(batched.stdout) == json.loads(sqlite.stdout)
 
 
 def test_simulate_prints_a_readable_summary(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,6 +53,9 @@ def test_simulate_prints_a_readable_summary(capsys: pytest.CaptureFixture[str]) 
         (["simulate", "--suggestions", "-1"], 2, "must not be negative"),
         (["simulate", "--preset", "nowhere-2030", "--suggestions", "1"], 1, "unknown preset"),
         (["simulate", "--suggestions", "1", "--store", "nosuch://x"], 1, "cannot open"),
+        (["simulate", "--suggestions", "1", "--batched"], 2, "--batched needs --store"),
+        (["simulate", "--suggestions", "1", "--batched", "--store", "postgresql://u@127.0.0.1:1/x"], 1,
+         "SQLite only"),
         (["report", "--store", "sqlite:////nonexistent/dir/x.db", "--format", "md", "--out", "x.md"], 2,
          "no database"),
         (["report", "--format", "md", "--out", "x.md"], 2, "--store"),
