@@ -717,6 +717,16 @@ class StoreContract(abc.ABC):
                 store.commit(change)
             assert self.snapshot(store, "bad-1", "bad-key") == before
 
+    def test_a_refused_create_leaves_no_trace(self, store: Store) -> None:
+        """A create refused for its redactions writes nothing: the same create without them then succeeds."""
+        self.needs(store, PersonalDataVault)
+        first = create(make_suggestion("trace-1"))
+        with pytest.raises(ValidationError):
+            store.commit(attrs.evolve(first, redacted=(first.event,)))
+        assert self.snapshot(store, "trace-1", "trace-key")[:4] == (None, [], None, [])
+        self.commit(store, first)
+        assert store.load("trace-1") == first.suggestion and len(store.history("trace-1")) == 1
+
     def test_reused_key_fails_the_whole_change(self, store: Store) -> None:
         """The key is the last thing written: its failure must undo the row, event and messages before it."""
         a = create(make_suggestion("key-a"), key="shared-key")

@@ -1167,6 +1167,9 @@ def _plan(change: Change) -> _Plan:
     for m in change.messages:
         if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
             raise ValidationError("change.messages", "a message of another suggestion")
+    for redacted in change.redacted:  # an earlier event of the suggestion, never the one committed now
+        if not isinstance(redacted, Event) or not _whole(redacted.version, 1, expected):
+            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
     try:
         row = _row_params(s)
         event = _event_params(e)
