@@ -847,6 +847,23 @@ def test_a_portal_can_close_a_command_and_the_table_round_trips_through_plain_da
                                 {"role": "information_officer", "scope": "submitted"}]
 
 
+def test_rules_of_gives_each_roles_rules_in_the_tables_order_and_follows_every_copy() -> None:
+    table = PermissionTable.default()
+    for command in COMMANDS:
+        for role in R:
+            assert table.rules_of(command, role) == tuple(r for r in table.rules_for(command) if r.role is role)
+    widened = table.with_rule("withdraw", Rule(R.COLLECTION_OFFICE), Rule(R.PROPOSER, Scope.ANY))
+    assert widened.rules_of("withdraw", R.PROPOSER) == (Rule(R.PROPOSER, Scope.OWN_SUGGESTION),
+                                                         Rule(R.PROPOSER, Scope.ANY))
+    assert widened.rules_of("withdraw", R.COLLECTION_OFFICE) == (Rule(R.COLLECTION_OFFICE),)
+    assert table.rules_of("withdraw", R.COLLECTION_OFFICE) == ()  # the table it was copied from is untouched
+    assert table.without_role("mark_typical", R.LEADERSHIP).rules_of("mark_typical", R.LEADERSHIP) == ()
+    assert table.with_rules("register", []).rules_of("register", R.COLLECTION_OFFICE) == ()
+    assert attrs.evolve(widened, added=frozenset()).rules_of("withdraw", R.COLLECTION_OFFICE) == \
+        (Rule(R.COLLECTION_OFFICE),)
+    assert widened == PermissionTable.from_mapping(widened.to_mapping())  # the index is not part of equality
+
+
 def test_an_empty_table_refuses_everything() -> None:
     world = make_world(PermissionTable.from_mapping({}))
     with pytest.raises(PermissionDenied):

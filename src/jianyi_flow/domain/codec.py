@@ -288,8 +288,10 @@ def changed_fields(changes: Mapping[str, Any], before: Suggestion | None) -> dic
             default = _DEFAULT_VALUES[i]
             if default is attrs.NOTHING or not _same(value, default):
                 kept[name] = value
-        elif not _same(value, getattr(before, name)):
-            kept[name] = value
+        else:
+            old = getattr(before, name)
+            if value is not old and not _same(value, old):  # the identity test first: most entries are unchanged
+                kept[name] = value
     return kept
 
 

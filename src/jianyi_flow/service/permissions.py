@@ -323,6 +323,16 @@ class PermissionTable:
     rules: Mapping[str, tuple[Rule, ...]] = attrs.field(converter=_freeze_table)
     added: frozenset[str] = attrs.field(default=frozenset(), converter=_freeze_added)
     """Commands a deployment added to its workflow (:meth:`with_command`), beside :data:`COMMANDS`."""
+    _by_role: Mapping[tuple[str, Role], tuple[Rule, ...]] = attrs.field(init=False, repr=False, eq=False)
+    """(command, role) → that role's rules for the command, sorted once when the table is built."""
+
+    @_by_role.default
+    def _sort_by_role(self) -> Mapping[tuple[str, Role], tuple[Rule, ...]]:
+        by_role: dict[tuple[str, Role], tuple[Rule, ...]] = {}
+        for command, rules in self.rules.items():
+            for rule in rules:
+                by_role[(command, rule.role)] = (*by_role.get((command, rule.role), ()), rule)
+        return MappingProxyType(by_role)
 
     def __attrs_post_init__(self) -> None:
         for command in self.rules:
@@ -377,6 +387,10 @@ class PermissionTable:
     def rules_for(self, command: str) -> tuple[Rule, ...]:
         """The rules that allow ``command`` (empty: nobody may run it)."""
         return self.rules.get(command, ())
+
+    def rules_of(self, command: str, role: Role) -> tuple[Rule, ...]:
+        """The rules that allow ``command`` to an actor acting as ``role``, in the table's order."""
+        return self._by_role.get((command, role), ())
 
     def allows_role(self, role: Role, command: str) -> bool:
         """Whether some actor acting as ``role`` may ever run ``command`` (the scope aside)."""
@@ -499,12 +513,11 @@ class PermissionGuard:
 
     def check(self, ctx: CommandContext) -> None:
         actor = ctx.actor
-        rules = self.table.rules_for(ctx.command)
-        if not rules:
-            self._deny(ctx, "no rule allows this command")
-        mine = [r for r in rules if r.role is actor.role]
+        mine = self.table.rules_of(ctx.command, actor.role)
         if not mine:
-            self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}")
+            rules = self.table.rules_for(ctx.command)
+            self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}" if rules
+                       else "no rule allows this command")
         if ctx.suggestion is None:
             self._check_draft(ctx, mine)
             return
@@ -519,8 +532,8 @@ class PermissionGuard:
             if self._matches(rule, actor, s, submitter):
                 break
         else:
-            self._deny(ctx, f"only {', '.join(str(r) for r in rules)} may {ctx.command}"
-                            + self._who(s, mine))
+            self._deny(ctx, f"only {', '.join(str(r) for r in self.table.rules_for(ctx.command))} may "
+                            f"{ctx.command}" + self._who(s, mine))
         if ctx.command == "transfer":
             accused = accused_targets(s, ctx.args)
             if accused:
@@ -544,7 +557,7 @@ class PermissionGuard:
             return unit == s.lead_unit
         return unit == s.lead_unit or unit in s.co_units  # Scope.HANDLING_UNIT
 
-    def _check_draft(self, ctx: CommandContext, mine: list[Rule]) -> None:
+    def _check_draft(self, ctx: CommandContext, mine: Sequence[Rule]) -> None:
         actor, draft = ctx.actor, ctx.draft
         if draft is None:
             self._deny(ctx, "there is neither a suggestion nor a draft to judge the command by")
@@ -565,7 +578,7 @@ class PermissionGuard:
                         "account, and a recommending unit named only by that unit")
 
     @staticmethod
-    def _who(s: Suggestion, mine: list[Rule]) -> str:
+    def _who(s: Suggestion, mine: Sequence[Rule]) -> str:
         scopes = {r.scope for r in mine}
         if Scope.LEAD_UNIT in scopes:
             return f" (lead unit: {s.lead_unit or 'none'})"

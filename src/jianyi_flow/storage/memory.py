@@ -80,8 +80,10 @@ class MemoryStore:
             record = change.idempotency
             if record is not None and (record.scope, record.key) in self._keys:
                 raise IdempotencyKeyReused(record.key, "another command")
-            history = self._events.get(s.id, [])
-            redacted = {e.version: e for e in change.redacted}
+            history = self._events.get(s.id)
+            if history is None:
+                history = []  # filed below, once every check has passed
+            redacted = {e.version: e for e in change.redacted} if change.redacted else None
             if redacted and any(v < 1 or v > len(history) or history[v - 1].hash != e.hash
                                 for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
@@ -94,7 +96,8 @@ class MemoryStore:
             if redacted:
                 history[:] = [attrs.evolve(e, changes=redacted[e.version].changes, actor=redacted[e.version].actor)
                               if e.version in redacted else e for e in history]
-            self._events.setdefault(s.id, history).append(stored)
+            history.append(stored)
+            self._events[s.id] = history
             if change.personal_data is not None:
                 self._vault[s.id] = change.personal_data
             if change.forget_keys:
