@@ -30,8 +30,8 @@ from jianyi_flow.domain.history import event_hash
 from jianyi_flow.domain.model import Event
 from jianyi_flow.errors import ValidationError
 from jianyi_flow.sql import SqlStore
+from jianyi_flow.storage.sql.rows import row_params
 from jianyi_flow.storage.sql.schema import suggestions
-from jianyi_flow.storage.sql.store import _row_params
 from jianyi_flow.testing import drive_to, make_flow
 from test_tamper_sql import CASES, TARGET, TARGET_EVENTS
 
@@ -97,7 +97,7 @@ def _reseal_from(conn: Connection, events: list[Event], start: int, edited: Even
 def _write_row(conn: Connection, row: Any) -> None:
     """The suggestions row set to ``row``, column for column as the store writes it."""
     # the index column of the proposer's own list stays as it was, as a careful forger would leave it
-    values: dict[str, Any] = {k: v for k, v in _row_params(row).items() if k not in ("id", "proposer_account")}
+    values: dict[str, Any] = {k: v for k, v in row_params(row).items() if k not in ("id", "proposer_account")}
     values["data"] = sa.literal(values["data"], sa.Text())  # the document as the store encoded it
     conn.execute(suggestions.update().where(suggestions.c.id == row.id).values(values))
 

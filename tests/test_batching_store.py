@@ -504,7 +504,7 @@ def test_rows_update_every_column_once_the_statements_for_changed_columns_run_ou
         stores: tuple[SqlStore, BatchingSqlStore], monkeypatch: pytest.MonkeyPatch) -> None:
     from jianyi_flow.storage.sql import batching as batching_module
 
-    monkeypatch.setattr(batching_module, "_UPDATES_MAX", 0)
+    monkeypatch.setattr(batching_module, "UPDATES_MAX", 0)
     plain, batching = stores
     for store in (plain, batching):
         a = create(make_suggestion("um-a"))

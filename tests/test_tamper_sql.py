@@ -36,8 +36,8 @@ from jianyi_flow.domain.history import HistoryProblem, event_hash
 from jianyi_flow.domain.model import Event
 from jianyi_flow.errors import StoreError
 from jianyi_flow.sql import SqlStore
+from jianyi_flow.storage.sql.rows import row_params
 from jianyi_flow.storage.sql.schema import suggestions
-from jianyi_flow.storage.sql.store import _row_params
 from jianyi_flow.storage.sql.types import UtcDateTime
 from jianyi_flow.testing import drive_to, make_flow
 
@@ -240,7 +240,7 @@ def drop_last_and_roll_back(conn: Connection, events: list[Event]) -> None:
     rolled = replay(events[:-1])
     assert rolled is not None
     # the index column of the proposer's own list stays as it was, as a careful forger would leave it
-    values: dict[str, Any] = {k: v for k, v in _row_params(rolled).items() if k not in ("id", "proposer_account")}
+    values: dict[str, Any] = {k: v for k, v in row_params(rolled).items() if k not in ("id", "proposer_account")}
     values["data"] = sa.literal(values["data"], sa.Text())  # the document as the store encoded it
     conn.execute(suggestions.update().where(suggestions.c.id == TARGET).values(values))
 

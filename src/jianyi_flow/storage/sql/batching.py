@@ -60,27 +60,27 @@ from ...errors import (
     ValidationError,
 )
 from ..base import Change, IdempotencyRecord
-from .schema import EVENT_SEQ, counters, events, personal_data, suggestions
-from .store import (
-    _ACCOUNT,
-    _DATA,
-    _PERSONAL_COLUMNS,
-    _SET_NAMES,
-    _UNIT_KEYS,
-    _UPDATES_MAX,
-    _VAULT,
+from .rows import (
+    ACCOUNT_AT,
     COLUMN_FIELDS,
-    SqlStore,
-    _decoded,
-    _first_line,
-    _Loaded,
-    _loaded,
-    _personal,
-    _Plan,
-    _plan,
-    _resolve,
-    _suggestion,
+    DATA_AT,
+    PERSONAL_COLUMNS,
+    SET_NAMES,
+    UNIT_KEYS,
+    UPDATES_MAX,
+    VAULT_AT,
+    Loaded,
+    Plan,
+    decode_stored,
+    first_line,
+    loaded_row,
+    personal_from_row,
+    plan_change,
+    resolve_personal,
+    suggestion_from_row,
 )
+from .schema import EVENT_SEQ, counters, events, personal_data, suggestions
+from .store import SqlStore
 from .types import Key
 
 __all__ = ["BatchingSqlStore"]
@@ -96,11 +96,11 @@ class _Entry:
     """The suggestion's version with the batch's commits (``None``: there is no such row)."""
     events: int
     """The newest event version held, in the database or the buffer (0: none)."""
-    base: _Loaded | None
+    base: Loaded | None
     """The row as the database holds it now (``None``: not in the database yet)."""
     record: PersonalRecord | None
     """The suggestion's vault record with the batch's commits."""
-    plan: _Plan | None = None
+    plan: Plan | None = None
     """The batch's newest change of the suggestion (``None``: the batch changed nothing of it)."""
     row: Suggestion | None = None
     """The row as :meth:`BatchingSqlStore.load` returns it, once decoded."""
@@ -119,7 +119,7 @@ class _Pending:
 
     seq: int | None = None
     """The last ``seq`` given (``None``: the log counter is still to be read)."""
-    plans: list[tuple[_Plan, int]] = attrs.field(factory=list)
+    plans: list[tuple[Plan, int]] = attrs.field(factory=list)
     """The buffered changes with their ``seq``, in commit order."""
     rows: dict[str, _Entry] = attrs.field(factory=dict)
     keys: dict[tuple[str, str], IdempotencyRecord | None] = attrs.field(factory=dict)
@@ -159,7 +159,7 @@ class BatchingSqlStore(SqlStore):
         self._sel_probe = self._directly(
             sa.select(*self._row_columns, *self._derived_columns,
                       *[sa.type_coerce(pd.c[name], sa.types.NullType()).label(f"vault_{name}")
-                        for name in _PERSONAL_COLUMNS],
+                        for name in PERSONAL_COLUMNS],
                       newest.label("newest_event"))
             .select_from(s.outerjoin(pd, pd.c.suggestion_id == s.c.id))
             .where(s.c.id == w_id))
@@ -228,7 +228,7 @@ class BatchingSqlStore(SqlStore):
         pending = self._pending()
         if pending is None:
             return super().commit(change)
-        plan = _plan(change)
+        plan = plan_change(change)
         self._check_open()
         self._broken()
         if change.redacted or change.forget_keys:
@@ -308,7 +308,7 @@ class BatchingSqlStore(SqlStore):
             finally:
                 cursor.close()
         except self._driver_error as exc:
-            raise StoreError(f"sqlite read failed: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise StoreError(f"sqlite read failed: {type(exc).__name__}: {first_line(exc)}") from None
         except UnicodeError as exc:
             raise ValidationError("text", f"cannot be compared: {exc}") from None
         return row
@@ -337,13 +337,14 @@ class BatchingSqlStore(SqlStore):
         if row is None:
             return None
         try:
-            s = _decoded(_suggestion, row, sid, "row")
-            record = None if row[_VAULT] is None else _decoded(_personal, row[_VAULT:-1], sid, "vault record")
+            s = decode_stored(suggestion_from_row, row, sid, "row")
+            record = None if row[VAULT_AT] is None else decode_stored(personal_from_row, row[VAULT_AT:-1], sid,
+                                                                      "vault record")
         except StoreError as exc:
             raise _Undecodable(str(exc)) from None
         newest = row[-1]
-        return _Entry(s.version, 0 if newest is None else int(newest), _loaded(s, row), record,
-                      row=_resolve(s, record, row[_ACCOUNT]))
+        return _Entry(s.version, 0 if newest is None else int(newest), loaded_row(s, row), record,
+                      row=resolve_personal(s, record, row[ACCOUNT_AT]))
 
     def _stored_key(self, scope: str, key: str) -> IdempotencyRecord | None:
         row = self._fetch(self._sel_key, {"w_scope": scope, "w_key": key})
@@ -375,10 +376,10 @@ class BatchingSqlStore(SqlStore):
             self._local.broken = str(error)
             raise StoreError(f"writing the batch failed, it will be rolled back: {error}") from None
         except UnicodeError as exc:
-            self._local.broken = f"text cannot be stored: {_first_line(exc)}"
+            self._local.broken = f"text cannot be stored: {first_line(exc)}"
             raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
         except Exception as exc:  # e.g. a value the driver cannot bind: still the library's error
-            self._local.broken = f"{type(exc).__name__}: {_first_line(exc)}"
+            self._local.broken = f"{type(exc).__name__}: {first_line(exc)}"
             raise StoreError(f"writing the batch failed, it will be rolled back: {self._local.broken}") from None
         except BaseException as exc:
             self._local.broken = f"writing the batch was interrupted: {type(exc).__name__}"
@@ -405,12 +406,12 @@ class BatchingSqlStore(SqlStore):
                 continue
             row = plan.row
             # only the columns that changed: SQLite rewrites every index on a column set, even to its value
-            names = tuple(name for name in _SET_NAMES if name == "data" or row[name] != base.values[name])
-            if names not in self._updates and len(self._updates) >= _UPDATES_MAX:
-                names = _SET_NAMES
+            names = tuple(name for name in SET_NAMES if name == "data" or row[name] != base.values[name])
+            if names not in self._updates and len(self._updates) >= UPDATES_MAX:
+                names = SET_NAMES
             updates.setdefault(names, []).append(
                 {**{name: row[name] for name in names}, "w_id": sid, "w_version": base.version})
-            keys_same = all(row[name] == base.values[name] for name in _UNIT_KEYS)
+            keys_same = all(row[name] == base.values[name] for name in UNIT_KEYS)
             links = {(u["relation"], u["unit"]) for u in plan.units}
             if base.links is None or not base.links <= links:
                 removed.append({"w_id": sid})
@@ -420,7 +421,7 @@ class BatchingSqlStore(SqlStore):
                 copies.append(plan.copies)
             added += [u for u in plan.units if (u["relation"], u["unit"]) not in base.links]
         for names, params in updates.items():
-            stmt = self._upd_row if names is _SET_NAMES else self._updates.get(names)
+            stmt = self._upd_row if names is SET_NAMES else self._updates.get(names)
             if stmt is None:
                 stmt = self._update_of(names)
             if self._exec(conn, stmt, params).rowcount != len(params):
@@ -443,7 +444,7 @@ class BatchingSqlStore(SqlStore):
         for entry in changed.values():
             plan = entry.plan
             assert plan is not None
-            entry.base = _Loaded(plan.row["version"], plan.row,
+            entry.base = Loaded(plan.row["version"], plan.row,
                                  frozenset((u["relation"], u["unit"]) for u in plan.units))
         pending.plans = []
 
@@ -477,8 +478,8 @@ class BatchingSqlStore(SqlStore):
         row = plan.row
         values: Sequence[Any] = (*(row[name] for name in COLUMN_FIELDS), row["data"], row["units"],
                                  row["proposer_account"], row["reported_upward"], row["forwarded_to_city"])
-        s = _decoded(_suggestion, values, row["id"], "row")
-        return _resolve(s, entry.record, values[_ACCOUNT])
+        s = decode_stored(suggestion_from_row, values, row["id"], "row")
+        return resolve_personal(s, entry.record, values[ACCOUNT_AT])
 
     def idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         pending = self._pending()
@@ -520,4 +521,4 @@ def _backend_of(url: str | URL) -> str | None:
         return None
 
 
-assert _DATA == len(COLUMN_FIELDS)  # the buffered row's layout is the one SqlStore reads back
+assert DATA_AT == len(COLUMN_FIELDS)  # the buffered row's layout is the one SqlStore reads back

@@ -25,10 +25,10 @@ driver exception; deadlocks and serialization failures are retried a few times f
 
 Statements are SQLAlchemy Core, built once in the constructor (queries, whose filters
 vary, are built per call from the same tables); on SQLite the commit path's statements
-are rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  Rows
-are read back with their stored values as the driver returns them and decoded here, so a
-value edited into something
-unreadable is reported for its row (:meth:`SqlStore.scan_histories`) or as a
+are rendered to SQL text once and sent with ``exec_driver_sql`` (:class:`_Direct`).  A
+change's parameters are built, and rows read back (their stored values as the driver
+returns them) are decoded, by :mod:`.rows`, so a value edited into something unreadable is
+reported for its row (:meth:`SqlStore.scan_histories`) or as a
 :class:`~jianyi_flow.errors.StoreError` (:meth:`SqlStore.load`), never as a bare exception.
 
 SQLite write transactions start with ``BEGIN IMMEDIATE``: the database's single write
@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
-import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self, TypeVar
@@ -54,17 +52,11 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from ...domain.clock import SHANGHAI, require_aware, to_utc
+from ...domain.clock import to_utc
 from ...domain.codec import (
-    DATETIME_FIELDS,
-    FIELD_DECODERS,
-    FIELD_ENCODERS,
-    SUGGESTION_FIELDS,
-    replace,
-    suggestion_of,
     with_seq,
 )
-from ...domain.model import Actor, Event, Role, State, Suggestion
+from ...domain.model import Event, State, Suggestion
 from ...domain.personal import PersonalRecord
 from ...errors import (
     ConcurrencyConflict,
@@ -88,6 +80,31 @@ from ..base import (
     message_ids,
 )
 from .engine import create_engine, is_memory_sqlite, prepare_sqlite
+from .rows import (
+    ACCOUNT_AT,
+    BIGINT_MAX,
+    COLUMN_FIELDS,
+    DATA_AT,
+    DATA_FIELDS,
+    DERIVED_COLUMNS,
+    PERSONAL_COLUMNS,
+    SET_NAMES,
+    UNIT_KEYS,
+    UPDATES_MAX,
+    VAULT_AT,
+    Loaded,
+    Plan,
+    decode_stored,
+    event_from_row,
+    first_line,
+    history_from_rows,
+    loaded_row,
+    message_from_row,
+    personal_from_row,
+    plan_change,
+    resolve_personal,
+    suggestion_from_row,
+)
 from .schema import (
     EVENT_SEQ,
     REVISION,
@@ -100,69 +117,18 @@ from .schema import (
     suggestion_units,
     suggestions,
 )
-from .types import CODE_LENGTH, KEY_LENGTH, Key, LongText, dumps, loads
+from .types import KEY_LENGTH, Key, LongText
 
 __all__ = ["COLUMN_FIELDS", "DATA_FIELDS", "LIMIT_MAX", "SqlStore"]
 
 T = TypeVar("T")
 E = TypeVar("E", bound=sa.ClauseElement)
 
-COLUMN_FIELDS: tuple[str, ...] = (
-    "id",
-    "campaign",
-    "state",
-    "version",
-    "area",
-    "topic",
-    "lead_unit",
-    "recommending_unit",
-    "received_by",
-    "registration_number",
-    "received_at",
-    "due_at",
-    "due_provisional",
-    "overdue_flagged_at",
-    "updated_at",
-)
-"""Suggestion fields stored in a column of their own (and read back from it)."""
-
-DATA_FIELDS: tuple[str, ...] = tuple(name for name in SUGGESTION_FIELDS if name not in COLUMN_FIELDS)
-"""Suggestion fields stored in the ``data`` JSON document (new model fields land here)."""
-
-"""The largest ``limit`` a query, a scan or a claim accepts (as MemoryStore)."""
-
-_INT_MAX = 2**31 - 1
-_BIGINT_MAX = 2**63 - 1
 _ATTEMPTS = 4
 """How many times a transaction the database killed to break a deadlock is tried in all."""
 _CHUNK = 500
 """Values per ``IN (...)``: well below every backend's limit on bound parameters."""
 _SAVEPOINT = "jianyi_commit"
-
-_DATA_SET = frozenset(DATA_FIELDS)
-_DERIVED = ("units", "proposer_account", "reported_upward", "forwarded_to_city")
-"""The row's columns that are not a field of the suggestion (its vault may hold the account)."""
-_SET_NAMES = tuple(c.name for c in suggestions.columns if c.name != "id")
-"""The columns a row ``UPDATE`` may set."""
-_UNIT_KEYS = ("due_at", "received_at", "registration_number")
-"""The row's sort keys that its unit rows copy."""
-_UPDATES_MAX = 256
-"""How many row ``UPDATE`` statements (one per set of changed columns) a store builds at most."""
-_DATA = len(COLUMN_FIELDS)
-"""The position of ``data`` in a row read back (after the column fields)."""
-_PERSONAL_COLUMNS = ("suggestion_id", "name", "phone", "address", "account", "salt", "erased_at", "erased_version")
-"""The vault table's columns in the order every read of it selects them (see :func:`_personal`)."""
-_ACCOUNT = _DATA + 1 + _DERIVED.index("proposer_account")
-"""The position of the ``proposer_account`` column in a row read back with its derived columns."""
-_VAULT = _DATA + 1 + len(_DERIVED)
-"""The position of the vault record's columns in a row :meth:`SqlStore.load` reads (after the derived ones)."""
-_ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
-_ROW_REQUIRED = frozenset(name for name in _ROW_DATETIMES if not suggestions.c[name].nullable)
-_DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
-_DATA_VALUES = operator.attrgetter(*DATA_FIELDS)
-_DATA_ENCODERS = tuple((name, FIELD_ENCODERS[name]) for name in DATA_FIELDS if name in FIELD_ENCODERS)
-_DATA_DECODERS = tuple((name, FIELD_DECODERS[name]) for name in DATA_FIELDS if name in FIELD_DECODERS)
-"""The ``data`` fields whose values are converted to and from JSON (the others are stored as they are)."""
 
 # --- statements' parameters -----------------------------------------------------------------------------
 _JSON_COLUMNS = {"data", "changes", "payload", "notices"}
@@ -182,17 +148,6 @@ def _raw(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.type_coerce(column, sa.types.NullType()).label(column.key)
 
 
-def _key_columns(table: sa.Table) -> tuple[tuple[str, int, bool], ...]:
-    return tuple((c.name, c.type.length, bool(c.nullable)) for c in table.columns if isinstance(c.type, Key))
-
-
-
-_ROW_KEYS = _key_columns(suggestions)
-_EVENT_KEYS = _key_columns(events)
-_OUTBOX_KEYS = _key_columns(outbox)
-_IDEMPOTENCY_KEYS = _key_columns(idempotency)
-
-
 class _Taken(Exception):
     """An insert hit an existing key: ``what`` is ``"key"`` (the idempotency record) or ``"event"``.
 
@@ -200,41 +155,11 @@ class _Taken(Exception):
     (:meth:`SqlStore._diagnose`): PostgreSQL accepts no statement in a transaction after an error.
     """
 
-    def __init__(self, plan: _Plan, what: str, seq: int = 0) -> None:
+    def __init__(self, plan: Plan, what: str, seq: int = 0) -> None:
         super().__init__(what)
         self.plan = plan
         self.what = what
         self.seq = seq
-
-
-@attrs.frozen
-class _Plan:
-    """One Change, checked and encoded: the parameters of every statement its commit runs."""
-
-    change: Change
-    row: dict[str, Any]
-    units: list[dict[str, Any]]
-    copies: dict[str, Any]
-    event: dict[str, Any]
-    messages: list[dict[str, Any]]
-    record: dict[str, Any] | None
-    personal: dict[str, Any] | None = None
-    redacted: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def create(self) -> bool:
-        return self.change.expected_version == 0
-
-
-@attrs.frozen
-class _Loaded:
-    """What a commit needs to know of a row read in its transaction: its columns and unit links."""
-
-    version: int
-    values: dict[str, Any]
-    """The row's column values (``data`` aside), comparable with a :class:`_Plan`'s ``row``."""
-    links: frozenset[tuple[str, str]] | None
-    """The unit rows the stored ``units`` stand for (``None`` if they do not agree with the row)."""
 
 
 _NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
@@ -479,7 +404,7 @@ class SqlStore:
         pd = personal_data
         self._del_personal = pd.delete().where(pd.c.suggestion_id == w_id)
         self._ins_personal = pd.insert().values(_binds(pd, [c.name for c in pd.columns]))
-        personal_columns = [_raw(pd.c[name]) for name in _PERSONAL_COLUMNS]
+        personal_columns = [_raw(pd.c[name]) for name in PERSONAL_COLUMNS]
         self._sel_personal = self._directly(sa.select(*personal_columns).where(pd.c.suggestion_id == w_id))
         self._forget_keys = idempotency.delete().where(
             idempotency.c.suggestion_id == w_id, idempotency.c.version < sa.bindparam("w_version", type_=sa.Integer()))
@@ -501,12 +426,12 @@ class SqlStore:
         self._row_columns = [_raw(s.c[name]) for name in COLUMN_FIELDS] + [_raw(s.c.data)]
         # the columns derived from the row: a commit in the same transaction compares with them, an audit
         # compares the proposer_account index with the vault
-        self._derived_columns = [_raw(s.c[name]) for name in _DERIVED]
+        self._derived_columns = [_raw(s.c[name]) for name in DERIVED_COLUMNS]
         vault = personal_data
         self._sel_row = self._directly(  # the row and its vault record (if any) in one round trip
             sa.select(*self._row_columns, *self._derived_columns,
                       *[sa.type_coerce(vault.c[name], sa.types.NullType()).label(f"vault_{name}")
-                        for name in _PERSONAL_COLUMNS])
+                        for name in PERSONAL_COLUMNS])
             .select_from(s.outerjoin(vault, vault.c.suggestion_id == s.c.id))
             .where(s.c.id == w_id))
         self._event_columns = [_raw(c) for c in ev.columns]
@@ -720,25 +645,25 @@ class SqlStore:
         if isinstance(orig, JianyiFlowError):
             return orig  # raised by a column type
         if isinstance(exc, sa.exc.DataError):
-            return ValidationError("value", f"the database refused a value: {_first_line(orig or exc)}")
+            return ValidationError("value", f"the database refused a value: {first_line(orig or exc)}")
         if isinstance(exc, sa.exc.StatementError) and not isinstance(exc, sa.exc.DBAPIError) \
                 and isinstance(orig, (TypeError, ValueError)):
-            return ValidationError("value", f"a value cannot be stored: {_first_line(orig)}")
+            return ValidationError("value", f"a value cannot be stored: {first_line(orig)}")
         hint = ""
         if _missing_table(exc):
             hint = " (the jianyi_flow tables are missing: run `jianyi-flow db upgrade URL`)"
         if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
             hint = " (the connection was lost)"
-        return StoreError(f"{self._backend} {what} failed: {type(exc).__name__}: {_first_line(orig or exc)}{hint}")
+        return StoreError(f"{self._backend} {what} failed: {type(exc).__name__}: {first_line(orig or exc)}{hint}")
 
     # --- writing -----------------------------------------------------------------------------------
     def commit(self, change: Change) -> Event:
         """Write the change in one transaction (see the module docstring); the event as stored, with ``seq``."""
-        plan = _plan(change)
+        plan = plan_change(change)
         self._check_open()
         return self._write(lambda conn: self._apply(conn, plan))
 
-    def _apply(self, conn: Connection, plan: _Plan) -> Event:
+    def _apply(self, conn: Connection, plan: Plan) -> Event:
         change = plan.change
         sid = plan.row["id"]
         if plan.record is not None:
@@ -756,15 +681,15 @@ class SqlStore:
         else:
             where = {"w_id": sid, "w_version": change.expected_version}
             values = {name: value for name, value in plan.row.items() if name not in ("id", "units")}
-            loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+            loaded: dict[str, Loaded] | None = getattr(self._local, "loaded", None)
             prior = None if loaded is None else loaded.pop(sid, None)
             if prior is not None and prior.version == change.expected_version:
                 row = plan.row
                 # only the columns that changed: SQLite rewrites every index on a column set, even to its value
-                names = tuple(name for name in _SET_NAMES if name == "data" or row[name] != prior.values[name])
+                names = tuple(name for name in SET_NAMES if name == "data" or row[name] != prior.values[name])
                 stmt = self._updates.get(names)
                 if stmt is None:
-                    stmt = self._upd_row if len(self._updates) >= _UPDATES_MAX else self._update_of(names)
+                    stmt = self._upd_row if len(self._updates) >= UPDATES_MAX else self._update_of(names)
                 if not self._exec(conn, stmt, {**{name: row[name] for name in names}, **where}).rowcount:
                     raise self._missed(conn, sid, change.expected_version)
                 self._relink(conn, plan, prior)
@@ -792,9 +717,9 @@ class SqlStore:
         self._updates[names] = self._directly(stmt, binds)
         return stmt
 
-    def _relink(self, conn: Connection, plan: _Plan, prior: _Loaded) -> None:
+    def _relink(self, conn: Connection, plan: Plan, prior: Loaded) -> None:
         """The unit rows of an updated row read in this transaction: only what changed is written."""
-        keys_same = all(plan.row[name] == prior.values[name] for name in _UNIT_KEYS)
+        keys_same = all(plan.row[name] == prior.values[name] for name in UNIT_KEYS)
         if prior.values["units"] == plan.row["units"] and prior.links is not None:
             if not keys_same and prior.links:
                 self._exec(conn, self._upd_unit_copies, plan.copies)
@@ -811,7 +736,7 @@ class SqlStore:
         if added:
             self._exec(conn, self._ins_units, added)
 
-    def _append(self, conn: Connection, plan: _Plan) -> Event:
+    def _append(self, conn: Connection, plan: Plan) -> Event:
         """The rest of a commit after its row and unit rows: the event, messages, vault record and keys."""
         change = plan.change
         sid = plan.row["id"]
@@ -889,19 +814,19 @@ class SqlStore:
         row = self._read(lambda conn: self._exec(conn, self._sel_row, {"w_id": suggestion_id}).first())
         if row is None:
             raise NotFound("suggestion", suggestion_id)
-        record = None if row[_VAULT] is None else row[_VAULT:]
-        s = _decoded(_suggestion, row, suggestion_id, "row")
-        loaded: dict[str, _Loaded] | None = getattr(self._local, "loaded", None)
+        record = None if row[VAULT_AT] is None else row[VAULT_AT:]
+        s = decode_stored(suggestion_from_row, row, suggestion_id, "row")
+        loaded: dict[str, Loaded] | None = getattr(self._local, "loaded", None)
         if loaded is not None:  # read in a transaction: its commit writes only the unit links that changed
-            loaded[suggestion_id] = _loaded(s, row)
-        return _resolve(s, None if record is None else _decoded(_personal, record, suggestion_id, "vault record"),
-                        row[_ACCOUNT])
+            loaded[suggestion_id] = loaded_row(s, row)
+        personal = None if record is None else decode_stored(personal_from_row, record, suggestion_id, "vault record")
+        return resolve_personal(s, personal, row[ACCOUNT_AT])
 
     def personal_data(self, suggestion_id: str) -> PersonalRecord | None:
         if not isinstance(suggestion_id, str):
             return None
         row = self._read(lambda conn: self._exec(conn, self._sel_personal, {"w_id": suggestion_id}).first())
-        return None if row is None else _decoded(_personal, row, suggestion_id, "vault record")
+        return None if row is None else decode_stored(personal_from_row, row, suggestion_id, "vault record")
 
     def _records(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -914,7 +839,7 @@ class SqlStore:
         if not isinstance(suggestion_id, str):
             return []
         rows = self._read(lambda conn: conn.execute(self._sel_history, {"w_id": suggestion_id}).all())
-        return [_decoded(_event, r, suggestion_id, "event") for r in rows]
+        return [decode_stored(event_from_row, r, suggestion_id, "event") for r in rows]
 
     def query(self, query: Query) -> list[Suggestion]:
         stmt = self.query_statement(query)
@@ -924,8 +849,9 @@ class SqlStore:
             return rows, self._records(conn, [r[0] for r in rows if '"vaulted":true' in str(r[-1])])
 
         rows, records = self._read(work)
-        found = [_decoded(_suggestion, r, r[0], "row") for r in rows]
-        return [_resolve(s, None if s.id not in records else _decoded(_personal, records[s.id], s.id, "vault record"))
+        found = [decode_stored(suggestion_from_row, r, r[0], "row") for r in rows]
+        return [resolve_personal(s, None if s.id not in records
+                                 else decode_stored(personal_from_row, records[s.id], s.id, "vault record"))
                 for s in found]
 
     def count(self, query: Query) -> int:
@@ -1057,7 +983,7 @@ class SqlStore:
             sent = [*above(ob.c.suggestion_id), ob.c.suggestion_id <= ids[-1]]
             messages = conn.execute(sa.select(*self._message_columns).where(*sent)
                                     .order_by(ob.c.suggestion_id, ob.c.id)).all()
-            vaulted = [sid for sid, r in rows.items() if '"vaulted":true' in str(r[_DATA])]
+            vaulted = [sid for sid, r in rows.items() if '"vaulted":true' in str(r[DATA_AT])]
             # a record whose row is gone must still show in an audit: look for those too
             orphans = [sid for sid in ids if sid not in rows]
             wanted = vaulted + orphans
@@ -1071,7 +997,7 @@ class SqlStore:
         for r in messages:
             if r.suggestion_id in by_id:
                 by_id[r.suggestion_id][1].append(r)
-        return [_history(sid, rows.get(sid), *by_id[sid], records.get(sid)) for sid in ids]
+        return [history_from_rows(sid, rows.get(sid), *by_id[sid], records.get(sid)) for sid in ids]
 
     def last_seq(self) -> int:
         value = self._read(lambda conn: conn.execute(self._sel_last_seq).scalar_one_or_none())
@@ -1102,14 +1028,14 @@ class SqlStore:
             rows = conn.execute(stmt, {"w_now": now, "w_limit": limit}).all()
             for chunk in _chunks([r.id for r in rows]):
                 conn.execute(self._lease, {"w_ids": chunk, "w_until": until})
-            return [attrs.evolve(_message(r), attempts=int(r.attempts) + 1) for r in rows]
+            return [attrs.evolve(message_from_row(r), attempts=int(r.attempts) + 1) for r in rows]
 
         return self._write(work)
 
     def mark_sent(self, ids: Iterable[int], at: dt.datetime) -> None:
         """Mark messages delivered at ``at``; unknown or already sent ids are ignored."""
         when = to_utc(at, "at")
-        wanted = sorted({i for i in message_ids(ids) if 0 < i <= _BIGINT_MAX})  # others cannot exist
+        wanted = sorted({i for i in message_ids(ids) if 0 < i <= BIGINT_MAX})  # others cannot exist
         self._check_open()
         if not wanted:
             return
@@ -1150,248 +1076,6 @@ class SqlStore:
         self._write(lambda conn: conn.execute(self._set_meta, {"name": name, "value": value}))
 
 
-# --- checking and encoding a change -------------------------------------------------------------------------
-def _plan(change: Change) -> _Plan:
-    """Every statement's parameters for ``change``, checked: a bad value raises before the database is touched."""
-    if not isinstance(change, Change):
-        raise ValidationError("change", "must be a Change")
-    s, e = change.suggestion, change.event
-    expected = change.expected_version
-    if not isinstance(s, Suggestion) or not isinstance(e, Event):
-        raise ValidationError("change", "needs a Suggestion and an Event")
-    if not _whole(expected, 0, _INT_MAX - 1):
-        raise ValidationError("change.expected_version", f"must be a whole number from 0 to {_INT_MAX - 1}",
-                              code="out_of_range", details={"min": 0, "max": _INT_MAX - 1})
-    if e.suggestion_id != s.id or e.version != s.version or s.version != expected + 1:
-        raise ValidationError("change", "the row, its event and the expected version do not agree")
-    for m in change.messages:
-        if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
-            raise ValidationError("change.messages", "a message of another suggestion")
-    for redacted in change.redacted:  # an earlier event of the suggestion, never the one committed now
-        if not isinstance(redacted, Event) or not _whole(redacted.version, 1, expected):
-            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
-    try:
-        row = _row_params(s)
-        event = _event_params(e)
-        messages = [_message_params(m) for m in change.messages]
-        record = None if change.idempotency is None else _record_params(change.idempotency, s.id)
-        personal = None if change.personal_data is None else _personal_params(change.personal_data, s.id)
-        redacted = tuple({"w_version": e.version, "w_hash": e.hash, "n_changes": dumps(dict(e.changes)),
-                          "n_actor_id": e.actor.id, "n_actor_unit": e.actor.unit, "n_actor_name": e.actor.name}
-                         for e in change.redacted)
-    except (AttributeError, TypeError, ValueError) as exc:
-        if isinstance(exc, JianyiFlowError):
-            raise
-        raise ValidationError("change", f"a value cannot be stored: {exc}") from None
-    copies = {"w_id": s.id, "n_due_at": row["due_at"], "n_received_at": row["received_at"],
-              "n_registration_number": row["registration_number"]}
-    units = [{"unit": unit, "relation": relation, "suggestion_id": s.id, "due_at": row["due_at"],
-              "received_at": row["received_at"], "registration_number": row["registration_number"]}
-             for relation, unit in _unit_links(s)]
-    return _Plan(change, row, units, copies, event, messages, record, personal, redacted)
-
-
-def _personal_params(record: PersonalRecord, sid: str) -> dict[str, Any]:
-    if not isinstance(record, PersonalRecord) or record.suggestion_id != sid:
-        raise ValidationError("change.personal_data", "must be the PersonalRecord of the change's suggestion")
-    if record.erased_at is not None:
-        require_aware(record.erased_at, "change.personal_data.erased_at")
-    if record.erased_version is not None and not _whole(record.erased_version, 1, _INT_MAX):
-        raise ValidationError("change.personal_data.erased_version", f"must be a whole number from 1 to {_INT_MAX}",
-                              code="out_of_range", details={"min": 1, "max": _INT_MAX})
-    for name, value in (*record.fields().items(), ("salt", record.salt)):
-        if value is not None and not isinstance(value, str):
-            raise ValidationError(f"change.personal_data.{name}", "must be text", code="not_text")
-    return {"suggestion_id": sid, **record.fields(), "salt": record.salt, "erased_at": record.erased_at,
-            "erased_version": record.erased_version}
-
-
-def _personal(row: Sequence[Any]) -> PersonalRecord:
-    """A vault record from its columns, in the table's order."""
-    suggestion_id, name, phone, address, account, salt, erased_at, erased_version = row
-    version = None if erased_version is None else int(erased_version)
-    return PersonalRecord(suggestion_id, name, phone, address, account, salt, _maybe_instant(erased_at), version)
-
-
-_FROM_VAULT: Any = object()
-"""``_resolve``'s default: the proposer's account is the vault's."""
-
-
-def _vaulted(s: Suggestion) -> bool:
-    return s.proposer.vaulted and not s.proposer.erased
-
-
-def _resolve(s: Suggestion, record: PersonalRecord | None, account: Any = _FROM_VAULT) -> Suggestion:
-    """``s`` with its proposer's data from the vault record; ``account``, when given, is the row's
-    ``proposer_account`` column, read as the account so that an audit compares the index with the vault."""
-    if not s.proposer.vaulted:
-        return s
-    proposer = s.proposer if record is None or s.proposer.erased else record.resolve(s.proposer)
-    if account is not _FROM_VAULT and account != proposer.account:
-        proposer = attrs.evolve(proposer, account=account)
-    return s if proposer is s.proposer else replace(s, {"proposer": proposer})
-
-
-def _whole(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _check_keys(values: Mapping[str, Any], columns: Sequence[tuple[str, int, bool]], where: str) -> None:
-    for name, length, nullable in columns:
-        value = values.get(name)
-        if value is None:
-            if not nullable:
-                raise ValidationError(f"{where}.{name}", "is required", code="required")
-        elif not isinstance(value, str):
-            raise ValidationError(f"{where}.{name}", "must be text", code="not_text")
-        elif len(value) > length:
-            raise ValidationError(f"{where}.{name}", f"is at most {length} characters", code="too_long",
-                                  details={"max_length": length, "length": len(value)})
-
-
-def _enum_value(kind: type[enum.Enum], value: object, field: str) -> Any:
-    try:
-        return kind(value).value
-    except ValueError:
-        raise ValidationError(field, f"is not a {kind.__name__}: {value!r}") from None
-
-
-def _units(s: Suggestion) -> str:
-    """The ``units`` column of ``s``: its lead, recommending and co-handling units as JSON."""
-    return dumps([s.lead_unit, s.recommending_unit, list(s.co_units)])
-
-
-def _loaded(s: Suggestion, row: Sequence[Any]) -> _Loaded:
-    """What a commit needs of row ``s`` as read by :meth:`SqlStore.load` (its derived columns last)."""
-    values = {name: getattr(s, name) for name in COLUMN_FIELDS}
-    units, account, upward, city = row[_DATA + 1:_VAULT]
-    values.update(units=units, proposer_account=account, reported_upward=bool(upward), forwarded_to_city=bool(city))
-    links = frozenset(_unit_links(s)) if units == _units(s) else None
-    return _Loaded(s.version, values, links)
-
-
-def _unit_links(s: Suggestion) -> list[tuple[str, str]]:
-    """``(relation, unit)`` of every unit row of ``s``, as :func:`~jianyi_flow.storage.base.matches` relates them."""
-    links: list[tuple[str, str]] = []
-    if s.lead_unit is not None:
-        links.append(("lead", s.lead_unit))
-    if s.recommending_unit is not None:
-        links.append(("recommending", s.recommending_unit))
-    links += [("co", unit) for unit in dict.fromkeys(s.co_units)]
-    links += [("any", unit) for unit in s.units()]
-    return links
-
-
-def _row_params(s: Suggestion) -> dict[str, Any]:
-    row: dict[str, Any] = {name: getattr(s, name) for name in COLUMN_FIELDS}
-    row["state"] = _enum_value(State, s.state, "suggestion.state")
-    if not _whole(s.version, 1, _INT_MAX):
-        raise ValidationError("suggestion.version", f"must be a whole number from 1 to {_INT_MAX}",
-                              code="out_of_range", details={"min": 1, "max": _INT_MAX})
-    if not isinstance(s.due_provisional, bool):
-        raise ValidationError("suggestion.due_provisional", "must be true or false")
-    for name in _ROW_DATETIMES:
-        if row[name] is not None:
-            row[name] = to_utc(row[name], f"suggestion.{name}")
-        elif name in _ROW_REQUIRED:  # a NOT NULL column: refused here, not by the database
-            raise ValidationError(f"suggestion.{name}", "is required", code="required")
-    for name in _DATA_DATETIMES:
-        if getattr(s, name) is not None:
-            require_aware(getattr(s, name), f"suggestion.{name}")
-    if s.extension_request is not None:
-        require_aware(s.extension_request.requested_at, "suggestion.extension_request.requested_at")
-    if not isinstance(s.co_units, tuple) or not all(isinstance(u, str) for u in s.co_units):
-        raise ValidationError("suggestion.co_units", "must be a tuple of unit codes")
-    row["proposer_account"] = s.proposer.account
-    row["reported_upward"] = bool(s.upward_reports)
-    row["forwarded_to_city"] = s.forwarded_to_city_at is not None
-    _check_keys(row, _ROW_KEYS, "suggestion")
-    for unit in s.co_units:
-        if len(unit) > CODE_LENGTH:
-            raise ValidationError("suggestion.co_units", f"codes are at most {CODE_LENGTH} characters")
-    row["units"] = _units(s)
-    row["data"] = _data(s)
-    return row
-
-
-def _data(s: Suggestion) -> str:
-    """The ``data`` column of ``s``: its :data:`DATA_FIELDS` as JSON."""
-    # one read of every field, then only the fields that need it are converted
-    data = dict(zip(DATA_FIELDS, _DATA_VALUES(s), strict=True))
-    for name, encode in _DATA_ENCODERS:
-        value = data[name]
-        if value is not None:
-            data[name] = encode(value)
-    return dumps(data)
-
-
-def _event_params(e: Event) -> dict[str, Any]:
-    actor = e.actor
-    if not isinstance(actor, Actor):
-        raise ValidationError("event.actor", "must be an Actor")
-    if actor.name is not None and not isinstance(actor.name, str):
-        raise ValidationError("event.actor.name", "must be text")
-    if e.reason is not None and not isinstance(e.reason, str):
-        raise ValidationError("event.reason", "must be text")
-    for name in ("prev_hash", "hash") + (("mac",) if e.mac is not None else ()):
-        value = getattr(e, name)
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValidationError(f"event.{name}", "must be hexadecimal text of at most 64 characters")
-    params = {
-        "suggestion_id": e.suggestion_id,
-        "version": e.version,
-        "kind": e.kind,
-        "from_state": None if e.from_state is None else _enum_value(State, e.from_state, "event.from_state"),
-        "to_state": _enum_value(State, e.to_state, "event.to_state"),
-        "actor_id": actor.id,
-        "actor_role": _enum_value(Role, actor.role, "event.actor.role"),
-        "actor_unit": actor.unit,
-        "actor_name": actor.name,
-        "at": to_utc(e.at, "event.at"),
-        "reason": e.reason,
-        "changes": dumps(dict(e.changes)),
-        "payload": dumps(dict(e.payload)),
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-        "notices": dumps(list(e.notices)),
-        "workflow": e.workflow,
-        "policy": e.policy,
-        "mac": e.mac,
-    }
-    _check_keys(params, _EVENT_KEYS, "event")
-    return params
-
-
-def _message_params(m: OutboxMessage) -> dict[str, Any]:
-    if not _whole(m.version, 1, _INT_MAX):
-        raise ValidationError("message.version", f"must be a whole number from 1 to {_INT_MAX}",
-                              code="out_of_range", details={"min": 1, "max": _INT_MAX})
-    params = {
-        "topic": m.topic,
-        "suggestion_id": m.suggestion_id,
-        "version": m.version,
-        "recipient": m.recipient,
-        "payload": dumps(dict(m.payload)),
-        "created_at": to_utc(m.created_at, "message.created_at"),
-    }
-    _check_keys(params, _OUTBOX_KEYS, "message")
-    return params
-
-
-def _record_params(record: IdempotencyRecord, sid: str) -> dict[str, Any]:
-    if not isinstance(record, IdempotencyRecord):
-        raise ValidationError("change.idempotency", "must be an IdempotencyRecord")
-    if not _whole(record.version, 0, _INT_MAX):
-        raise ValidationError("idempotency.version", f"must be a whole number from 0 to {_INT_MAX}",
-                              code="out_of_range", details={"min": 0, "max": _INT_MAX})
-    params = {"scope": record.scope, "key": record.key, "suggestion_id": record.suggestion_id,
-              "version": record.version, "command": record.command, "fingerprint": record.fingerprint}
-    _check_keys(params, _IDEMPOTENCY_KEYS, "idempotency")
-    if not isinstance(record.fingerprint, str) or len(record.fingerprint) > 64:
-        raise ValidationError("idempotency.fingerprint", "must be text of at most 64 characters")
-    return params
-
-
 # --- checking arguments -------------------------------------------------------------------------------------
 
 
@@ -1429,115 +1113,6 @@ def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
         yield list(values[start : start + _CHUNK])
 
 
-# --- decoding what was stored -------------------------------------------------------------------------------
-_STATE_OF = FIELD_DECODERS["state"]
-"""A stored state's member (a table lookup)."""
-
-
-def _instant(value: Any) -> dt.datetime:
-    """A stored datetime (text on SQLite, naive UTC on MariaDB, aware on PostgreSQL) as an aware one in Shanghai."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"not a datetime: {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    result: dt.datetime = value.astimezone(SHANGHAI)
-    return result
-
-
-def _maybe_instant(value: Any) -> dt.datetime | None:
-    return None if value is None else _instant(value)
-
-
-def _suggestion(row: Sequence[Any]) -> Suggestion:
-    fields = dict(zip(COLUMN_FIELDS, row, strict=False))
-    fields["state"] = _STATE_OF(fields["state"])
-    fields["version"] = int(fields["version"])
-    fields["due_provisional"] = bool(fields["due_provisional"])
-    for name in _ROW_DATETIMES:
-        fields[name] = _maybe_instant(fields[name])
-    data = loads(row[len(COLUMN_FIELDS)])
-    if not isinstance(data, dict):
-        raise TypeError("data is not a JSON object")
-    if not data.keys() <= _DATA_SET:  # names this version does not know (or that are columns) are left out
-        data = {name: value for name, value in data.items() if name in _DATA_SET}
-    for name, decode in _DATA_DECODERS:  # only the fields that need it are converted
-        value = data.get(name)
-        if value is not None:
-            data[name] = decode(value)
-    fields.update(data)
-    return suggestion_of(fields)
-
-
-def _event(row: Any) -> Event:
-    notices = loads(row.notices)
-    changes, payload = loads(row.changes), loads(row.payload)
-    if not isinstance(notices, list) or not isinstance(changes, dict) or not isinstance(payload, dict):
-        raise TypeError("changes, payload or notices is not the JSON it should be")
-    return Event(
-        suggestion_id=row.suggestion_id,
-        version=int(row.version),
-        kind=row.kind,
-        from_state=None if row.from_state is None else _STATE_OF(row.from_state),
-        to_state=_STATE_OF(row.to_state),
-        actor=Actor(id=row.actor_id, role=Role(row.actor_role), unit=row.actor_unit, name=row.actor_name),
-        at=_instant(row.at),
-        reason=row.reason,
-        changes=changes,
-        payload=payload,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-        notices=tuple(notices),
-        workflow=row.workflow,
-        policy=row.policy,
-        seq=int(row.seq),
-        mac=row.mac,
-    )
-
-
-def _message(row: Any) -> OutboxMessage:
-    payload = loads(row.payload)
-    if not isinstance(payload, dict):
-        raise TypeError("payload is not a JSON object")
-    return OutboxMessage(
-        topic=row.topic,
-        suggestion_id=row.suggestion_id,
-        version=int(row.version),
-        recipient=row.recipient,
-        created_at=_instant(row.created_at),
-        payload=payload,
-        id=int(row.id),
-        attempts=int(row.attempts),
-        sent_at=_maybe_instant(row.sent_at),
-    )
-
-
-_DECODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError)
-
-
-def _decoded(decode: Callable[[Any], T], row: Any, sid: object, what: str) -> T:
-    try:
-        return decode(row)
-    except _DECODE_ERRORS as exc:
-        raise StoreError(f"a stored {what} of suggestion {sid!r} cannot be decoded: {_first_line(exc)}") from None
-
-
-def _history(sid: str, row: Any, found: list[Any], messages: list[Any], record: Any = None) -> StoredHistory:
-    what = "vault record"
-    try:
-        personal = None if record is None else _personal(record)
-        what = "row"
-        suggestion = None if row is None else _resolve(_suggestion(row), personal, row[_ACCOUNT])
-        what = "event"
-        decoded = tuple(_event(r) for r in found)
-        what = "outbox message"
-        sent = tuple(_message(r) for r in messages)
-    except _DECODE_ERRORS as exc:
-        return StoredHistory(sid, None, (), (), problem=f"a stored {what} cannot be decoded: {_first_line(exc)}")
-    return StoredHistory(sid, suggestion, decoded, sent, personal=personal)
-
-
 # --- backend specifics --------------------------------------------------------------------------------------
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _MYSQL_DEADLOCK = 1213
@@ -1560,11 +1135,6 @@ def _missing_table(exc: sa.exc.SQLAlchemyError) -> bool:
     if args and args[0] == 1146:  # MariaDB: table doesn't exist
         return True
     return "no such table" in str(orig or exc).lower()
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _schema_note(found: str | None) -> str | None:
