@@ -337,3 +337,18 @@ def test_the_worker_stops_on_sigterm_and_restores_the_handlers(
     assert status == 0 and caught == [] and seconds < 45
     assert capsys.readouterr().out.startswith("worker stopped: 12 notices delivered, 0 failed, 1 ticks")
     assert len(spool.read_text(encoding="utf-8").splitlines()) == 12
+
+
+@pytest.mark.parametrize(("url", "path"), [
+    ("sqlite:///campaign.db", "campaign.db"),
+    ("sqlite:////tmp/campaign.db?timeout=5", "/tmp/campaign.db"),
+    ("sqlite://", None),
+    ("sqlite:///:memory:", None),
+    ("sqlite:///file::memory:?cache=shared", None),
+    ("postgresql+psycopg://postgres@127.0.0.1:5432/test", None),
+    ("not a url", None),
+])
+def test_the_file_a_sqlite_url_names(url: str, path: str | None) -> None:
+    from jianyi_flow.storage.sql.engine import sqlite_file
+
+    assert sqlite_file(url) == path

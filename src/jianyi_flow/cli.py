@@ -137,23 +137,16 @@ def _open_store(url: str | None, *, existing: bool = False, batched: bool = Fals
 
         return MemoryStore()
     from .sql import BatchingSqlStore, SqlStore
+    from .storage.sql.engine import sqlite_file
 
     if batched:
         return BatchingSqlStore.open(url, migrate=True)
     if existing:
-        path = _sqlite_path(url)
+        path = sqlite_file(url)
         if path is not None and not os.path.exists(path):
             raise _UsageError(f"no database at {path}")
         return SqlStore(url)
     return SqlStore.open(url, migrate=True)
-
-
-def _sqlite_path(url: str) -> str | None:
-    """The file of a ``sqlite:///path`` URL (``None`` for other URLs and in-memory SQLite)."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url in ("sqlite://", "sqlite:///:memory:"):
-        return None
-    return url[len(prefix):].split("?", 1)[0] or None
 
 
 def _campaign(preset: str) -> Any:

@@ -105,9 +105,9 @@ def _open(url: str) -> Store:
 
 def require_existing(url: str) -> None:
     """Refuse a ``sqlite:///`` file that is not there: SqlStore would create it empty, then fail."""
-    from .cli import _sqlite_path
+    from .storage.sql.engine import sqlite_file
 
-    path = _sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None and not os.path.exists(path):
         raise ValidationError("--store", f"no database at {path}")
 

@@ -34,6 +34,7 @@ __all__ = [
     "create_engine",
     "is_memory_sqlite",
     "prepare_sqlite",
+    "sqlite_file",
 ]
 
 BUSY_TIMEOUT_MS = 30_000
@@ -64,6 +65,17 @@ def is_memory_sqlite(url: URL) -> bool:
         return False
     database = url.database or ""
     return database in ("", ":memory:") or url.query.get("mode") == "memory" or database.startswith("file::memory:")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a ``sqlite:///path`` URL names; ``None`` for another database, in-memory SQLite or a bad URL."""
+    try:
+        parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or is_memory_sqlite(parsed):
+        return None
+    return parsed.database
 
 
 def _pragmas(memory: bool) -> tuple[str, ...]:
