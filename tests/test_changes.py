@@ -237,3 +237,17 @@ def test_equal_datetime_texts_decode_to_one_datetime() -> None:
     assert decode(text) is decode("".join(text))
     assert decode(text) == dt.datetime(2024, 10, 21, 23, 59, 59, 999999, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert decode(text).tzinfo == ZoneInfo("Asia/Shanghai")
+
+
+def test_a_stored_proposer_with_an_unknown_erasure_is_refused() -> None:
+    stored = {"kind": "citizen", "confidential": False, "vaulted": True, "erased": "forgotten"}
+    with pytest.raises(ValueError, match="unknown erasure"):
+        codec.decode_proposer(stored)
+    assert codec.decode_proposer({**stored, "erased": None}).name == ""
+
+
+def test_memory_store_says_how_many_suggestions_it_holds() -> None:
+    store = MemoryStore()
+    assert repr(store) == "MemoryStore(0 suggestions)"
+    make_flow(store).receive(make_draft(), actor_for("receive"))
+    assert repr(store) == "MemoryStore(1 suggestions)"

@@ -575,6 +575,9 @@ def test_the_submitted_scope_reads_the_row_and_fails_closed_without_it() -> None
     with pytest.raises(PermissionDenied):
         PermissionGuard(PermissionTable.default(), store=None).check(legacy)
     PermissionGuard(PermissionTable.default(), store=world.store).check(legacy)  # the receive event says
+    unknown = attrs.evolve(legacy, suggestion=attrs.evolve(legacy.suggestion, id="not-stored"))
+    with pytest.raises(PermissionDenied):  # a store that does not hold the row names no submitter
+        PermissionGuard(PermissionTable.default(), store=world.store).check(unknown)
 
 
 @pytest.mark.parametrize(

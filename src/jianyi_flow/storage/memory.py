@@ -66,8 +66,8 @@ class MemoryStore:
 
     # --- writing ---------------------------------------------------------------------------
     def commit(self, change: Change) -> Event:
-        s, event = change.suggestion, change.event
         _check_change(change)
+        s, event = change.suggestion, change.event
         with self._lock:
             current = self._rows.get(s.id)
             if change.expected_version == 0:

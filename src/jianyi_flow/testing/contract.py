@@ -717,6 +717,13 @@ class StoreContract(abc.ABC):
                 store.commit(change)
             assert self.snapshot(store, "bad-1", "bad-key") == before
 
+    def test_a_commit_of_something_else_than_a_change_is_refused(self, store: Store) -> None:
+        for wrong in (None, "change", create(make_suggestion("other-1")).suggestion):
+            with pytest.raises(ValidationError) as caught:
+                store.commit(wrong)  # type: ignore[arg-type]
+            assert caught.value.field == "change"
+        assert self.snapshot(store, "other-1", "other-key")[:4] == (None, [], None, [])
+
     def test_a_refused_create_leaves_no_trace(self, store: Store) -> None:
         """A create refused for its redactions writes nothing: the same create without them then succeeds."""
         self.needs(store, PersonalDataVault)
