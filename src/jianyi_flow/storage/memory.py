@@ -84,8 +84,7 @@ class MemoryStore:
             if history is None:
                 history = []  # filed below, once every check has passed
             redacted = {e.version: e for e in change.redacted} if change.redacted else None
-            if redacted and any(v < 1 or v > len(history) or history[v - 1].hash != e.hash
-                                for v, e in redacted.items()):
+            if redacted and any(v > len(history) or history[v - 1].hash != e.hash for v, e in redacted.items()):
                 raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
             self._seq += 1
             stored = with_seq(event, self._seq)  # attrs.evolve(event, seq=...), built positionally for speed
@@ -246,11 +245,22 @@ def _numbered(message: OutboxMessage, place: int) -> OutboxMessage:
 
 
 def _check_change(change: Change) -> None:
+    """The checks of a change's shape that come before any other (as SqlStore makes them, in its order)."""
     if not isinstance(change, Change):
         raise ValidationError("change", "must be a Change")
     s, e = change.suggestion, change.event
-    if e.suggestion_id != s.id or e.version != s.version or s.version != change.expected_version + 1:
+    if not isinstance(s, Suggestion) or not isinstance(e, Event):
+        raise ValidationError("change", "needs a Suggestion and an Event")
+    expected = change.expected_version
+    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
+        raise ValidationError("change.expected_version", "must be a whole number from 0", code="out_of_range",
+                              details={"min": 0})
+    if e.suggestion_id != s.id or e.version != s.version or s.version != expected + 1:
         raise ValidationError("change", "the row, its event and the expected version do not agree")
     for m in change.messages:
-        if m.suggestion_id != s.id:
+        if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
             raise ValidationError("change.messages", "a message of another suggestion")
+    for earlier in change.redacted:  # an earlier event of the suggestion, never the one committed now
+        if not isinstance(earlier, Event) or not isinstance(earlier.version, int) \
+                or not 1 <= earlier.version <= expected:
+            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")

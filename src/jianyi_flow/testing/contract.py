@@ -724,6 +724,32 @@ class StoreContract(abc.ABC):
             assert caught.value.field == "change"
         assert self.snapshot(store, "other-1", "other-key")[:4] == (None, [], None, [])
 
+    def test_a_change_of_the_wrong_shape_is_refused_before_anything_else_and_writes_nothing(
+            self, store: Store) -> None:
+        first = create(make_suggestion("shape-1"), notify=["office"])
+        self.commit(store, first)
+        before = self.snapshot(store, "shape-1", "shape-key")
+        good = advance(first.suggestion, notify=["office"], key="shape-key")
+        stranger = attrs.asdict(good.messages[0], recurse=False)  # a message's fields, not a message
+
+        def shaped(change: Change, **fields: Any) -> Change:
+            return attrs.evolve(change, **fields)
+
+        wrong = {
+            "change": [shaped(good, suggestion=None), shaped(good, event="event")],
+            "change.expected_version": [shaped(good, expected_version="1"), shaped(good, expected_version=-1)],
+            "change.messages": [shaped(good, messages=(stranger,))],
+            "change.redacted": [shaped(good, redacted=("event",)),
+                                shaped(good, redacted=(good.event,)),  # the event being committed
+                                shaped(first, redacted=(first.event,))],  # comes before the duplicate
+        }
+        for field, changes in wrong.items():
+            for change in changes:
+                with pytest.raises(ValidationError) as caught:
+                    store.commit(change)
+                assert caught.value.field == field, change
+                assert self.snapshot(store, "shape-1", "shape-key") == before
+
     def test_a_refused_create_leaves_no_trace(self, store: Store) -> None:
         """A create refused for its redactions writes nothing: the same create without them then succeeds."""
         self.needs(store, PersonalDataVault)
