@@ -882,11 +882,17 @@ class Flow:
             accused = accused_targets(s, {"lead_unit": lead_unit, "co_units": co})
             if accused:
                 raise accused_unit_error(accused, lead_unit)
-            fields = self._deadline(Step.RESEARCH, now)
+            research = self._deadline(Step.RESEARCH, now)
             objection = self._due(Step.OBJECT_TRANSFER, now)
-            fields.update(lead_unit=lead_unit, co_units=co, transferred_at=now, objection_due_at=objection.at,
-                          objection_reason=None, due_provisional=fields["due_provisional"] or objection.provisional)
-            return fields
+            return {
+                "lead_unit": lead_unit,
+                "co_units": co,
+                "transferred_at": now,
+                **research,
+                "due_provisional": research["due_provisional"] or objection.provisional,
+                "objection_due_at": objection.at,
+                "objection_reason": None,
+            }
 
         return self._run("transfer", "transfer", suggestion_id, actor, changes, reason=note,
                          args={"lead_unit": lead_unit, "co_units": _codes_arg(co_units), "note": note},
