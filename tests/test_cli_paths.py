@@ -347,6 +347,9 @@ def test_the_worker_stops_on_sigterm_and_restores_the_handlers(
     ("sqlite:///file::memory:?cache=shared", None),
     ("postgresql+psycopg://postgres@127.0.0.1:5432/test", None),
     ("not a url", None),
+    ("sqlite:///file:campaign.db?mode=ro&uri=true", "campaign.db"),
+    ("sqlite:///file:///tmp/my%20campaign.db?uri=true", "/tmp/my campaign.db"),
+    ("sqlite:///file:memdb?mode=memory&uri=true", None),
 ])
 def test_the_file_a_sqlite_url_names(url: str, path: str | None) -> None:
     from jianyi_flow.storage.sql.engine import sqlite_file

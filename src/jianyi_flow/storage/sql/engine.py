@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,14 +69,21 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def sqlite_file(url: str) -> str | None:
-    """The file a ``sqlite:///path`` URL names; ``None`` for another database, in-memory SQLite or a bad URL."""
+    """The file a ``sqlite:///path`` URL names; ``None`` for another database, in-memory SQLite or a bad URL.
+
+    A URI filename (``sqlite:///file:path?mode=ro&uri=true``) names the file of its path.
+    """
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError):
         return None
-    if parsed.get_backend_name() != "sqlite" or is_memory_sqlite(parsed):
+    if parsed.get_backend_name() != "sqlite" or is_memory_sqlite(parsed) or not parsed.database:
         return None
-    return parsed.database
+    database = parsed.database
+    if parsed.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        path = urllib.parse.urlsplit(database).path  # file:name, file:/abs or file:///abs
+        return urllib.parse.unquote(path) or None
+    return database
 
 
 def _pragmas(memory: bool) -> tuple[str, ...]:
