@@ -324,7 +324,8 @@ class PermissionTable:
     added: frozenset[str] = attrs.field(default=frozenset(), converter=_freeze_added)
     """Commands a deployment added to its workflow (:meth:`with_command`), beside :data:`COMMANDS`."""
     _by_role: Mapping[tuple[str, Role], tuple[Rule, ...]] = attrs.field(init=False, repr=False, eq=False)
-    """(command, role) → that role's rules for the command, sorted once when the table is built."""
+    """(command, role) → that role's rules for the command, in the table's order: grouped once, when the table
+    is built."""
 
     @_by_role.default
     def _sort_by_role(self) -> Mapping[tuple[str, Role], tuple[Rule, ...]]:

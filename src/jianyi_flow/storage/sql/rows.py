@@ -77,7 +77,7 @@ PERSONAL_COLUMNS = ("suggestion_id", "name", "phone", "address", "account", "sal
 ACCOUNT_AT = DATA_AT + 1 + DERIVED_COLUMNS.index("proposer_account")
 """The position of the ``proposer_account`` column in a row read back with its derived columns."""
 VAULT_AT = DATA_AT + 1 + len(DERIVED_COLUMNS)
-"""The position of the vault record's columns in a row :meth:`SqlStore.load` reads (after the derived ones)."""
+"""The position of the vault record's columns in a row ``SqlStore.load`` reads (after the derived ones)."""
 _ROW_DATETIMES = tuple(name for name in COLUMN_FIELDS if name in DATETIME_FIELDS)
 _ROW_REQUIRED = frozenset(name for name in _ROW_DATETIMES if not suggestions.c[name].nullable)
 _DATA_DATETIMES = tuple(name for name in DATA_FIELDS if name in DATETIME_FIELDS)
@@ -239,7 +239,7 @@ def _units(s: Suggestion) -> str:
 
 
 def loaded_row(s: Suggestion, row: Sequence[Any]) -> Loaded:
-    """What a commit needs of row ``s`` as read by :meth:`SqlStore.load` (its derived columns last)."""
+    """What a commit needs of row ``s`` as read by ``SqlStore.load`` (its derived columns last)."""
     values = {name: getattr(s, name) for name in COLUMN_FIELDS}
     units, account, upward, city = row[DATA_AT + 1:VAULT_AT]
     values.update(units=units, proposer_account=account, reported_upward=bool(upward), forwarded_to_city=bool(city))
