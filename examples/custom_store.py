@@ -67,6 +67,7 @@ from jianyi_flow.storage.base import (
     OutboxMessage,
     Query,
     StoredHistory,
+    check_change,
     matches,
     order,
 )
@@ -164,11 +165,8 @@ class JsonFileStore:
 
     # --- the one write -----------------------------------------------------------------------
     def commit(self, change: Change) -> Event:
+        check_change(change)  # the shape checks every store makes first (the contract kit holds us to them)
         s, event, record = change.suggestion, change.event, change.idempotency
-        if event.suggestion_id != s.id or event.version != s.version or s.version != change.expected_version + 1:
-            raise ValidationError("change", "row, event and expected version must agree")
-        if any(m.suggestion_id != s.id for m in change.messages):
-            raise ValidationError("change.messages", "a message of another suggestion")
         row = encode_suggestion(s)  # encode before taking the lock: bad values fail early
         key = None if record is None else json.dumps([record.scope, record.key], ensure_ascii=False)
         with self._lock:

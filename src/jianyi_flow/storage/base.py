@@ -48,6 +48,7 @@ __all__ = [
     "Store",
     "StoredHistory",
     "TransactingStore",
+    "check_change",
     "check_limit",
     "flagged_for_due",
     "iter_events",
@@ -380,6 +381,36 @@ class OutboxBacklog(Protocol):
 
 LIMIT_MAX = 1_000_000
 """The largest ``limit`` a store accepts in one query or claim."""
+
+
+def check_change(change: Change) -> None:
+    """Refuse a change of the wrong shape: what every store checks first, before it reads or writes anything.
+
+    In this order, each a :class:`~jianyi_flow.errors.ValidationError`: not a :class:`Change`;
+    no :class:`Suggestion` or :class:`Event`; an expected version that is not a whole number
+    from 0; a row, event and expected version that do not agree; a message that is not an
+    :class:`OutboxMessage` of the suggestion; a redacted event that is not an earlier
+    :class:`Event` of it (version 1 to the expected version).  The contract kit holds every
+    store to these refusals (``StoreContract``); a store of your own can call this first.
+    """
+    if not isinstance(change, Change):
+        raise ValidationError("change", "must be a Change")
+    s, e = change.suggestion, change.event
+    if not isinstance(s, Suggestion) or not isinstance(e, Event):
+        raise ValidationError("change", "needs a Suggestion and an Event")
+    expected = change.expected_version
+    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
+        raise ValidationError("change.expected_version", "must be a whole number from 0", code="out_of_range",
+                              details={"min": 0})
+    if e.suggestion_id != s.id or e.version != s.version or s.version != expected + 1:
+        raise ValidationError("change", "the row, its event and the expected version do not agree")
+    for m in change.messages:
+        if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
+            raise ValidationError("change.messages", "a message of another suggestion")
+    for earlier in change.redacted:  # an earlier event of the suggestion, never the one committed now
+        if not isinstance(earlier, Event) or not isinstance(earlier.version, int) \
+                or not 1 <= earlier.version <= expected:
+            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
 
 
 def check_limit(limit: object) -> None:

@@ -38,6 +38,7 @@ from .base import (
     OutboxMessage,
     Query,
     StoredHistory,
+    check_change,
     check_limit,
     matcher,
     message_ids,
@@ -66,7 +67,7 @@ class MemoryStore:
 
     # --- writing ---------------------------------------------------------------------------
     def commit(self, change: Change) -> Event:
-        _check_change(change)
+        check_change(change)
         s, event = change.suggestion, change.event
         with self._lock:
             current = self._rows.get(s.id)
@@ -242,25 +243,3 @@ def _utc_day(at: dt.datetime) -> dt.date:
 def _numbered(message: OutboxMessage, place: int) -> OutboxMessage:
     """The message at ``place`` in the outbox with its id (kept messages get it when first handed out)."""
     return message if message.id is not None else attrs.evolve(message, id=place + 1)
-
-
-def _check_change(change: Change) -> None:
-    """The checks of a change's shape that come before any other (as SqlStore makes them, in its order)."""
-    if not isinstance(change, Change):
-        raise ValidationError("change", "must be a Change")
-    s, e = change.suggestion, change.event
-    if not isinstance(s, Suggestion) or not isinstance(e, Event):
-        raise ValidationError("change", "needs a Suggestion and an Event")
-    expected = change.expected_version
-    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
-        raise ValidationError("change.expected_version", "must be a whole number from 0", code="out_of_range",
-                              details={"min": 0})
-    if e.suggestion_id != s.id or e.version != s.version or s.version != expected + 1:
-        raise ValidationError("change", "the row, its event and the expected version do not agree")
-    for m in change.messages:
-        if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
-            raise ValidationError("change.messages", "a message of another suggestion")
-    for earlier in change.redacted:  # an earlier event of the suggestion, never the one committed now
-        if not isinstance(earlier, Event) or not isinstance(earlier.version, int) \
-                or not 1 <= earlier.version <= expected:
-            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
