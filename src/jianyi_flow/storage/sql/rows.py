@@ -29,7 +29,7 @@ from ...domain.codec import DATETIME_FIELDS, FIELD_DECODERS, FIELD_ENCODERS, SUG
 from ...domain.model import Actor, Event, Role, State, Suggestion
 from ...domain.personal import PersonalRecord
 from ...errors import JianyiFlowError, StoreError, ValidationError
-from ..base import Change, IdempotencyRecord, OutboxMessage, StoredHistory
+from ..base import Change, IdempotencyRecord, OutboxMessage, StoredHistory, check_change
 from .schema import events, idempotency, outbox, suggestions
 from .types import CODE_LENGTH, Key, dumps, loads
 
@@ -130,23 +130,11 @@ class Loaded:
 # --- checking and encoding a change -------------------------------------------------------------------------
 def plan_change(change: Change) -> Plan:
     """Every statement's parameters for ``change``, checked: a bad value raises before the database is touched."""
-    if not isinstance(change, Change):
-        raise ValidationError("change", "must be a Change")
+    check_change(change)
     s, e = change.suggestion, change.event
-    expected = change.expected_version
-    if not isinstance(s, Suggestion) or not isinstance(e, Event):
-        raise ValidationError("change", "needs a Suggestion and an Event")
-    if not _whole(expected, 0, _INT_MAX - 1):
+    if change.expected_version > _INT_MAX - 1:  # the version columns are 32-bit
         raise ValidationError("change.expected_version", f"must be a whole number from 0 to {_INT_MAX - 1}",
                               code="out_of_range", details={"min": 0, "max": _INT_MAX - 1})
-    if e.suggestion_id != s.id or e.version != s.version or s.version != expected + 1:
-        raise ValidationError("change", "the row, its event and the expected version do not agree")
-    for m in change.messages:
-        if not isinstance(m, OutboxMessage) or m.suggestion_id != s.id:
-            raise ValidationError("change.messages", "a message of another suggestion")
-    for earlier in change.redacted:  # an earlier event of the suggestion, never the one committed now
-        if not isinstance(earlier, Event) or not _whole(earlier.version, 1, expected):
-            raise ValidationError("change.redacted", "a redacted event must keep the version and hash it had")
     try:
         row = row_params(s)
         event = _event_params(e)
