@@ -539,6 +539,39 @@ def test_an_interrupted_write_of_the_buffer_rolls_the_batch_back(
     assert [s.id for s in store.query(Query())] == ["ki-0", "ki-b"]
 
 
+def test_a_commit_interrupted_while_it_is_buffered_fails_the_batch(
+        store: BatchingSqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt the caller swallows must not leave a half-updated buffer (a gap in ``seq``, a
+    change written though its commit raised): the batch is rolled back."""
+    from jianyi_flow.storage.sql import batching as batching_module
+
+    class Interrupting(list[Any]):
+        interrupted = False
+
+        def append(self, item: Any) -> None:
+            if not Interrupting.interrupted:  # once: what comes after must be refused by the store itself
+                Interrupting.interrupted = True
+                raise KeyboardInterrupt
+            super().append(item)
+
+    @attrs.define
+    class InterruptedPending(batching_module._Pending):
+        plans: list[Any] = attrs.field(factory=Interrupting)
+
+    store.commit(create(make_suggestion("bi-0")))
+    monkeypatch.setattr(batching_module, "_Pending", InterruptedPending)
+    with pytest.raises(StoreError, match="interrupted while it was buffered"), store.batch():
+        with pytest.raises(KeyboardInterrupt):
+            store.commit(create(make_suggestion("bi-a")))
+        with pytest.raises(StoreError, match="failed earlier"):  # nothing more is accepted
+            store.commit(create(make_suggestion("bi-b")))
+    monkeypatch.undo()
+    assert [s.id for s in store.query(Query())] == ["bi-0"]
+    with store.batch():  # the next batch starts clean, the log without a gap
+        store.commit(create(make_suggestion("bi-c")))
+    assert [e.seq for s in ("bi-0", "bi-c") for e in store.history(s)] == [1, 2]
+
+
 @pytest.mark.parametrize("url", ["", "not a url at all", "://"])
 def test_a_url_that_does_not_parse_is_refused_as_sqlstore_refuses_it(url: str) -> None:
     with pytest.raises(JianyiFlowError) as theirs:

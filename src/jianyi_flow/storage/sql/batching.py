@@ -30,8 +30,9 @@ Inside a batch, on the thread that opened it:
   buffer, as :class:`SqlStore` writes it.
 * A failure while the buffer is written (the database refusing something the checks did not
   foresee, a full disk) fails the whole batch: it raises :class:`~jianyi_flow.errors.StoreError`
-  there, later calls in the batch raise it too, and the batch is rolled back.  An exception
-  leaving the block rolls the whole batch back, as in :class:`SqlStore`.
+  there, later calls in the batch raise it too, and the batch is rolled back.  So does an
+  interrupt inside a commit, even one the caller catches (the buffer may be half updated).
+  An exception leaving the block rolls the whole batch back, as in :class:`SqlStore`.
 
 The buffer holds the batch's plans (the parameters its commits write) and what the batch
 read of each suggestion it touched: memory grows with the batch, never beyond it.
@@ -269,15 +270,19 @@ class BatchingSqlStore(SqlStore):
         _check_text(*plan.messages, plan.personal)
         if pending.seq is None:
             pending.seq = self._batch_read(self._log_end)
-        seq = pending.seq = pending.seq + 1
-        pending.plans.append((plan, seq))
-        if record is not None:
-            pending.keys[(record.scope, record.key)] = record
-        entry.version = entry.events = plan.event["version"]
-        entry.plan, entry.row = plan, None
-        if change.personal_data is not None:
-            entry.record = change.personal_data
-        return with_seq(change.event, seq)
+        try:
+            seq = pending.seq = pending.seq + 1
+            pending.plans.append((plan, seq))
+            if record is not None:
+                pending.keys[(record.scope, record.key)] = record
+            entry.version = entry.events = plan.event["version"]
+            entry.plan, entry.row = plan, None
+            if change.personal_data is not None:
+                entry.record = change.personal_data
+            return with_seq(change.event, seq)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: the buffer may be half updated
+            self._local.broken = f"a commit was interrupted while it was buffered: {type(exc).__name__}"
+            raise
 
     def _commit_now(self, pending: _Pending, change: Change) -> Event:
         """A change that rewrites earlier events or forgets keys: after the buffer, as :class:`SqlStore` writes it."""
