@@ -364,16 +364,13 @@ def replay(events: Iterable[Event]) -> Suggestion | None:
     The same row as :func:`apply_event` folded over the events, built once at the end
     rather than once per event.
     """
-    values: list[Any] | None = None
-    index = _FIELD_INDEX
+    fields: dict[str, Any] | None = None
     for event in events:
-        fields = _event_fields(event)
-        if values is None:  # the first event must give every field without a default, as apply_event's
-            missing = _REQUIRED - {"id"} - fields.keys()
+        sets = _event_fields(event)
+        if fields is None:  # the first event must give every field without a default, as apply_event's
+            fields = {"id": event.suggestion_id}
+            missing = _REQUIRED - fields.keys() - sets.keys()
             if missing:
                 raise TypeError(f"Suggestion needs the fields {sorted(missing)}")
-            values = list(_DEFAULT_VALUES)
-            values[index["id"]] = event.suggestion_id
-        for name, value in fields.items():
-            values[index[name]] = value
-    return None if values is None else Suggestion(*values)
+        fields.update(sets)
+    return None if fields is None else suggestion_of(fields)
