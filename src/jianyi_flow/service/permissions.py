@@ -328,7 +328,7 @@ class PermissionTable:
     is built."""
 
     @_by_role.default
-    def _sort_by_role(self) -> Mapping[tuple[str, Role], tuple[Rule, ...]]:
+    def _group_by_role(self) -> Mapping[tuple[str, Role], tuple[Rule, ...]]:
         by_role: dict[tuple[str, Role], tuple[Rule, ...]] = {}
         for command, rules in self.rules.items():
             for rule in rules:
@@ -395,7 +395,7 @@ class PermissionTable:
 
     def allows_role(self, role: Role, command: str) -> bool:
         """Whether some actor acting as ``role`` may ever run ``command`` (the scope aside)."""
-        return any(rule.role is role for rule in self.rules_for(command))
+        return bool(self.rules_of(command, role))
 
     def matrix(self) -> dict[tuple[Role, str], bool]:
         """Every (role, command) pair → whether the role may ever run it: the table for the docs."""

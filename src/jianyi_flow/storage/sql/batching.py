@@ -64,7 +64,6 @@ from ..base import Change, IdempotencyRecord
 from .rows import (
     ACCOUNT_AT,
     COLUMN_FIELDS,
-    DATA_AT,
     PERSONAL_COLUMNS,
     SET_NAMES,
     UNIT_KEYS,
@@ -450,7 +449,7 @@ class BatchingSqlStore(SqlStore):
             plan = entry.plan
             assert plan is not None
             entry.base = Loaded(plan.row["version"], plan.row,
-                                 frozenset((u["relation"], u["unit"]) for u in plan.units))
+                                frozenset((u["relation"], u["unit"]) for u in plan.units))
         pending.plans = []
 
     # --- reading -----------------------------------------------------------------------------------
@@ -524,6 +523,3 @@ def _backend_of(url: str | URL) -> str | None:
         return sa.engine.make_url(url).get_backend_name()
     except (sa.exc.ArgumentError, ValueError, TypeError):
         return None
-
-
-assert DATA_AT == len(COLUMN_FIELDS)  # the buffered row's layout is the one SqlStore reads back

@@ -182,10 +182,6 @@ _FROM_VAULT: Any = object()
 """``resolve_personal``'s default: the proposer's account is the vault's."""
 
 
-def _vaulted(s: Suggestion) -> bool:
-    return s.proposer.vaulted and not s.proposer.erased
-
-
 def resolve_personal(s: Suggestion, record: PersonalRecord | None, account: Any = _FROM_VAULT) -> Suggestion:
     """``s`` with its proposer's data from the vault record; ``account``, when given, is the row's
     ``proposer_account`` column, read as the account so that an audit compares the index with the vault."""
